@@ -1,0 +1,150 @@
+"""Keys, auth.txt, challenge-response, and chunk tokens.
+
+Challenge-response (SCRAM-like, RFC 5802 in spirit): the master stores only
+``stored = sha256(key)``. To log in, the client proves it knows ``key`` by sending
+``proof = key XOR HMAC(stored, transcript)``; the master recomputes the HMAC, recovers the
+key and checks its hash. The key never crosses the wire and a copy of the master's
+metadata is not enough to log in.
+
+Chunk tokens: the master signs ``op:chunk_id:epoch:expiry`` with a secret derived from the
+cluster join token, which every worker knows; a worker serves or stores a chunk only
+against a valid token for that chunk and op.
+"""
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+
+from dfs.config import format_addresses, parse_addresses
+from dfs.errors import AuthenticationFailed, InvalidArgument, StaleToken
+
+KEY_BYTES = 32
+NONCE_BYTES = 16
+
+
+def new_key():
+    return secrets.token_hex(KEY_BYTES)
+
+
+def new_nonce():
+    return secrets.token_bytes(NONCE_BYTES)
+
+
+def stored_form(key_hex):
+    """What the master keeps of a key: sha256 of its bytes, hex."""
+    return hashlib.sha256(_key_bytes(key_hex)).hexdigest()
+
+
+def _key_bytes(key_hex):
+    try:
+        key = bytes.fromhex(key_hex)
+    except (ValueError, TypeError):
+        raise AuthenticationFailed("malformed key in auth file") from None
+    if len(key) != KEY_BYTES:
+        raise AuthenticationFailed("malformed key in auth file")
+    return key
+
+
+def _transcript(name, server_nonce, client_nonce):
+    return b"dfs-login\0" + name.encode() + b"\0" + server_nonce + client_nonce
+
+
+def _xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b))
+
+
+def make_proof(key_hex, name, server_nonce, client_nonce):
+    """Client side: the proof that we hold ``key_hex``."""
+    key = _key_bytes(key_hex)
+    stored = hashlib.sha256(key).digest()
+    signature = hmac.new(stored, _transcript(name, server_nonce, client_nonce), "sha256").digest()
+    return _xor(key, signature)
+
+
+def check_proof(stored_hex, name, server_nonce, client_nonce, proof):
+    """Master side: True when ``proof`` shows knowledge of the key behind ``stored_hex``."""
+    if not isinstance(proof, bytes) or len(proof) != KEY_BYTES:
+        return False
+    stored = bytes.fromhex(stored_hex)
+    signature = hmac.new(stored, _transcript(name, server_nonce, client_nonce), "sha256").digest()
+    candidate = _xor(proof, signature)
+    return hmac.compare_digest(hashlib.sha256(candidate).digest(), stored)
+
+
+# --- chunk tokens ---------------------------------------------------------------------
+
+def chunk_secret(join_token):
+    return hmac.new(join_token.encode(), b"dfs chunk tokens v1", "sha256").digest()
+
+
+def sign_chunk_token(secret, op, chunk_id, epoch, ttl, now=None):
+    expires = int((now if now is not None else time.time()) + ttl)
+    body = f"{op}:{chunk_id}:{epoch}:{expires}"
+    mac = hmac.new(secret, body.encode(), "sha256").hexdigest()[:32]
+    return f"{body}:{mac}"
+
+
+def verify_chunk_token(secret, token, op, chunk_id, min_epoch, now=None):
+    """Raise StaleToken unless ``token`` allows ``op`` on ``chunk_id``; returns its epoch."""
+    if not isinstance(token, str) or token.count(":") != 4:
+        raise StaleToken("malformed chunk token")
+    body, _, mac = token.rpartition(":")
+    expected = hmac.new(secret, body.encode(), "sha256").hexdigest()[:32]
+    if not hmac.compare_digest(mac, expected):
+        raise StaleToken("chunk token signature does not match")
+    token_op, token_chunk, epoch, expires = body.split(":")
+    if token_op != op or token_chunk != str(chunk_id):
+        raise StaleToken(f"chunk token is not for {op} of chunk {chunk_id}")
+    if int(expires) < (now if now is not None else time.time()):
+        raise StaleToken("chunk token expired")
+    if int(epoch) < min_epoch:
+        raise StaleToken(f"chunk token from old epoch {epoch} (now {min_epoch})")
+    return int(epoch)
+
+
+# --- auth.txt ------------------------------------------------------------------------
+
+def write_auth_file(path, masters, user, key):
+    """Write auth.txt with mode 0600 (created that way, never world-readable)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    text = (
+        "# DFS credentials: keep this file private.\n"
+        f"masters = {format_addresses(masters)}\n"
+        f"user = {user}\n"
+        f"key = {key}\n"
+    )
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_auth_file(path):
+    """-> (masters, user, key). A missing or malformed file is a clear error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise AuthenticationFailed(
+            f"no auth file at {path}: run `dfs register NAME` (or `make up`) first") from None
+    except OSError as exc:
+        raise AuthenticationFailed(f"cannot read auth file {path}: {exc.strerror}") from None
+    values = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise InvalidArgument(f"malformed line in auth file {path}: {line!r}")
+        values[name.strip()] = value.strip()
+    missing = [k for k in ("masters", "user", "key") if not values.get(k)]
+    if missing:
+        raise InvalidArgument(f"auth file {path} lacks {', '.join(missing)}")
+    return parse_addresses(values["masters"]), values["user"], values["key"]

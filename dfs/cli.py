@@ -1,0 +1,421 @@
+"""The `dfs` command. Every subcommand is a function ``(args) -> int``; ``main(argv)``
+parses, sets up logging, runs it, and turns a DfsError into one line on stderr and exit
+status 1 (``--debug`` shows the traceback). Node code (``nodes``) and the mount are
+imported lazily, inside the subcommands that start them.
+"""
+
+import argparse
+import getpass
+import logging
+import os
+import posixpath
+import sys
+
+from dfs import auth, errors, paths
+from dfs.config import (DEFAULT_MASTER_PORT, MIB, ClusterConfig, MasterConfig, WorkerConfig,
+                        parse_address, parse_addresses)
+
+log = logging.getLogger("dfs")
+
+PROGRESS_MIN_BYTES = 8 * MIB
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def remote_path(text):
+    """Remote paths are absolute; 'a/b' means '/a/b'."""
+    return text if text.startswith("/") else "/" + text
+
+
+def _client(args):
+    from dfs.client import DfsClient
+    return DfsClient.from_auth_file(args.auth)
+
+
+def _progress(total, label):
+    """A tqdm bar on a terminal for large transfers; None otherwise."""
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+               leave=False)
+    return bar, bar.update
+
+
+def _human(n):
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(n) < 1024 or unit == "T":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return str(n)
+
+
+def _mode_string(stat):
+    kind = {"d": "d", "l": "l"}.get(stat.kind, "-")
+    bits = ""
+    for shift in (6, 3, 0):
+        value = (stat.mode >> shift) & 7
+        bits += ("r" if value & 4 else "-") + ("w" if value & 2 else "-") + \
+            ("x" if value & 1 else "-")
+    return kind + bits
+
+
+def _print_table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+# --- nodes -------------------------------------------------------------------------------
+
+def _ready_writer(path):
+    if not path:
+        return None
+
+    def ready(port):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(port))
+        os.replace(tmp, path)
+    return ready
+
+
+def cmd_master(args):
+    from nodes import master
+    config = MasterConfig(data_dir=os.path.abspath(args.data), host=args.host, port=args.port,
+                          chunk_size=args.chunk_size, dead_after=args.dead_after,
+                          heartbeat_interval=args.heartbeat,
+                          open_registration=args.open_registration)
+    master.run(config, ready=_ready_writer(args.ready_file))
+    return 0
+
+
+def cmd_worker(args):
+    from nodes import worker
+    token = args.token or os.environ.get("DFS_JOIN_TOKEN", "")
+    if args.token_file:
+        with open(args.token_file, encoding="ascii") as f:
+            token = f.read().strip()
+    config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
+                          join_token=token, host=args.host, port=args.port,
+                          capacity=args.capacity)
+    worker.run(config, ready=_ready_writer(args.ready_file))
+    return 0
+
+
+# --- the local cluster -------------------------------------------------------------------
+
+def cmd_up(args):
+    from dfs.cluster import LocalCluster, running_pids
+    data = os.path.abspath(args.data or paths.default_data_dir())
+    if running_pids(data):
+        print(f"a local cluster is already running in {data} (dfs down --data {data} stops it)")
+        return 0
+    config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port)
+    cluster = LocalCluster(config, detach=True).start()
+    user = getpass.getuser()
+    if not os.path.exists(cluster.auth_file):
+        cluster.register(user, cluster.auth_file)
+    default_auth = paths.default_auth_file()
+    if not os.path.exists(default_auth) or args.data is None:
+        masters, name, key = auth.read_auth_file(cluster.auth_file)
+        auth.write_auth_file(default_auth, masters, name, key)
+    print(f"DFS is up: master on 127.0.0.1:{cluster.master.port}, {len(cluster.workers)} workers,"
+          f" data in {data}")
+    print(f"you are '{user}'; credentials in {cluster.auth_file} (and {default_auth})")
+    print("try:  dfs put FILE /FILE   dfs ls -l /   dfs get /FILE COPY   dfs status")
+    print(f"stop: dfs down --data {data}")
+    return 0
+
+
+def cmd_down(args):
+    from dfs.cluster import stop_detached
+    data = os.path.abspath(args.data or paths.default_data_dir())
+    stopped = stop_detached(data)
+    print(f"stopped {', '.join(stopped)}" if stopped else f"no local cluster running in {data}")
+    return 0
+
+
+def cmd_register(args):
+    from dfs.client import register
+    masters = parse_addresses(args.master)
+    key = register(masters, args.name, args.token)
+    path = args.auth or paths.default_auth_file()
+    auth.write_auth_file(path, masters, args.name, key)
+    print(f"registered {args.name}; key saved in {path} (mode 0600)")
+    return 0
+
+
+# --- files -------------------------------------------------------------------------------
+
+def cmd_put(args):
+    remote = remote_path(args.remote)
+    with _client(args) as dfs:
+        if remote.endswith("/") or (dfs.exists(remote) and dfs.stat(remote).is_dir):
+            remote = posixpath.join(remote, os.path.basename(args.local))
+        size = os.path.getsize(args.local) if os.path.isfile(args.local) else 0
+        bar, progress = _progress(size, os.path.basename(args.local))
+        try:
+            result = dfs.put(args.local, remote, progress=progress)
+        finally:
+            if bar:
+                bar.close()
+    if result.under_replicated:
+        print(f"warning: {result.under_replicated} chunk(s) of {remote} have a single copy "
+              "(too few live workers); the master adds the second copy later", file=sys.stderr)
+    return 0
+
+
+def _confirm_overwrite(path, force):
+    if force or not os.path.exists(path):
+        return
+    if not sys.stdin.isatty():
+        raise errors.FileExists(f"{path} exists; use -f to overwrite it")
+    answer = input(f"{path} exists. Overwrite? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise errors.FileExists(f"{path} left as it was")
+
+
+def cmd_get(args):
+    remote = remote_path(args.remote)
+    local = args.local
+    if os.path.isdir(local):
+        local = os.path.join(local, posixpath.basename(remote))
+    with _client(args) as dfs:
+        stat = dfs.stat(remote)
+        if stat.is_dir:
+            raise errors.IsADirectory(f"{remote} is a directory")
+        _confirm_overwrite(local, args.force)
+        bar, progress = _progress(stat.size, posixpath.basename(remote))
+        try:
+            dfs.get(remote, local, progress=progress)
+        finally:
+            if bar:
+                bar.close()
+    return 0
+
+
+def cmd_cat(args):
+    with _client(args) as dfs:
+        for data in dfs.iter_chunks(remote_path(args.remote)):
+            sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_ls(args):
+    import time
+    path = remote_path(args.path)
+    with _client(args) as dfs:
+        stat = dfs.stat(path)
+        entries = dfs.listdir(path) if stat.is_dir else [
+            __import__("dfs.wire", fromlist=["DirEntry"]).DirEntry(posixpath.basename(path), stat)]
+    for entry in entries:
+        name = entry.name + ("/" if entry.stat.is_dir else "")
+        if args.long:
+            s = entry.stat
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.mtime_ns / 1e9))
+            print(f"{_mode_string(s)} {s.nlink:>3} {s.owner:<10} {s.size:>12} {when} {name}")
+        else:
+            print(name)
+    return 0
+
+
+def cmd_mkdir(args):
+    with _client(args) as dfs:
+        for path in args.paths:
+            dfs.mkdir(remote_path(path), parents=args.parents)
+    return 0
+
+
+def cmd_rm(args):
+    with _client(args) as dfs:
+        for path in map(remote_path, args.paths):
+            if dfs.stat(path).is_dir:
+                if not args.recursive:
+                    raise errors.IsADirectory(f"{path} is a directory (use rm -r)")
+                dfs.rm_tree(path)
+            else:
+                dfs.rm(path)
+    return 0
+
+
+def cmd_mv(args):
+    with _client(args) as dfs:
+        dfs.rename(remote_path(args.src), remote_path(args.dst))
+    return 0
+
+
+def cmd_chmod(args):
+    try:
+        mode = int(args.mode, 8)
+    except ValueError:
+        raise errors.InvalidArgument(f"mode must be octal, like 644: {args.mode!r}") from None
+    with _client(args) as dfs:
+        dfs.chmod(remote_path(args.path), mode)
+    return 0
+
+
+def cmd_stat(args):
+    import time
+    with _client(args) as dfs:
+        s = dfs.stat(remote_path(args.path))
+    kind = {"d": "directory", "f": "regular file", "l": "symbolic link"}[s.kind]
+    print(f"  path: {remote_path(args.path)}\n  type: {kind}\n  size: {s.size}\n"
+          f"  mode: {_mode_string(s)} ({s.mode:04o})\n owner: {s.owner}\n inode: {s.ino}\n"
+          f" links: {s.nlink}\nmodify: {time.ctime(s.mtime_ns / 1e9)}")
+    return 0
+
+
+def cmd_status(args):
+    with _client(args) as dfs:
+        st = dfs.status()
+        total, free, chunk_size, files = dfs.statfs()
+    print(f"master {st['address']}: {st['role']}, epoch {st['epoch']}, {files} inodes, "
+          f"chunk size {_human(chunk_size)}")
+    print(f"capacity {_human(total)}, free {_human(free)} (after replication); "
+          f"under-replicated chunks: {st['under_replicated']}")
+    rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
+             _human(w.used), _human(w.free), f"{w.seconds_since_heartbeat:.1f}s")
+            for w in st["workers"]]
+    _print_table(rows, ("worker", "address", "state", "chunks", "used", "free", "last seen"))
+    return 0
+
+
+def cmd_users(args):
+    with _client(args) as dfs:
+        if args.action == "list":
+            _print_table([(name, "admin" if admin else "") for name, admin in dfs.users_list()],
+                         ("user", "role"))
+        elif args.action == "add":
+            key = dfs.users_add(args.name, admin=args.admin)
+            if args.out:
+                auth.write_auth_file(args.out, dfs.config.masters, args.name, key)
+                print(f"added {args.name}; credentials written to {args.out}")
+            else:
+                print(f"added {args.name}; give them this auth.txt (keep it private):")
+                print(f"masters = {','.join('%s:%d' % m for m in dfs.config.masters)}")
+                print(f"user = {args.name}\nkey = {key}")
+        else:
+            dfs.users_revoke(args.name)
+            print(f"revoked {args.name}")
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="dfs", description="A distributed file system.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def client_command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--auth", default=None, help="auth file (default $DFS_AUTH or the "
+                                                    "user's config dir)")
+        p.set_defaults(func=func)
+        return p
+
+    def node_command(name, func, help_text, port):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--data", required=True, help="this node's data directory")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=port)
+        p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
+        p.set_defaults(func=func)
+        return p
+
+    p = sub.add_parser("up", help="start a local cluster in the background")
+    p.add_argument("--data", default=None, help="data directory (default: user data dir)")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--base-port", type=int, default=DEFAULT_MASTER_PORT)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="stop the local cluster")
+    p.add_argument("--data", default=None)
+    p.set_defaults(func=cmd_down)
+
+    p = node_command("master", cmd_master, "run the master in the foreground", DEFAULT_MASTER_PORT)
+    p.add_argument("--chunk-size", type=int, default=4 * MIB)
+    p.add_argument("--dead-after", type=float, default=10.0)
+    p.add_argument("--heartbeat", type=float, default=1.0)
+    p.add_argument("--open-registration", action="store_true",
+                   help="accept `dfs register` from this machine without the join token")
+
+    p = node_command("worker", cmd_worker, "run a worker in the foreground", 18870)
+    p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}",
+                   help="HOST:PORT[,HOST:PORT] of the metadata servers")
+    p.add_argument("--token", default="", help="the cluster's join token")
+    p.add_argument("--token-file", default="", help="file holding the join token")
+    p.add_argument("--capacity", type=int, default=0, help="bytes this worker may use")
+
+    p = sub.add_parser("register", help="get a key from the master and write auth.txt")
+    p.add_argument("name")
+    p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}")
+    p.add_argument("--token", default=None, help="the cluster's join token")
+    p.add_argument("--auth", default=None, help="where to write the auth file")
+    p.set_defaults(func=cmd_register)
+
+    p = client_command("put", cmd_put, "upload a file")
+    p.add_argument("local")
+    p.add_argument("remote")
+    p = client_command("get", cmd_get, "download a file")
+    p.add_argument("remote")
+    p.add_argument("local")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite without asking")
+    p = client_command("cat", cmd_cat, "print a file")
+    p.add_argument("remote")
+    p = client_command("ls", cmd_ls, "list a directory")
+    p.add_argument("path", nargs="?", default="/")
+    p.add_argument("-l", "--long", action="store_true")
+    p = client_command("mkdir", cmd_mkdir, "make directories")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-p", "--parents", action="store_true")
+    p = client_command("rm", cmd_rm, "remove files")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-r", "--recursive", action="store_true")
+    p = client_command("mv", cmd_mv, "rename or move")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p = client_command("chmod", cmd_chmod, "change permissions (o+r shares with other users)")
+    p.add_argument("mode")
+    p.add_argument("path")
+    p = client_command("stat", cmd_stat, "show a file's attributes")
+    p.add_argument("path")
+    client_command("status", cmd_status, "show the master and each worker")
+    p = client_command("users", cmd_users, "manage users (admin)")
+    p.add_argument("action", choices=["add", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--admin", action="store_true", help="with add: an admin user")
+    p.add_argument("--out", default=None, help="with add: write their auth file here")
+    return parser
+
+
+def setup_logging(debug, command):
+    level = logging.DEBUG if debug else logging.INFO
+    if command not in ("master", "worker", "shadow"):
+        level = logging.DEBUG if debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.debug, args.command)
+    if args.command == "users" and args.action != "list" and not args.name:
+        parser.error(f"users {args.action} needs a NAME")
+    try:
+        return args.func(args)
+    except errors.DfsError as exc:
+        if args.debug:
+            raise
+        print(f"dfs: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

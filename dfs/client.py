@@ -1,0 +1,313 @@
+"""DfsClient: the one API used by the CLI, the mount, the backup watcher and the tests.
+
+    with DfsClient.from_auth_file() as dfs:
+        dfs.put("notes.txt", "/notes.txt")
+        print([e.name for e in dfs.listdir("/")])
+        with dfs.open("/notes.txt") as f:
+            head = f.read(100)
+
+Metadata calls go to the leader metadata server (dfs.connections.MasterLink: pooled,
+authenticated, failing over); chunk bytes go straight to the workers (dfs.transfer).
+A ``put`` is acknowledged only after every chunk is on its replicas and the master has
+journaled the new file; with a single live worker the file is stored with one copy and
+``PutResult.under_replicated`` says how many chunks lack their second copy.
+
+Thread-safe: the mount calls it from many threads.
+"""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+from dfs import auth, chunks, errors, paths, wire
+from dfs.cache import ChunkCache
+from dfs.config import ClientConfig, MIB, parse_addresses
+from dfs.connections import MasterLink, WorkerLinks, clean
+from dfs.files import DfsFile
+from dfs.transfer import Transfer
+from dfs import rpc
+
+log = logging.getLogger(__name__)
+
+
+class PutResult(NamedTuple):
+    stat: wire.Stat
+    under_replicated: int
+
+
+def register(masters, name, token=None, timeout=10.0):
+    """Ask a master for a new key for user ``name``. -> key (hex)."""
+    last = None
+    for host, port in masters:
+        try:
+            conn = rpc.connect(host, port, timeout=timeout)
+        except errors.Unavailable as exc:
+            last = exc
+            continue
+        try:
+            return conn.root.register(name, token)
+        except errors.NotLeader as exc:
+            last = clean(exc)
+        except errors.DfsError as exc:
+            raise clean(exc) from None
+        except rpc.TRANSPORT_ERRORS as exc:
+            last = errors.MasterUnavailable(f"{host}:{port}: {exc}")
+        finally:
+            conn.close()
+    raise last or errors.MasterUnavailable("no master address given")
+
+
+class DfsClient:
+    def __init__(self, config):
+        self.config = config.validate()
+        self.master = MasterLink(config.masters, config.user, config.key, config.timeout,
+                                 config.failover_deadline)
+        self.workers = WorkerLinks(config.timeout)
+        cache = ChunkCache(config.cache_dir, config.cache_bytes) if config.cache_dir else None
+        # Two pools: chunk-level work may wait on replica-level work, never the reverse.
+        self.chunk_pool = ThreadPoolExecutor(max_workers=config.parallel_chunks * 2,
+                                             thread_name_prefix="dfs-chunk")
+        self.transfer = Transfer(self.master, self.workers, cache, config.piece_size,
+                                 config.parallel_chunks)
+        self._chunk_size = None
+
+    @classmethod
+    def from_auth_file(cls, path=None, **overrides):
+        """A client for the user in ``path`` (default: $DFS_AUTH, then the config dir)."""
+        path = path or paths.default_auth_file()
+        masters, user, key = auth.read_auth_file(path)
+        options = {"cache_dir": paths.default_cache_dir(user)}
+        options.update(overrides)
+        return cls(ClientConfig(masters=masters, user=user, key=key, **options))
+
+    @classmethod
+    def connect(cls, masters, user, key, **options):
+        if isinstance(masters, str):
+            masters = parse_addresses(masters)
+        return cls(ClientConfig(masters=tuple(masters), user=user, key=key, **options))
+
+    def close(self):
+        self.chunk_pool.shutdown(wait=True, cancel_futures=True)
+        self.transfer.close()
+        self.master.close()
+        self.workers.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def user(self):
+        return self.config.user
+
+    def _call(self, name, *args):
+        return self.master.call(name, *args)
+
+    # --- namespace ---------------------------------------------------------------------
+
+    def stat(self, path):
+        return wire.stat_from_wire(self._call("stat", path))
+
+    def exists(self, path):
+        try:
+            self.stat(path)
+            return True
+        except errors.FileNotFound:
+            return False
+
+    def listdir(self, path="/"):
+        """[DirEntry(name, stat)] of a directory, in one call."""
+        return wire.entries_from_wire(self._call("listdir", path))
+
+    def mkdir(self, path, mode=0o755, parents=False, exist_ok=False):
+        if parents:
+            parts = [p for p in path.split("/") if p]
+            for i in range(1, len(parts)):
+                self.mkdir("/" + "/".join(parts[:i]), mode, exist_ok=True)
+            exist_ok = True
+        try:
+            return wire.stat_from_wire(self._call("mkdir", path, mode))
+        except errors.FileExists:
+            if exist_ok and self.stat(path).is_dir:
+                return self.stat(path)
+            raise
+
+    def create(self, path, mode=0o644):
+        return wire.stat_from_wire(self._call("create", path, mode))
+
+    def rm(self, path):
+        self._call("unlink", path)
+
+    def rmdir(self, path):
+        self._call("rmdir", path)
+
+    def rm_tree(self, path):
+        for entry in self.listdir(path):
+            child = path.rstrip("/") + "/" + entry.name
+            if entry.stat.is_dir:
+                self.rm_tree(child)
+            else:
+                self.rm(child)
+        self.rmdir(path)
+
+    def rename(self, src, dst):
+        self._call("rename", src, dst)
+
+    def chmod(self, path, mode):
+        return wire.stat_from_wire(self._call("setattr", path, mode))
+
+    def chown(self, path, owner):
+        return wire.stat_from_wire(self._call("setattr", path, None, owner))
+
+    def utimens(self, path, atime_ns=None, mtime_ns=None):
+        return wire.stat_from_wire(self._call("setattr", path, None, None, atime_ns, mtime_ns))
+
+    def symlink(self, path, target):
+        return wire.stat_from_wire(self._call("symlink", path, target))
+
+    def readlink(self, path):
+        return self._call("readlink", path)
+
+    def link(self, existing, path):
+        return wire.stat_from_wire(self._call("link", existing, path))
+
+    def statfs(self):
+        """-> (total bytes, free bytes, chunk size, files) for the whole cluster."""
+        return self._call("statfs")
+
+    def status(self):
+        role, epoch, address, workers, under, files = self._call("status")
+        return {"role": role, "epoch": epoch, "address": address, "files": files,
+                "workers": wire.workers_from_wire(workers), "under_replicated": under}
+
+    # --- users (admin) -----------------------------------------------------------------
+
+    def users_list(self):
+        return list(self._call("users_list"))
+
+    def users_add(self, name, admin=False):
+        return self._call("users_add", name, admin)
+
+    def users_revoke(self, name):
+        self._call("users_revoke", name)
+
+    # --- data --------------------------------------------------------------------------
+
+    @property
+    def chunk_size(self):
+        if self._chunk_size is None:
+            self._chunk_size = self.statfs()[2]
+        return self._chunk_size
+
+    def layout(self, path):
+        return wire.layout_from_wire(self._call("layout", path))
+
+    def commit(self, ino, written, size):
+        stat, under = self._call("commit", ino, wire.written_to_wire(written), size)
+        if under:
+            log.warning("%d chunk(s) stored with fewer copies than wanted", under)
+        return PutResult(wire.stat_from_wire(stat), under)
+
+    def open(self, path, mode="rb"):
+        """A DfsFile. Modes: rb, wb (create or truncate), xb (create, must not exist),
+        ab (append), r+b (read and write in place)."""
+        if mode not in ("rb", "wb", "xb", "ab", "r+b"):
+            raise errors.InvalidArgument(f"unsupported mode {mode!r}")
+        if mode in ("wb", "xb"):
+            try:
+                self.create(path)
+            except errors.FileExists:
+                if mode == "xb":
+                    raise
+        layout = self.layout(path)
+        f = DfsFile(self, path, layout, writable=mode != "rb")
+        if mode == "wb":
+            f.truncate(0)
+        elif mode == "ab":
+            f.seek(0, 2)
+        return f
+
+    def put_stream(self, stream, remote, size, mode=0o644, overwrite=True, progress=None):
+        """Store ``size`` bytes read from ``stream`` as ``remote`` in one commit."""
+        chunk_size = self.chunk_size
+        count = chunks.chunk_count(size, chunk_size)
+        targets = []
+        futures = []
+        stored = []
+        for index in range(count):
+            if not targets:
+                targets = wire.targets_from_wire(
+                    self._call("allocate", remote, min(64, count - index), ()))
+            data = stream.read(min(chunk_size, size - index * chunk_size))
+            if len(data) != min(chunk_size, size - index * chunk_size):
+                raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
+            futures.append(self.chunk_pool.submit(self.transfer.store_chunk, remote, data,
+                                                  targets.pop(0)))
+            if len(futures) >= self.config.parallel_chunks:
+                stored.append(futures.pop(0).result())
+                if progress:
+                    progress(stored[-1].ref.length)
+        for future in futures:
+            stored.append(future.result())
+            if progress:
+                progress(stored[-1].ref.length)
+        written = [wire.written_from_read(chunk, True) for chunk in stored]
+        stat, under = self._call("put", remote, mode, wire.written_to_wire(written), size,
+                                 overwrite)
+        if under:
+            log.warning("%s: %d chunk(s) stored with fewer copies than wanted", remote, under)
+        return PutResult(wire.stat_from_wire(stat), under)
+
+    def put_bytes(self, remote, data, mode=0o644, overwrite=True):
+        import io
+        return self.put_stream(io.BytesIO(data), remote, len(data), mode, overwrite)
+
+    def put(self, local, remote, mode=None, overwrite=True, progress=None):
+        """Upload local file ``local`` to ``remote`` (created or replaced atomically)."""
+        try:
+            with open(local, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not os.path.isfile(local):
+                    raise errors.InvalidArgument(f"{local} is not a regular file")
+                return self.put_stream(f, remote, st.st_size,
+                                       mode if mode is not None else st.st_mode & 0o777,
+                                       overwrite, progress)
+        except FileNotFoundError:
+            raise errors.FileNotFound(f"{local}: no such local file") from None
+        except IsADirectoryError:
+            raise errors.IsADirectory(f"{local} is a directory") from None
+        except PermissionError:
+            raise errors.PermissionDenied(f"{local}: permission denied") from None
+
+    def iter_chunks(self, remote):
+        """Yield a file's bytes chunk by chunk, downloading a few chunks ahead."""
+        layout = self.layout(remote)
+        ahead = []
+        queue = list(layout.chunks)
+        while queue or ahead:
+            while queue and len(ahead) < self.config.parallel_chunks:
+                ahead.append(self.chunk_pool.submit(self.transfer.load_chunk, queue.pop(0)))
+            yield ahead.pop(0).result()
+
+    def read_bytes(self, remote):
+        return b"".join(self.iter_chunks(remote))
+
+    def get(self, remote, local, progress=None):
+        """Download ``remote`` to ``local`` (written to a temp file, then renamed)."""
+        tmp = f"{local}.dfs-partial"
+        try:
+            with open(tmp, "wb") as f:
+                for data in self.iter_chunks(remote):
+                    f.write(data)
+                    if progress:
+                        progress(len(data))
+            os.replace(tmp, local)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise

@@ -1,0 +1,152 @@
+"""Typed configuration, one frozen dataclass per role.
+
+Built once in a ``main()`` (the CLI or LocalCluster) and passed down; nothing here reads
+files relative to the working directory. Each field says what it is for; ``validate()``
+turns a bad value into an InvalidArgument with a clear message.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from dfs.errors import InvalidArgument
+
+DEFAULT_MASTER_PORT = 18861
+DEFAULT_SHADOW_PORT = 18862
+DEFAULT_WORKER_BASE_PORT = 18870
+MIB = 1024 * 1024
+BLOCK_SIZE = 64 * 1024  # one CRC32C per block of a chunk
+
+
+def parse_address(text, default_port=DEFAULT_MASTER_PORT):
+    """'host:port' or 'host' -> (host, port)."""
+    text = text.strip()
+    if not text:
+        raise InvalidArgument("empty address")
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    try:
+        port_number = int(port)
+    except ValueError:
+        raise InvalidArgument(f"bad port in address {text!r}") from None
+    if not 0 < port_number < 65536:
+        raise InvalidArgument(f"port out of range in address {text!r}")
+    return host.strip("[]") or "127.0.0.1", port_number
+
+
+def parse_addresses(text):
+    """'h1:p1,h2:p2' -> ((h1, p1), (h2, p2))."""
+    return tuple(parse_address(part) for part in text.split(",") if part.strip())
+
+
+def format_addresses(addresses):
+    return ",".join(f"{host}:{port}" for host, port in addresses)
+
+
+def _require(condition, message):
+    if not condition:
+        raise InvalidArgument(message)
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    data_dir: str
+    """Holds cache-metadata/ (snapshot + journal) and cluster.json (secrets)."""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_MASTER_PORT
+    chunk_size: int = 4 * MIB
+    """Chunk size for new files; fixed when the cluster is initialised."""
+    replication: int = 2
+    heartbeat_interval: float = 1.0
+    """How often workers report (sent to them at registration)."""
+    dead_after: float = 10.0
+    """A worker silent this long is dead and its chunks are re-replicated."""
+    snapshot_every: int = 1000
+    """Mutations between snapshots; the journal is rotated after each."""
+    open_registration: bool = False
+    """Accept `dfs register` without the join token from loopback peers (the local cluster)."""
+    gc_grace: float = 600.0
+    """Seconds an allocated, uncommitted chunk is kept before it is garbage."""
+    token_ttl: float = 600.0
+    """Lifetime of the chunk tokens handed to clients."""
+    tick_interval: float = 0.5
+
+    def validate(self):
+        _require(0 <= self.port < 65536, "master port out of range")
+        _require(BLOCK_SIZE <= self.chunk_size <= 64 * MIB and self.chunk_size % BLOCK_SIZE == 0,
+                 f"chunk size must be a multiple of {BLOCK_SIZE} between 64 KiB and 64 MiB")
+        _require(1 <= self.replication <= 5, "replication must be between 1 and 5")
+        _require(self.dead_after > self.heartbeat_interval, "dead_after must exceed the heartbeat")
+        _require(self.snapshot_every >= 1, "snapshot_every must be at least 1")
+        return self
+
+    @property
+    def metadata_dir(self):
+        return os.path.join(self.data_dir, "cache-metadata")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    data_dir: str
+    """Holds chunks/ (primary copies), backups/ (backup copies) and worker-id."""
+    masters: tuple
+    """((host, port), ...) of the metadata servers."""
+    join_token: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_WORKER_BASE_PORT
+    capacity: int = 0
+    """Bytes this worker may use; 0 means the free space of its disk."""
+
+    def validate(self):
+        _require(self.masters, "a worker needs at least one master address")
+        _require(0 <= self.port < 65536, "worker port out of range")
+        _require(len(self.join_token) == 64 and all(c in "0123456789abcdef" for c in self.join_token),
+                 "a worker needs the cluster's join token (64 hex digits)")
+        _require(self.capacity >= 0, "capacity must not be negative")
+        return self
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    masters: tuple
+    user: str
+    key: str
+    cache_dir: str = ""
+    """On-disk chunk cache; empty disables it."""
+    cache_bytes: int = 512 * MIB
+    piece_size: int = MIB
+    """Bytes per data call to a worker: rpyc is fastest at about 1 MiB."""
+    timeout: float = 30.0
+    """Deadline for one call to a node."""
+    failover_deadline: float = 60.0
+    """How long to keep retrying the metadata servers before a clear error."""
+    parallel_chunks: int = 4
+    """Chunks uploaded or downloaded at once by one file operation."""
+
+    def validate(self):
+        _require(self.masters, "no master address: run `dfs register` first")
+        _require(self.user and self.key, "auth file has no user or key")
+        _require(64 * 1024 <= self.piece_size <= 16 * MIB, "piece size out of range")
+        _require(self.timeout > 0 and self.failover_deadline > 0, "timeouts must be positive")
+        return self
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """A local cluster: what `dfs up` and LocalCluster start."""
+
+    data_dir: str
+    workers: int = 4
+    base_port: int = DEFAULT_MASTER_PORT
+    """Master on base_port, shadow on base_port + 1, workers from base_port + 9."""
+    mount_dir: str = ""
+    shadow: bool = True
+    chunk_size: int = 4 * MIB
+    dead_after: float = 10.0
+    heartbeat_interval: float = 1.0
+    extra_env: dict = field(default_factory=dict)
+
+    def validate(self):
+        _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
+        _require(0 <= self.base_port < 65000, "base port out of range")
+        return self

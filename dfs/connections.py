@@ -1,0 +1,181 @@
+"""Connections from a client to the metadata servers and the workers.
+
+``MasterLink.call(name, *args)`` runs one request on the leader: it takes an authenticated
+connection from a small pool (rpyc connections are not shared between threads here), and
+on a dead connection or NotLeader tries the other addresses with backoff until the
+failover deadline, then raises MasterUnavailable. ``WorkerLinks.call(replica, ...)``
+does the same for a worker without retries: the caller decides what to do with another
+replica.
+
+Errors that cross rpyc arrive as their DfsError class with the remote traceback glued to
+``str()``; ``clean()`` gives back a plain instance so users see one line.
+"""
+
+import logging
+import threading
+import time
+
+from dfs import auth, errors, rpc
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 8
+
+
+def clean(exc):
+    """A fresh DfsError of the same class as a remote one, without the remote traceback."""
+    cls = type(exc)
+    if getattr(exc, "_remote_tb", None) is None:
+        return exc
+    base = cls.__mro__[1] if cls.__name__ == cls.__mro__[1].__name__ else cls
+    fresh = base.__new__(base)
+    fresh.args = exc.args
+    for name in ("leader",):
+        if hasattr(exc, name):
+            setattr(fresh, name, getattr(exc, name))
+    return fresh
+
+
+class _Pool:
+    """Idle connections to one address; a connection is used by one thread at a time."""
+
+    def __init__(self):
+        self.idle = []
+        self.lock = threading.Lock()
+
+    def take(self):
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def give(self, conn):
+        with self.lock:
+            if len(self.idle) < POOL_SIZE and not conn.closed:
+                self.idle.append(conn)
+                return
+        conn.close()
+
+    def clear(self):
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for conn in idle:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+class MasterLink:
+    def __init__(self, masters, user, key, timeout=30.0, failover_deadline=60.0):
+        self.masters = list(masters)
+        self.user = user
+        self.key = key
+        self.timeout = timeout
+        self.failover_deadline = failover_deadline
+        self.pools = {address: _Pool() for address in self.masters}
+        self.preferred = 0  # index of the address that answered last
+        self.admin = False
+
+    def _login(self, address):
+        conn = rpc.connect(*address, timeout=self.timeout)
+        try:
+            nonce, _role, _epoch = conn.root.hello()
+            client_nonce = auth.new_nonce()
+            proof = auth.make_proof(self.key, self.user, nonce, client_nonce)
+            _name, self.admin = conn.root.login(self.user, client_nonce, proof)
+            return conn
+        except BaseException:
+            conn.close()
+            raise
+
+    def _attempt(self, address, name, args, kwargs):
+        pool = self.pools[address]
+        conn = pool.take() or self._login(address)
+        try:
+            result = getattr(conn.root, name)(*args, **kwargs)
+        except errors.DfsError:
+            pool.give(conn)
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        pool.give(conn)
+        return result
+
+    def call(self, name, *args, **kwargs):
+        deadline = time.monotonic() + self.failover_deadline
+        backoff = 0.05
+        last = None
+        while True:
+            for step in range(len(self.masters)):
+                index = (self.preferred + step) % len(self.masters)
+                address = self.masters[index]
+                try:
+                    result = self._attempt(address, name, args, kwargs)
+                    self.preferred = index
+                    return result
+                except errors.NotLeader as exc:
+                    last = clean(exc)
+                except errors.NoActiveWorkers as exc:
+                    raise clean(exc) from None  # a definite answer from a serving master
+                except errors.Unavailable as exc:
+                    last = clean(exc)
+                    self.pools[address].clear()
+                except errors.DfsError as exc:
+                    raise clean(exc) from None
+                except rpc.TRANSPORT_ERRORS as exc:
+                    last = exc
+                    self.pools[address].clear()
+            if time.monotonic() + backoff > deadline:
+                if isinstance(last, errors.DfsError):
+                    raise last from None
+                where = ", ".join(f"{h}:{p}" for h, p in self.masters)
+                raise errors.MasterUnavailable(
+                    f"no metadata server answered at {where} within "
+                    f"{self.failover_deadline:.0f}s ({last})") from None
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    def close(self):
+        for pool in self.pools.values():
+            pool.clear()
+
+
+class WorkerLinks:
+    def __init__(self, timeout=30.0):
+        self.timeout = timeout
+        self.pools = {}
+        self.lock = threading.Lock()
+
+    def _pool(self, address):
+        with self.lock:
+            return self.pools.setdefault(address, _Pool())
+
+    def call(self, replica, name, *args):
+        """One call on a worker; transport failures become WorkerUnavailable."""
+        address = (replica.host, replica.port)
+        pool = self._pool(address)
+        try:
+            conn = pool.take() or rpc.connect(*address, timeout=self.timeout)
+        except errors.Unavailable as exc:
+            raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
+        try:
+            result = getattr(conn.root, name)(*args)
+        except errors.DfsError as exc:
+            pool.give(conn)
+            raise clean(exc) from None
+        except rpc.TRANSPORT_ERRORS as exc:
+            conn.close()
+            pool.clear()
+            raise errors.WorkerUnavailable(
+                f"worker {replica.worker_id} at {replica.host}:{replica.port}: {exc!r}") from None
+        except BaseException:
+            conn.close()
+            raise
+        pool.give(conn)
+        return result
+
+    def close(self):
+        with self.lock:
+            pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            pool.clear()

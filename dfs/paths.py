@@ -1,0 +1,25 @@
+"""Where DFS keeps things on this machine by default (platformdirs: right on every OS)."""
+
+import os
+
+import platformdirs
+
+APP = "dfs"
+
+
+def default_auth_file():
+    """$DFS_AUTH, else auth.txt in the user's config dir."""
+    return os.environ.get("DFS_AUTH") or os.path.join(platformdirs.user_config_dir(APP), "auth.txt")
+
+
+def default_data_dir():
+    """Where `dfs up` keeps the local cluster: $DFS_DATA, else the user's data dir."""
+    return os.environ.get("DFS_DATA") or platformdirs.user_data_dir(APP)
+
+
+def default_cache_dir(user):
+    return os.path.join(platformdirs.user_cache_dir(APP), "chunks-" + user)
+
+
+def default_mount_dir():
+    return os.environ.get("DFS_MOUNT") or os.path.join(os.path.expanduser("~"), "dfs")

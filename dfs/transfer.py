@@ -1,0 +1,134 @@
+"""Moving one chunk's bytes between a client and the workers.
+
+Upload: the bytes go to every replica in parallel, in pieces of about 1 MiB (rpyc's sweet
+spot). If a replica fails and other workers are alive, the chunk is stored again under a
+new id on workers that did not fail; only when no other worker can take it is the chunk
+accepted with fewer copies (reported as under-replicated, repaired by the master later).
+
+Download: the cache first, then each replica in turn (primary first). Every chunk is
+checked against the CRC32C the master recorded; a bad or unreachable replica is skipped,
+a corrupt one reported to the master. When every replica fails the read raises DataLost:
+never zeros.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from dfs import chunks, errors, wire
+
+log = logging.getLogger(__name__)
+
+UPLOAD_ATTEMPTS = 3
+
+
+class Transfer:
+    def __init__(self, master, workers, cache, piece_size, threads):
+        self.master = master
+        self.workers = workers
+        self.cache = cache
+        self.piece_size = piece_size
+        self.pool = ThreadPoolExecutor(max_workers=threads * 2, thread_name_prefix="dfs-io")
+
+    # --- upload ----------------------------------------------------------------------
+
+    def _send(self, target, replica, data, crc):
+        view = memoryview(data)
+        total = len(data)
+        for offset in range(0, total, self.piece_size):
+            piece = bytes(view[offset:offset + self.piece_size])
+            self.workers.call(replica, "write", target.token, target.chunk_id, replica.kind,
+                              offset, piece, total, crc)
+
+    def store_chunk(self, path, data, target=None):
+        """Store ``data`` as one new chunk of ``path``. -> ReadChunk of the stored copies.
+
+        ``target`` is a WriteTarget from an earlier allocate() (batched), or None.
+        """
+        crc = chunks.crc(data)
+        failed = set()
+        best = None
+        for _attempt in range(UPLOAD_ATTEMPTS):
+            if target is None:
+                target = wire.targets_from_wire(
+                    self.master.call("allocate", path, 1, tuple(sorted(failed))))[0]
+            results = self._send_all(target, data, crc)
+            stored = tuple(r for r, exc in results if exc is None)
+            for replica, exc in results:
+                if exc is not None:
+                    log.warning("chunk %d to worker %s failed: %s", target.chunk_id,
+                                replica.worker_id, exc)
+                    failed.add(replica.worker_id)
+            ref = wire.ChunkRef(target.chunk_id, target.version, len(data), crc)
+            written = wire.ReadChunk(ref, stored, target.read_token)
+            if stored and len(stored) == len(target.replicas):
+                return written
+            if stored and (best is None or len(stored) > len(best.replicas)):
+                best = written
+            target = None
+        if best is not None:
+            return best  # fewer copies than wanted: the master repairs it later
+        raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
+
+    def _send_all(self, target, data, crc):
+        futures = [(r, self.pool.submit(self._send, target, r, data, crc))
+                   for r in target.replicas]
+        results = []
+        for replica, future in futures:
+            try:
+                future.result()
+                results.append((replica, None))
+            except errors.DfsError as exc:
+                results.append((replica, exc))
+        return results
+
+    # --- download --------------------------------------------------------------------
+
+    def _fetch(self, chunk, replica):
+        pieces = []
+        offset = 0
+        while offset < chunk.ref.length:
+            data, _size = self.workers.call(replica, "read", chunk.token, chunk.ref.chunk_id,
+                                            offset, self.piece_size)
+            if not data:
+                raise errors.ChunkCorrupt(f"chunk {chunk.ref.chunk_id} is shorter than recorded")
+            pieces.append(data)
+            offset += len(data)
+        return b"".join(pieces)
+
+    def load_chunk(self, chunk):
+        """The bytes of one ReadChunk, verified; raises DataLost if no replica has them."""
+        ref = chunk.ref
+        if self.cache is not None:
+            data = self.cache.get(ref)
+            if data is not None:
+                return data
+        problems = []
+        for replica in chunk.replicas:
+            try:
+                data = self._fetch(chunk, replica)
+                if len(data) != ref.length or chunks.crc(data) != ref.crc:
+                    raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} fails its checksum")
+            except errors.ChunkCorrupt as exc:
+                problems.append(f"{replica.worker_id}: corrupt")
+                log.error("chunk %d on worker %s: %s; trying another copy", ref.chunk_id,
+                          replica.worker_id, exc)
+                self._report_bad(ref.chunk_id, replica.worker_id)
+                continue
+            except (errors.WorkerUnavailable, errors.ChunkMissing, errors.StaleToken) as exc:
+                problems.append(f"{replica.worker_id}: {exc}")
+                continue
+            if self.cache is not None:
+                self.cache.put(ref, data)
+            return data
+        detail = "; ".join(problems) or "no live replica"
+        log.error("chunk %d: every replica failed (%s)", ref.chunk_id, detail)
+        raise errors.DataLost(f"chunk {ref.chunk_id} cannot be read from any replica ({detail})")
+
+    def _report_bad(self, chunk_id, worker_id):
+        try:
+            self.master.call("report_bad", chunk_id, worker_id)
+        except errors.DfsError as exc:
+            log.warning("could not report bad chunk %d: %s", chunk_id, exc)
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,654 @@
+"""The master: namespace, users, placement, and the journal. (The shadow comes later.)
+
+Threads: rpyc gives each connection its own thread and its own ``MasterService``; they all
+share one ``MasterState`` whose ``lock`` guards the namespace, the journal and the worker
+table. A ``Ticker`` thread calls ``MasterState.tick`` to find dead workers, queue repairs
+and collect garbage. Every mutation is validated, journaled (fsynced), applied, and only
+then acknowledged: ``MasterState.commit``.
+"""
+
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+
+import rpyc
+
+from dfs import auth, errors, wire
+from dfs.journal import Journal
+from dfs.model import ROOT_OWNER, W, R, X
+from nodes.placement import WorkerTable
+from nodes.service import boundary, expect, is_loopback, peer_host
+
+log = logging.getLogger(__name__)
+
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_CHUNKS_PER_CALL = 4096
+JOIN_TOKEN_FILE = "join-token"
+ADMIN_AUTH_FILE = "admin-auth.txt"
+
+
+def now_ns():
+    return time.time_ns()
+
+
+class MasterState:
+    """Shared by all connections; every public method takes ``lock`` itself."""
+
+    def __init__(self, config, clock=time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.join_token = self._load_or_create_join_token()
+        self.chunk_secret = auth.chunk_secret(self.join_token)
+        self.epoch = 1
+        self.journal = Journal(config.metadata_dir)
+        self.ns = self.journal.load()
+        chunk_size = self.ns.chunk_size or config.chunk_size
+        self.workers = WorkerTable(config.replication, config.dead_after, chunk_size)
+        self.address = (config.host, config.port)  # the real port once bound
+
+    def _load_or_create_join_token(self):
+        path = os.path.join(self.config.data_dir, JOIN_TOKEN_FILE)
+        try:
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            token = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            return token
+
+    # --- journaled mutations ----------------------------------------------------------
+
+    def commit(self, entry):
+        """Journal ``entry`` durably, apply it, return the chunk ids it freed. Lock held."""
+        entry["seq"] = self.ns.seq + 1
+        self.journal.append([entry])
+        freed = self.ns.apply(entry)
+        if self.journal.entries_since_snapshot >= self.config.snapshot_every:
+            self.journal.snapshot(self.ns)
+        return freed
+
+    def ensure_initialised(self):
+        """The first worker initialises the cluster: root directory and admin user."""
+        if self.ns.initialised:
+            return
+        admin_key = auth.new_key()
+        self.commit({"op": "init", "chunk_size": self.config.chunk_size, "time_ns": now_ns()})
+        self.commit({"op": "adduser", "name": ROOT_OWNER, "admin": True,
+                     "stored_key": auth.stored_form(admin_key)})
+        auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE),
+                             [self.address], ROOT_OWNER, admin_key)
+        log.info("cluster initialised (chunk size %d); admin credentials in %s",
+                 self.config.chunk_size, ADMIN_AUTH_FILE)
+
+    def require_serving(self):
+        """Client requests are refused while no worker is active."""
+        if not self.ns.initialised or not self.workers.live():
+            raise errors.NoActiveWorkers()
+
+    def sign(self, op, chunk_id):
+        return auth.sign_chunk_token(self.chunk_secret, op, chunk_id, self.epoch,
+                                     self.config.token_ttl)
+
+    def tick(self):
+        with self.lock:
+            now = self.clock()
+            expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < time.time()]
+            if expired:
+                self.commit({"op": "unpend", "chunk_ids": expired})
+            referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
+            self.workers.tick(now, referenced, set(self.ns.pending),
+                              lambda cid: self.sign("r", cid))
+
+    def snapshot_and_close(self):
+        with self.lock:
+            if self.ns.initialised:
+                self.journal.snapshot(self.ns)
+            self.journal.close()
+
+
+class Ticker:
+    """Calls ``state.tick()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, state, interval):
+        self.state = state
+        self.interval = interval
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="master-tick", daemon=True)
+
+    def run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self.state.tick()
+            except Exception:
+                log.exception("master tick failed")
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+
+
+class MasterService(rpyc.Service):
+    """One per connection (rpyc builds it through classpartial): who logged in on it."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+        self.user = None
+        self.worker_id = None
+        self.nonce = None
+        self.peer = ""
+
+    def on_connect(self, conn):
+        self.peer = peer_host(conn)
+
+    # --- identity --------------------------------------------------------------------
+
+    def _me(self):
+        if self.user is None:
+            raise errors.AuthenticationFailed("log in first")
+        with self.state.lock:
+            if self.user not in self.state.ns.users:
+                raise errors.AuthenticationFailed(f"key for {self.user} was revoked")
+        return self.user
+
+    def _worker(self):
+        if self.worker_id is None:
+            raise errors.AuthenticationFailed("worker not logged in")
+        return self.worker_id
+
+    @boundary
+    def exposed_hello(self):
+        """-> (server nonce, role, epoch). Starts a login on this connection."""
+        self.nonce = auth.new_nonce()
+        return self.nonce, "master", self.state.epoch
+
+    @boundary
+    def exposed_login(self, name, client_nonce, proof):
+        expect(name, str, "user name")
+        expect(client_nonce, bytes, "nonce")
+        expect(proof, bytes, "proof")
+        nonce, self.nonce = self.nonce, None
+        if nonce is None:
+            raise errors.AuthenticationFailed("call hello() before login()")
+        with self.state.lock:
+            self.state.require_serving()
+            user = self.state.ns.users.get(name)
+            if user is None or not auth.check_proof(user.stored_key, name, nonce,
+                                                    client_nonce, proof):
+                log.warning("failed login for %r from %s", name, self.peer)
+                raise errors.AuthenticationFailed("unknown user or wrong key")
+            self.user = name
+            return name, user.admin
+
+    @boundary
+    def exposed_worker_login(self, worker_id, client_nonce, proof):
+        expect(worker_id, str, "worker id")
+        nonce, self.nonce = self.nonce, None
+        if nonce is None or not auth.check_proof(auth.stored_form(self.state.join_token),
+                                                 worker_id, nonce, client_nonce, proof):
+            log.warning("worker %r from %s failed to log in", worker_id, self.peer)
+            raise errors.AuthenticationFailed("wrong join token")
+        self.worker_id = worker_id
+        return self.state.config.heartbeat_interval, self.state.epoch
+
+    @boundary
+    def exposed_register(self, name, token):
+        """Create user ``name`` and return its new key (shown once, stored hashed)."""
+        expect(name, str, "user name")
+        expect(token, (str, type(None)), "token")
+        if not USER_NAME.match(name):
+            raise errors.InvalidArgument(
+                "user names are 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
+        open_here = self.state.config.open_registration and is_loopback(self.peer)
+        token_ok = token is not None and secrets.compare_digest(token, self.state.join_token)
+        admin_caller = self.user is not None and self.state.ns.is_admin(self.user)
+        if not (open_here or token_ok or admin_caller):
+            raise errors.AuthenticationFailed("registration needs the cluster's join token")
+        return self._add_user(name, admin=False)
+
+    def _add_user(self, name, admin):
+        key = auth.new_key()
+        with self.state.lock:
+            self.state.require_serving()
+            if name in self.state.ns.users:
+                raise errors.FileExists(f"user {name} already exists")
+            self.state.commit({"op": "adduser", "name": name, "admin": admin,
+                               "stored_key": auth.stored_form(key)})
+        log.info("registered user %s", name)
+        return key
+
+    # --- admin -----------------------------------------------------------------------
+
+    def _admin(self):
+        user = self._me()
+        if not self.state.ns.is_admin(user):
+            raise errors.NotPermitted("only an admin may manage users")
+        return user
+
+    @boundary
+    def exposed_users_list(self):
+        self._admin()
+        with self.state.lock:
+            return tuple((u.name, u.admin) for u in sorted(self.state.ns.users.values(),
+                                                             key=lambda u: u.name))
+
+    @boundary
+    def exposed_users_add(self, name, admin=False):
+        self._admin()
+        expect(name, str, "user name")
+        if not USER_NAME.match(name):
+            raise errors.InvalidArgument("bad user name")
+        return self._add_user(name, bool(admin))
+
+    @boundary
+    def exposed_users_revoke(self, name):
+        me = self._admin()
+        expect(name, str, "user name")
+        if name == me:
+            raise errors.InvalidArgument("you cannot revoke your own key")
+        with self.state.lock:
+            if name not in self.state.ns.users:
+                raise errors.FileNotFound(f"no user {name}")
+            self.state.commit({"op": "revoke", "name": name})
+
+    # --- namespace -------------------------------------------------------------------
+
+    def _serving(self):
+        user = self._me()
+        self.state.require_serving()
+        return user
+
+    @boundary
+    def exposed_stat(self, path):
+        with self.state.lock:
+            user = self._serving()
+            inode = self.state.ns.resolve(path, user)
+            self._check_visible(user, inode, path)
+            return wire.stat_to_wire(inode.stat())
+
+    def _check_visible(self, user, inode, path):
+        if not self.state.ns.visible(user, inode):
+            raise errors.PermissionDenied(f"{path}: permission denied")
+
+    @boundary
+    def exposed_listdir(self, path):
+        """-> ((name, stat), ...) of the entries this user may see, in one call."""
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            directory = ns.resolve(path, user)
+            if directory.kind != "d":
+                raise errors.NotADirectory(f"{path} is not a directory")
+            ns.require(user, directory, R, path)
+            return wire.entries_to_wire(ns.listdir(directory, user))
+
+    def _new_entry(self, op, path, mode, **extra):
+        expect(mode, int, "mode")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            parent, name = ns.resolve_parent(path, user)
+            ns.require(user, parent, W | X, path)
+            if name in parent.children:
+                raise errors.FileExists(f"{path} already exists")
+            entry = {"op": op, "parent": parent.ino, "name": name, "ino": ns.next_ino,
+                     "owner": user, "mode": mode & 0o7777, "time_ns": now_ns(), **extra}
+            self.state.commit(entry)
+            return wire.stat_to_wire(ns.inodes[entry["ino"]].stat())
+
+    @boundary
+    def exposed_mkdir(self, path, mode=0o755):
+        return self._new_entry("mkdir", path, mode)
+
+    @boundary
+    def exposed_create(self, path, mode=0o644):
+        """Create an empty file; FileExists if the name is taken."""
+        return self._new_entry("create", path, mode)
+
+    @boundary
+    def exposed_symlink(self, path, target):
+        expect(target, str, "target")
+        if not target or "\0" in target or len(target.encode()) > 4096:
+            raise errors.InvalidArgument("bad symlink target")
+        return self._new_entry("symlink", path, 0o777, target=target)
+
+    @boundary
+    def exposed_readlink(self, path):
+        with self.state.lock:
+            user = self._serving()
+            inode = self.state.ns.resolve(path, user)
+            if inode.kind != "l":
+                raise errors.InvalidArgument(f"{path} is not a symlink")
+            return inode.target
+
+    @boundary
+    def exposed_link(self, existing, path):
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            inode = ns.resolve(existing, user)
+            if inode.kind == "d":
+                raise errors.NotPermitted("hard links to directories are not allowed")
+            ns.require_owner(user, inode, existing)
+            parent, name = ns.resolve_parent(path, user)
+            ns.require(user, parent, W | X, path)
+            if name in parent.children:
+                raise errors.FileExists(f"{path} already exists")
+            self.state.commit({"op": "link", "parent": parent.ino, "name": name,
+                               "ino": inode.ino, "time_ns": now_ns()})
+            return wire.stat_to_wire(inode.stat())
+
+    def _remove(self, path, want_dir):
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            parent, name = ns.resolve_parent(path, user)
+            child = ns.lookup(parent, name)
+            if child is None:
+                raise errors.FileNotFound(f"{path}: no such file or directory")
+            self._check_visible(user, child, path)
+            ns.check_removable(user, parent, child, path)
+            if want_dir and child.kind != "d":
+                raise errors.NotADirectory(f"{path} is not a directory")
+            if not want_dir and child.kind == "d":
+                raise errors.IsADirectory(f"{path} is a directory: use rmdir")
+            if want_dir and child.children:
+                raise errors.DirectoryNotEmpty(f"{path} is not empty")
+            self.state.commit({"op": "unlink", "parent": parent.ino, "name": name,
+                               "time_ns": now_ns()})
+
+    @boundary
+    def exposed_unlink(self, path):
+        self._remove(path, want_dir=False)
+
+    @boundary
+    def exposed_rmdir(self, path):
+        self._remove(path, want_dir=True)
+
+    @boundary
+    def exposed_rename(self, src, dst):
+        """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory)."""
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            src_parent, src_name = ns.resolve_parent(src, user)
+            moved = ns.lookup(src_parent, src_name)
+            if moved is None:
+                raise errors.FileNotFound(f"{src}: no such file or directory")
+            self._check_visible(user, moved, src)
+            ns.check_removable(user, src_parent, moved, src)
+            dst_parent, dst_name = ns.resolve_parent(dst, user)
+            ns.require(user, dst_parent, W | X, dst)
+            if moved.kind == "d" and self._is_inside(dst_parent, moved):
+                raise errors.InvalidArgument(f"cannot move {src} inside itself")
+            target = ns.lookup(dst_parent, dst_name)
+            if target is not None and target.ino != moved.ino:
+                ns.check_removable(user, dst_parent, target, dst)
+                if target.kind == "d" and moved.kind != "d":
+                    raise errors.IsADirectory(f"{dst} is a directory")
+                if target.kind != "d" and moved.kind == "d":
+                    raise errors.NotADirectory(f"{dst} is not a directory")
+                if target.kind == "d" and target.children:
+                    raise errors.DirectoryNotEmpty(f"{dst} is not empty")
+            self.state.commit({"op": "rename", "src_parent": src_parent.ino, "src_name": src_name,
+                               "dst_parent": dst_parent.ino, "dst_name": dst_name,
+                               "time_ns": now_ns()})
+
+    def _is_inside(self, directory, ancestor):
+        """True if ``directory`` is ``ancestor`` or below it."""
+        ns = self.state.ns
+        seen = directory
+        while True:
+            if seen.ino == ancestor.ino:
+                return True
+            parent = next((ns.inodes[i] for i in [self._parent_of(seen)] if i), None)
+            if parent is None:
+                return False
+            seen = parent
+
+    def _parent_of(self, directory):
+        for inode in self.state.ns.inodes.values():
+            if inode.kind == "d" and directory.ino in inode.children.values():
+                return inode.ino
+        return None
+
+    @boundary
+    def exposed_setattr(self, path, mode=None, owner=None, atime_ns=None, mtime_ns=None):
+        """chmod (owner only), chown (admin only), utimens (owner, or writer for 'now')."""
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            inode = ns.resolve(path, user)
+            self._check_visible(user, inode, path)
+            entry = {"op": "setattr", "ino": inode.ino, "time_ns": now_ns()}
+            if mode is not None:
+                expect(mode, int, "mode")
+                ns.require_owner(user, inode, path)
+                entry["mode"] = mode & 0o7777
+            if owner is not None:
+                expect(owner, str, "owner")
+                if owner != inode.owner:
+                    if not ns.is_admin(user):
+                        raise errors.NotPermitted(f"{path}: only an admin may change the owner")
+                    if owner not in ns.users:
+                        raise errors.InvalidArgument(f"no user {owner}")
+                entry["owner"] = owner
+            for name, value in (("atime_ns", atime_ns), ("mtime_ns", mtime_ns)):
+                if value is not None:
+                    expect(value, int, name)
+                    ns.require(user, inode, W, path)
+                    entry[name] = value
+            self.state.commit(entry)
+            return wire.stat_to_wire(inode.stat())
+
+    # --- data: allocation, commit, layout ----------------------------------------------
+
+    @boundary
+    def exposed_allocate(self, path, count, exclude=()):
+        """Reserve ``count`` new chunk ids for writing ``path`` and place their replicas."""
+        expect(count, int, "count")
+        expect(exclude, tuple, "exclude")
+        if not 1 <= count <= MAX_CHUNKS_PER_CALL:
+            raise errors.InvalidArgument(f"count must be 1..{MAX_CHUNKS_PER_CALL}")
+        with self.state.lock:
+            user = self._serving()
+            self._check_writable(user, path)
+            placements = [self.state.workers.place(exclude) for _ in range(count)]
+            if not all(placements):
+                raise errors.NoSpace("no worker has room for a new chunk")
+            ns = self.state.ns
+            first = ns.next_chunk_id
+            self.state.commit({"op": "alloc", "owner": user, "first": first, "count": count,
+                               "expires": time.time() + self.state.config.gc_grace})
+            return wire.targets_to_wire(
+                wire.WriteTarget(first + i, 1, tuple(reps), self.state.sign("w", first + i),
+                                 self.state.sign("r", first + i))
+                for i, reps in enumerate(placements))
+
+    def _check_writable(self, user, path):
+        ns = self.state.ns
+        parent, name = ns.resolve_parent(path, user)
+        existing = ns.lookup(parent, name)
+        if existing is None:
+            ns.require(user, parent, W | X, path)
+        else:
+            if existing.kind == "d":
+                raise errors.IsADirectory(f"{path} is a directory")
+            if existing.kind != "f":
+                raise errors.InvalidArgument(f"{path} is not a regular file")
+            ns.require(user, existing, W, path)
+        return parent, name, existing
+
+    def _check_chunks(self, user, inode, written, size):
+        """Every new chunk must be pending for this user; lengths must add up to size."""
+        expect(size, int, "size")
+        chunk_size = self.state.ns.chunk_size
+        current = {c.chunk_id for c in inode.chunks} if inode is not None else set()
+        total = 0
+        for i, w in enumerate(written):
+            ref = w.ref
+            if ref.chunk_id not in current:
+                owner = self.state.ns.pending.get(ref.chunk_id, (None,))[0]
+                if owner != user:
+                    raise errors.InvalidArgument(f"chunk {ref.chunk_id} was not allocated to you")
+            last = i == len(written) - 1
+            if not (0 < ref.length <= chunk_size) or (not last and ref.length != chunk_size):
+                raise errors.InvalidArgument("chunk lengths do not form the file")
+            total += ref.length
+        if total != size:
+            raise errors.InvalidArgument(f"chunk lengths add to {total}, not {size}")
+
+    def _record_locations(self, written):
+        under = 0
+        for w in written:
+            for wid, kind in w.stored_on:
+                self.state.workers.add_location(w.ref.chunk_id, wid, kind)
+            if len(self.state.workers.replicas(w.ref.chunk_id)) < self.state.config.replication:
+                under += 1
+        return under
+
+    def _parse_written(self, written):
+        expect(written, tuple, "chunks")
+        try:
+            return wire.written_from_wire(written)
+        except (TypeError, ValueError):
+            raise errors.InvalidArgument("malformed chunk list") from None
+
+    @boundary
+    def exposed_commit(self, ino, written, size, mtime_ns=None):
+        """Make file ``ino``'s content exactly ``written`` (by inode: an open file may have
+        been renamed meanwhile). -> (stat, under-replicated chunks)."""
+        expect(ino, int, "inode")
+        written = self._parse_written(written)
+        with self.state.lock:
+            user = self._serving()
+            inode = self.state.ns.inodes.get(ino)
+            if inode is None:
+                raise errors.FileNotFound("the file was deleted while open")
+            if inode.kind != "f":
+                raise errors.InvalidArgument("not a regular file")
+            self.state.ns.require(user, inode, W, "file")
+            self._check_chunks(user, inode, written, size)
+            self.state.commit({"op": "setchunks", "ino": inode.ino, "size": size,
+                               "chunks": [list(w.ref) for w in written],
+                               "time_ns": mtime_ns if type(mtime_ns) is int else now_ns()})
+            under = self._record_locations(written)
+            return wire.stat_to_wire(inode.stat()), under
+
+    @boundary
+    def exposed_put(self, path, mode, written, size, overwrite=True):
+        """Create or replace a whole file in one journal entry. -> (stat, under-replicated)."""
+        written = self._parse_written(written)
+        expect(mode, int, "mode")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            parent, name, inode = self._check_writable(user, path)
+            if inode is not None and not overwrite:
+                raise errors.FileExists(f"{path} already exists")
+            self._check_chunks(user, inode, written, size)
+            entry = {"op": "put", "create": inode is None, "parent": parent.ino, "name": name,
+                     "ino": inode.ino if inode else ns.next_ino, "owner": user,
+                     "mode": mode & 0o7777, "size": size, "time_ns": now_ns(),
+                     "chunks": [list(w.ref) for w in written]}
+            self.state.commit(entry)
+            under = self._record_locations(written)
+            return wire.stat_to_wire(ns.inodes[entry["ino"]].stat()), under
+
+    @boundary
+    def exposed_layout(self, path):
+        """Everything a reader needs in one call: attributes, chunks, replicas, tokens."""
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            inode = ns.resolve(path, user)
+            if inode.kind == "d":
+                raise errors.IsADirectory(f"{path} is a directory")
+            ns.require(user, inode, R, path)
+            chunks = tuple(
+                wire.ReadChunk(ref, tuple(self.state.workers.replicas(ref.chunk_id)),
+                               self.state.sign("r", ref.chunk_id))
+                for ref in inode.chunks)
+            return wire.layout_to_wire(wire.FileLayout(inode.stat(), ns.chunk_size, chunks))
+
+    @boundary
+    def exposed_report_bad(self, chunk_id, worker_id):
+        self._me()
+        expect(chunk_id, int, "chunk id")
+        expect(worker_id, str, "worker id")
+        with self.state.lock:
+            self.state.workers.report_bad(chunk_id, worker_id)
+
+    @boundary
+    def exposed_statfs(self):
+        """-> (total bytes, free bytes, chunk size, files) of the whole cluster."""
+        with self.state.lock:
+            self._serving()
+            live = self.state.workers.live()
+            free = sum(w.free for w in live) // self.state.config.replication
+            used = sum(w.used for w in live) // self.state.config.replication
+            return used + free, free, self.state.ns.chunk_size, len(self.state.ns.inodes)
+
+    @boundary
+    def exposed_status(self):
+        """-> (role, epoch, address, workers, under-replicated chunks, files)."""
+        self._me()
+        with self.state.lock:
+            state = self.state
+            referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
+            return ("master", state.epoch, "%s:%d" % state.address,
+                    wire.workers_to_wire(state.workers.status(state.clock())),
+                    state.workers.under_replicated(referenced), len(state.ns.inodes))
+
+    # --- workers ---------------------------------------------------------------------
+
+    @boundary
+    def exposed_worker_register(self, host, port, free, used, inventory):
+        worker_id = self._worker()
+        expect(inventory, tuple, "inventory")
+        with self.state.lock:
+            self.state.workers.register(worker_id, host, port, free, used, inventory,
+                                        self.state.clock())
+            self.state.ensure_initialised()
+            self.state.workers.chunk_size = self.state.ns.chunk_size
+            return self.state.ns.chunk_size, self.state.epoch
+
+    @boundary
+    def exposed_worker_heartbeat(self, free, used, load, added, removed):
+        worker_id = self._worker()
+        with self.state.lock:
+            commands = self.state.workers.heartbeat(worker_id, free, used, load, added, removed,
+                                                    self.state.clock())
+            return None if commands is None else tuple(commands)
+
+
+def run(config, ready=None):
+    """Run a master in this process until interrupted."""
+    from rpyc.utils.helpers import classpartial
+
+    from nodes.service import make_server
+
+    config.validate()
+    state = MasterState(config)
+    server = make_server(classpartial(MasterService, state), config.host, config.port)
+    state.address = (config.host, server.port)
+    ticker = Ticker(state, config.tick_interval)
+    ticker.start()
+    log.info("master serving on %s:%d (data in %s)", config.host, server.port, config.data_dir)
+    if ready is not None:
+        ready(server.port)
+    try:
+        server.start()
+    finally:
+        ticker.stop()
+        server.close()
+        state.snapshot_and_close()

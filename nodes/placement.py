@@ -1,0 +1,225 @@
+"""The master's view of the workers: liveness, chunk locations, placement, repair, GC.
+
+All decisions that depend on time are made in ``tick(now)`` with ``now`` passed in, so
+tests can step the clock by hand. Locations are hints rebuilt from worker reports after
+every master start; they are never persisted.
+
+Commands for a worker are queued here and handed out in the reply to its next heartbeat:
+``("delete", chunk_id, kind)`` and
+``("replicate", chunk_id, kind, source_host, source_port, source_kind, read_token)``.
+
+Not thread-safe: the master calls every method under its metadata lock.
+"""
+
+import logging
+import random
+from dataclasses import dataclass, field
+
+from dfs.wire import Replica, WorkerStatus
+
+log = logging.getLogger(__name__)
+
+PRIMARY, BACKUP = "chunks", "backups"
+REPAIRS_PER_WORKER = 8
+REPAIR_DEADLINE = 60.0
+
+
+@dataclass
+class Worker:
+    worker_id: str
+    host: str
+    port: int
+    free: int = 0
+    used: int = 0
+    load: int = 0
+    last_seen: float = 0.0
+    alive: bool = True
+    chunks: dict = field(default_factory=dict)  # chunk_id -> kind
+    commands: list = field(default_factory=list)
+    assigned: int = 0  # chunks placed here that it has not reported yet
+    repairs: int = 0  # replications in flight towards this worker
+
+    def fill(self):
+        total = self.used + self.free
+        return round(self.used / total, 3) if total else 1.0
+
+    def replica(self, kind):
+        return Replica(self.worker_id, self.host, self.port, kind)
+
+
+class WorkerTable:
+    def __init__(self, replication, dead_after, chunk_size):
+        self.replication = replication
+        self.dead_after = dead_after
+        self.chunk_size = chunk_size
+        self.workers = {}
+        self.locations = {}  # chunk_id -> {worker_id: kind}
+        self.repairs = {}  # chunk_id -> (target worker_id, deadline)
+        self.bad = set()  # (chunk_id, worker_id) reported corrupt, awaiting deletion
+
+    # --- reports from workers --------------------------------------------------------
+
+    def register(self, worker_id, host, port, free, used, inventory, now):
+        old = self.workers.get(worker_id)
+        if old is not None:
+            self._forget_worker(old)
+        worker = Worker(worker_id, host, port, free, used, last_seen=now)
+        self.workers[worker_id] = worker
+        for chunk_id, kind in inventory:
+            self._add(chunk_id, worker, kind)
+        log.info("worker %s registered at %s:%d with %d chunks", worker_id, host, port,
+                 len(inventory))
+        return worker
+
+    def heartbeat(self, worker_id, free, used, load, added, removed, now):
+        """Update a worker; returns its queued commands (None if it must re-register)."""
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.alive:
+            return None
+        worker.free, worker.used, worker.load, worker.last_seen = free, used, load, now
+        for chunk_id, kind in added:
+            self._add(chunk_id, worker, kind)
+            if self.repairs.get(chunk_id, (None,))[0] == worker_id:
+                del self.repairs[chunk_id]
+                worker.repairs = max(0, worker.repairs - 1)
+        worker.assigned = max(0, worker.assigned - len(added))
+        for chunk_id, _kind in removed:
+            self._remove(chunk_id, worker)
+        commands, worker.commands = worker.commands, []
+        return commands
+
+    def report_bad(self, chunk_id, worker_id):
+        """A replica failed its checksum: stop serving it and have it replaced."""
+        worker = self.workers.get(worker_id)
+        if worker is None or chunk_id not in worker.chunks:
+            return
+        kind = worker.chunks[chunk_id]
+        log.error("chunk %d on worker %s is corrupt: dropping that replica", chunk_id, worker_id)
+        self._remove(chunk_id, worker)
+        worker.commands.append(("delete", chunk_id, kind))
+
+    def add_location(self, chunk_id, worker_id, kind):
+        """A client stored a copy here (it says so at commit; the worker confirms later)."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker.alive and kind in (PRIMARY, BACKUP):
+            self._add(chunk_id, worker, kind)
+
+    def _add(self, chunk_id, worker, kind):
+        worker.chunks[chunk_id] = kind
+        self.locations.setdefault(chunk_id, {})[worker.worker_id] = kind
+
+    def _remove(self, chunk_id, worker):
+        worker.chunks.pop(chunk_id, None)
+        holders = self.locations.get(chunk_id)
+        if holders is not None:
+            holders.pop(worker.worker_id, None)
+            if not holders:
+                del self.locations[chunk_id]
+
+    def _forget_worker(self, worker):
+        for chunk_id in list(worker.chunks):
+            self._remove(chunk_id, worker)
+        worker.alive = False
+
+    # --- queries ---------------------------------------------------------------------
+
+    def live(self):
+        return [w for w in self.workers.values() if w.alive]
+
+    def replicas(self, chunk_id):
+        """Live replicas of a chunk, primary copy first."""
+        holders = self.locations.get(chunk_id, {})
+        found = [self.workers[wid].replica(kind) for wid, kind in holders.items()
+                 if self.workers[wid].alive]
+        return sorted(found, key=lambda r: r.kind != PRIMARY)
+
+    def choose(self, count, exclude=()):
+        """Up to ``count`` distinct live workers with room, least filled first."""
+        candidates = [w for w in self.live() if w.worker_id not in exclude
+                      and w.free - w.assigned * self.chunk_size >= self.chunk_size]
+        random.shuffle(candidates)  # ties go to a random worker, not always the first
+        candidates.sort(key=lambda w: (w.fill(), len(w.chunks) + w.assigned, w.load))
+        return candidates[:count]
+
+    def place(self, exclude=()):
+        """Replicas for one new chunk (primary first); fewer than ``replication`` if short."""
+        chosen = self.choose(self.replication, exclude)
+        for worker in chosen:
+            worker.assigned += 1
+        return [w.replica(PRIMARY if i == 0 else BACKUP) for i, w in enumerate(chosen)]
+
+    def status(self, now):
+        return [WorkerStatus(w.worker_id, w.host, w.port, w.alive, len(w.chunks), w.used,
+                             w.free, w.load, round(now - w.last_seen, 1))
+                for w in sorted(self.workers.values(), key=lambda w: w.worker_id)]
+
+    def under_replicated(self, live_ids):
+        return sum(1 for cid in live_ids if len(self.replicas(cid)) < self.replication)
+
+    # --- time-driven work ------------------------------------------------------------
+
+    def tick(self, now, referenced, pending, sign_read):
+        """Mark silent workers dead, queue repairs and garbage collection.
+
+        ``referenced``: chunk ids committed in some file; ``pending``: allocated, not yet
+        committed (kept, never repaired); ``sign_read(chunk_id)``: a read token.
+        """
+        for worker in self.live():
+            if now - worker.last_seen > self.dead_after:
+                log.warning("worker %s silent for %.1fs: dead, re-replicating its chunks",
+                            worker.worker_id, now - worker.last_seen)
+                self._forget_worker(worker)
+        self._collect_garbage(referenced, pending)
+        self._repair(now, referenced, sign_read)
+
+    def _collect_garbage(self, referenced, pending):
+        for chunk_id, holders in list(self.locations.items()):
+            if chunk_id in referenced:
+                extra = len(holders) - self.replication
+                if extra > 0 and chunk_id not in self.repairs:
+                    self._trim(chunk_id, holders, extra)
+                continue
+            if chunk_id in pending:
+                continue
+            for wid, kind in list(holders.items()):
+                worker = self.workers[wid]
+                worker.commands.append(("delete", chunk_id, kind))
+                self._remove(chunk_id, worker)
+
+    def _trim(self, chunk_id, holders, extra):
+        """A worker came back after its chunks were re-replicated: drop surplus backups."""
+        by_fill = sorted(holders.items(), key=lambda item: (item[1] == PRIMARY,
+                                                            -self.workers[item[0]].fill()))
+        for wid, kind in by_fill[:extra]:
+            worker = self.workers[wid]
+            worker.commands.append(("delete", chunk_id, kind))
+            self._remove(chunk_id, worker)
+
+    def _repair(self, now, referenced, sign_read):
+        for chunk_id, (target, deadline) in list(self.repairs.items()):
+            if now > deadline or not self.workers.get(target, Worker("", "", 0)).alive:
+                del self.repairs[chunk_id]
+                if target in self.workers:
+                    self.workers[target].repairs = max(0, self.workers[target].repairs - 1)
+        endangered = []
+        for chunk_id in referenced:
+            if chunk_id in self.repairs:
+                continue
+            copies = self.replicas(chunk_id)
+            if 0 < len(copies) < self.replication:
+                endangered.append((len(copies), chunk_id, copies))
+        endangered.sort()  # fewest copies first: the most endangered chunks are saved first
+        for _, chunk_id, copies in endangered:
+            holders = {r.worker_id for r in copies}
+            targets = [w for w in self.choose(len(self.workers), exclude=holders)
+                       if w.repairs < REPAIRS_PER_WORKER]
+            if not targets:
+                continue
+            target = targets[0]
+            source = copies[0]
+            kind = BACKUP if any(r.kind == PRIMARY for r in copies) else PRIMARY
+            target.commands.append(("replicate", chunk_id, kind, source.host, source.port,
+                                    source.kind, sign_read(chunk_id)))
+            target.repairs += 1
+            target.assigned += 1
+            self.repairs[chunk_id] = (target.worker_id, now + REPAIR_DEADLINE)

@@ -1,0 +1,431 @@
+"""A worker: stores chunks, serves them against tokens, reports to the master.
+
+On disk (all created when missing)::
+
+    DATA/chunks/<id>       primary copies          DATA/chunks/<id>.crc   block CRCs
+    DATA/backups/<id>      backup copies           DATA/backups/<id>.crc
+    DATA/tmp/              uploads in progress (cleared at start)
+    DATA/worker-id         this worker's stable name
+
+A chunk is complete when its data file exists: the ``.crc`` file is renamed into place
+first, the data file last, both after an fsync. Every read checks the CRC32C of each
+64 KiB block it touches; a mismatch raises ChunkCorrupt and no byte of it leaves.
+
+Threads: one per rpyc connection (clients, other workers), one ``Reporter`` that logs in
+to the master, registers, heartbeats and hands master commands to a one-thread executor
+(so a slow replication never delays a heartbeat). ``ChunkStore.lock`` guards the staging
+table and the counters.
+"""
+
+import array
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import rpyc
+
+from dfs import auth, chunks, errors, rpc
+from dfs.config import BLOCK_SIZE, MIB
+from nodes.service import boundary, expect
+
+log = logging.getLogger(__name__)
+
+KINDS = ("chunks", "backups")
+MAX_PIECE = 16 * MIB
+
+
+def _kind(kind):
+    if kind not in KINDS:
+        raise errors.InvalidArgument(f"kind must be one of {KINDS}")
+    return kind
+
+
+class ChunkStore:
+    """The chunk files of one worker and what it has not told the master yet."""
+
+    def __init__(self, data_dir, capacity=0):
+        self.data_dir = data_dir
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.dirs = {kind: os.path.join(data_dir, kind) for kind in KINDS}
+        self.tmp_dir = os.path.join(data_dir, "tmp")
+        for path in (*self.dirs.values(), self.tmp_dir):
+            os.makedirs(path, exist_ok=True)
+        shutil.rmtree(self.tmp_dir)
+        os.makedirs(self.tmp_dir)
+        self.staging = {}  # (chunk_id, kind) -> Upload
+        self.used = 0
+        self.added = []  # (chunk_id, kind) stored since the last heartbeat
+        self.removed = []
+        self.busy = 0
+        self.chunk_size = 64 * MIB  # until the master says
+        for chunk_id, kind in self.inventory():
+            self.used += os.path.getsize(self.path(chunk_id, kind))
+
+    def path(self, chunk_id, kind):
+        return os.path.join(self.dirs[kind], str(chunk_id))
+
+    def inventory(self):
+        found = []
+        for kind, directory in self.dirs.items():
+            for name in os.listdir(directory):
+                if name.isdigit():
+                    if os.path.exists(os.path.join(directory, name + ".crc")):
+                        found.append((int(name), kind))
+                    else:
+                        os.unlink(os.path.join(directory, name))
+        return found
+
+    def locate(self, chunk_id):
+        for kind in KINDS:
+            path = self.path(chunk_id, kind)
+            if os.path.exists(path):
+                return kind, path
+        raise errors.ChunkMissing(f"chunk {chunk_id} is not on this worker")
+
+    def free(self):
+        stats = os.statvfs(self.data_dir)
+        disk_free = stats.f_bavail * stats.f_frsize
+        if self.capacity:
+            return max(0, min(disk_free, self.capacity - self.used))
+        return disk_free
+
+    # --- writing ---------------------------------------------------------------------
+
+    def write(self, chunk_id, kind, offset, data, total, crc):
+        """Store one piece of a chunk; the last piece makes the chunk complete."""
+        key = (chunk_id, kind)
+        with self.lock:
+            upload = self.staging.get(key)
+            if offset == 0:
+                if upload is not None:
+                    upload.abort()
+                if self.capacity and self.used + total > self.capacity:
+                    raise errors.NoSpace(f"worker is full ({self.used} of {self.capacity} bytes)")
+                upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total)
+                self.staging[key] = upload
+            elif upload is None or upload.written != offset:
+                raise errors.InvalidArgument(f"chunk {chunk_id}: piece at unexpected offset")
+        try:
+            upload.add(data)
+            if upload.written < total:
+                return False
+            with self.lock:
+                self.staging.pop(key, None)
+            self._finish(upload, chunk_id, kind, crc)
+            return True
+        except OSError as exc:
+            self._drop_upload(key, upload)
+            if exc.errno == 28:
+                raise errors.NoSpace("worker disk is full") from None
+            raise
+        except errors.DfsError:
+            self._drop_upload(key, upload)
+            raise
+
+    def _drop_upload(self, key, upload):
+        with self.lock:
+            if self.staging.get(key) is upload:
+                del self.staging[key]
+        upload.abort()
+
+    def _finish(self, upload, chunk_id, kind, crc):
+        if upload.crc != crc:
+            raise errors.ChunkCorrupt(f"chunk {chunk_id} arrived damaged (checksum mismatch)")
+        upload.close()
+        final = self.path(chunk_id, kind)
+        crc_tmp = upload.path + ".crc"
+        with open(crc_tmp, "wb") as f:
+            f.write(array.array("I", upload.block_crcs).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(crc_tmp, final + ".crc")
+        os.replace(upload.path, final)
+        with self.lock:
+            self.used += upload.total
+            self.added.append((chunk_id, kind))
+
+    # --- reading ---------------------------------------------------------------------
+
+    def block_crcs(self, path):
+        with open(path + ".crc", "rb") as f:
+            return array.array("I", f.read())
+
+    def read(self, chunk_id, offset, length):
+        kind, path = self.locate(chunk_id)
+        size = os.path.getsize(path)
+        if offset < 0 or length < 0 or offset > size:
+            raise errors.InvalidArgument(f"chunk {chunk_id}: offset {offset} outside 0..{size}")
+        if length > MAX_PIECE:
+            raise errors.InvalidArgument(f"read of {length} bytes exceeds {MAX_PIECE}")
+        end = min(size, offset + length)
+        first_block = offset // BLOCK_SIZE
+        start = first_block * BLOCK_SIZE
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        bad = chunks.first_bad_block(data, self.block_crcs(path), BLOCK_SIZE, first_block)
+        if bad is not None:
+            log.error("chunk %d (%s) block %d fails its checksum", chunk_id, kind, bad)
+            raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
+        return data[offset - start:end - start], size
+
+    def delete(self, chunk_id, kind):
+        path = self.path(chunk_id, kind)
+        try:
+            size = os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        try:
+            os.unlink(path + ".crc")
+        except FileNotFoundError:
+            pass
+        with self.lock:
+            self.used -= size
+            self.removed.append((chunk_id, kind))
+
+    def take_changes(self):
+        with self.lock:
+            added, removed = tuple(self.added), tuple(self.removed)
+            self.added, self.removed = [], []
+        return added, removed
+
+    def give_back(self, added, removed):
+        """A heartbeat failed: report these again next time."""
+        with self.lock:
+            self.added[:0] = added
+            self.removed[:0] = removed
+
+
+class Upload:
+    """A chunk being received: appended in order, checksummed as it arrives."""
+
+    def __init__(self, path, total):
+        self.path = path
+        self.total = total
+        self.written = 0
+        self.crc = 0
+        self.block_crcs = []
+        self.file = open(path, "wb")
+
+    def add(self, data):
+        if self.written + len(data) > self.total:
+            raise errors.InvalidArgument("more bytes than the chunk's announced length")
+        if self.written % BLOCK_SIZE or (len(data) % BLOCK_SIZE and
+                                         self.written + len(data) != self.total):
+            raise errors.InvalidArgument(f"pieces must be multiples of {BLOCK_SIZE} bytes")
+        self.file.write(data)
+        self.crc = chunks.crc_update(data, self.crc)
+        self.block_crcs.extend(chunks.block_crcs(data))
+        self.written += len(data)
+
+    def close(self):
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def abort(self):
+        self.file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class WorkerService(rpyc.Service):
+    """Data calls from clients and other workers; each needs a chunk token."""
+
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    @boundary
+    def exposed_write(self, token, chunk_id, kind, offset, data, total, crc):
+        """Store a piece of a chunk. -> True once the whole chunk is durable."""
+        expect(chunk_id, int, "chunk id")
+        expect(offset, int, "offset")
+        expect(data, bytes, "data")
+        expect(total, int, "total")
+        expect(crc, int, "crc")
+        _kind(kind)
+        self.worker.check_token(token, "w", chunk_id)
+        store = self.worker.store
+        if not 0 < total <= store.chunk_size or len(data) > MAX_PIECE:
+            raise errors.InvalidArgument("chunk or piece larger than allowed")
+        if offset < 0 or offset + len(data) > total or not data:
+            raise errors.InvalidArgument("piece outside the chunk")
+        with self.worker.activity():
+            return store.write(chunk_id, kind, offset, data, total, crc)
+
+    @boundary
+    def exposed_read(self, token, chunk_id, offset, length):
+        """-> (bytes, chunk length); every block touched is checksum-verified first."""
+        expect(chunk_id, int, "chunk id")
+        expect(offset, int, "offset")
+        expect(length, int, "length")
+        self.worker.check_token(token, "r", chunk_id)
+        with self.worker.activity():
+            return self.worker.store.read(chunk_id, offset, length)
+
+
+class Worker:
+    def __init__(self, config):
+        self.config = config
+        self.store = ChunkStore(config.data_dir, config.capacity)
+        self.worker_id = self._load_or_create_id()
+        self.secret = auth.chunk_secret(config.join_token)
+        self.epoch = 0
+        self.address = (config.host, config.port)
+
+    def _load_or_create_id(self):
+        path = os.path.join(self.config.data_dir, "worker-id")
+        try:
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            worker_id = "w-" + uuid.uuid4().hex[:10]
+            with open(path, "w", encoding="ascii") as f:
+                f.write(worker_id + "\n")
+            return worker_id
+
+    def check_token(self, token, op, chunk_id):
+        epoch = auth.verify_chunk_token(self.secret, token, op, chunk_id, self.epoch)
+        if epoch > self.epoch:
+            self.epoch = epoch
+
+    def activity(self):
+        return _Busy(self.store)
+
+    def replicate(self, chunk_id, kind, host, port, source_kind, token):
+        """Copy a chunk from another worker (the master asked, to restore replication)."""
+        conn = rpc.connect(host, port)
+        try:
+            offset, size, pieces = 0, None, []
+            while size is None or offset < size:
+                data, size = conn.root.read(token, chunk_id, offset, MIB)
+                if not data and offset < size:
+                    raise errors.ChunkCorrupt("short read while replicating")
+                pieces.append(data)
+                offset += len(data)
+                if size == 0:
+                    break
+        finally:
+            conn.close()
+        blob = b"".join(pieces)
+        if not blob:
+            return
+        self.store.write(chunk_id, kind, 0, blob, len(blob), chunks.crc(blob))
+        log.info("replicated chunk %d from %s:%d (%s) as %s", chunk_id, host, port,
+                 source_kind, kind)
+
+    def execute(self, command):
+        try:
+            if command[0] == "delete":
+                self.store.delete(command[1], command[2])
+            elif command[0] == "replicate":
+                self.replicate(*command[1:])
+        except Exception as exc:
+            log.warning("command %s for chunk %s failed: %s", command[0], command[1], exc)
+
+
+class _Busy:
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        with self.store.lock:
+            self.store.busy += 1
+
+    def __exit__(self, *exc):
+        with self.store.lock:
+            self.store.busy -= 1
+
+
+class Reporter:
+    """Logs in to a master, registers, heartbeats; reconnects (trying every address) on failure."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self._stop = threading.Event()
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worker-cmd")
+        self.thread = threading.Thread(target=self.run, name="worker-reporter", daemon=True)
+        self.interval = 1.0
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def run(self):
+        backoff = 0.2
+        while not self._stop.is_set():
+            for host, port in self.worker.config.masters:
+                if self._stop.is_set():
+                    return
+                try:
+                    self._session(host, port)
+                    backoff = 0.2
+                except (errors.DfsError, *rpc.TRANSPORT_ERRORS, OSError) as exc:
+                    log.info("master %s:%d: %s", host, port, exc)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _session(self, host, port):
+        worker, store = self.worker, self.worker.store
+        conn = rpc.connect(host, port, timeout=10)
+        try:
+            nonce, _role, epoch = conn.root.hello()
+            client_nonce = auth.new_nonce()
+            proof = auth.make_proof(worker.config.join_token, worker.worker_id, nonce,
+                                    client_nonce)
+            self.interval, epoch = conn.root.worker_login(worker.worker_id, client_nonce, proof)
+            worker.epoch = max(worker.epoch, epoch)
+            store.take_changes()  # the full inventory below supersedes them
+            chunk_size, epoch = conn.root.worker_register(
+                worker.address[0], worker.address[1], store.free(), store.used,
+                tuple(store.inventory()))
+            store.chunk_size = chunk_size
+            log.info("registered with master %s:%d as %s", host, port, worker.worker_id)
+            while not self._stop.wait(self.interval):
+                added, removed = store.take_changes()
+                try:
+                    commands = conn.root.worker_heartbeat(store.free(), store.used, store.busy,
+                                                          added, removed)
+                except Exception:
+                    store.give_back(added, removed)
+                    raise
+                if commands is None:
+                    return  # the master forgot us (restart, or we were declared dead)
+                for command in commands:
+                    self.executor.submit(worker.execute, command)
+        finally:
+            conn.close()
+
+
+def run(config, ready=None):
+    from rpyc.utils.helpers import classpartial
+
+    from nodes.service import make_server
+
+    config.validate()
+    worker = Worker(config)
+    server = make_server(classpartial(WorkerService, worker), config.host, config.port)
+    worker.address = (config.host, server.port)
+    reporter = Reporter(worker)
+    reporter.start()
+    log.info("worker %s serving on %s:%d (data in %s)", worker.worker_id, config.host,
+             server.port, config.data_dir)
+    if ready is not None:
+        ready(server.port)
+    try:
+        server.start()
+    finally:
+        reporter.stop()
+        server.close()
