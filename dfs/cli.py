@@ -302,6 +302,23 @@ def cmd_users(args):
     return 0
 
 
+# --- the mount and the backup watcher (their own modules, imported only here) -------------
+
+def cmd_mount(args):
+    from mount import fuse
+    return fuse.cmd_mount(args)
+
+
+def cmd_umount(args):
+    from mount import fuse
+    return fuse.cmd_umount(args)
+
+
+def cmd_backup(args):
+    from dfs import backup
+    return backup.cmd_backup(args)
+
+
 # --- parser --------------------------------------------------------------------------------
 
 def build_parser():
@@ -388,6 +405,17 @@ def build_parser():
     p.add_argument("name", nargs="?")
     p.add_argument("--admin", action="store_true", help="with add: an admin user")
     p.add_argument("--out", default=None, help="with add: write their auth file here")
+    p = client_command("mount", cmd_mount, "mount the cluster as a folder")
+    p.add_argument("dir")
+    p.add_argument("--foreground", action="store_true", help="stay attached (logs to stderr)")
+    p = sub.add_parser("umount", help="unmount a DFS folder and wait for the mount to exit")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_umount)
+    p = client_command("backup", cmd_backup, "watch a local folder and upload what appears")
+    p.add_argument("local_dir")
+    p.add_argument("remote_dir", nargs="?", default="/")
+    p.add_argument("--mirror-deletes", action="store_true",
+                   help="also delete in the cluster what is deleted locally")
     return parser
 
 

@@ -1,0 +1,38 @@
+# The README's commands. Each target sets up what it needs first (system packages, .venv).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: up down test bench system-deps clean
+
+up: $(STAMP)
+	$(BIN)/dfs up
+
+down: $(STAMP)
+	$(BIN)/dfs down
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# fuse3 for the mount: installed with apt when missing (as root, or through sudo).
+system-deps:
+	@if ! command -v fusermount3 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "fuse3 is missing and I cannot install it: apt-get install fuse3 as root"; exit 1; fi; \
+	  echo "installing fuse3 (for the mount)"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null; \
+	fi
+
+$(STAMP): setup.cfg requirements.txt pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -e '.[test,mount]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
