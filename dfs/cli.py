@@ -84,7 +84,7 @@ def cmd_master(args):
     from nodes import master
     config = MasterConfig(data_dir=os.path.abspath(args.data), host=args.host, port=args.port,
                           chunk_size=args.chunk_size, dead_after=args.dead_after,
-                          heartbeat_interval=args.heartbeat,
+                          heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
                           open_registration=args.open_registration)
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
@@ -356,6 +356,8 @@ def build_parser():
     p.add_argument("--chunk-size", type=int, default=4 * MIB)
     p.add_argument("--dead-after", type=float, default=10.0)
     p.add_argument("--heartbeat", type=float, default=1.0)
+    p.add_argument("--snapshot-every", type=int, default=1000,
+                   help="journal entries between snapshots of saved-files.json")
     p.add_argument("--open-registration", action="store_true",
                    help="accept `dfs register` from this machine without the join token")
 

@@ -177,7 +177,7 @@ class LocalCluster:
         c = self.config
         master_args = ["master", "--chunk-size", str(c.chunk_size), "--dead-after",
                        str(c.dead_after), "--heartbeat", str(c.heartbeat_interval),
-                       "--open-registration"]
+                       "--snapshot-every", str(c.snapshot_every), "--open-registration"]
         self.master = Node("master", master_args, self.master_dir,
                            saved.get("master", self._port(0)), self.log_dir)
         try:
@@ -189,7 +189,8 @@ class LocalCluster:
             for worker in self.workers:
                 worker.wait_ready()
             self._save_state()
-            self.wait_workers(c.workers)
+            if c.workers:
+                self.wait_workers(c.workers)
         except BaseException:
             self.stop()
             raise

@@ -144,9 +144,10 @@ class ClusterConfig:
     chunk_size: int = 4 * MIB
     dead_after: float = 10.0
     heartbeat_interval: float = 1.0
+    snapshot_every: int = 1000
     extra_env: dict = field(default_factory=dict)
 
     def validate(self):
-        _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
+        _require(0 <= self.workers <= 64, "workers must be between 0 and 64")
         _require(0 <= self.base_port < 65000, "base port out of range")
         return self
