@@ -122,7 +122,7 @@ class DfsClient:
         """[DirEntry(name, stat)] of a directory, in one call."""
         return wire.entries_from_wire(self._call("listdir", path))
 
-    def mkdir(self, path, mode=0o755, parents=False, exist_ok=False):
+    def mkdir(self, path, mode=0o700, parents=False, exist_ok=False):
         if parents:
             parts = [p for p in path.split("/") if p]
             for i in range(1, len(parts)):
@@ -135,7 +135,7 @@ class DfsClient:
                 return self.stat(path)
             raise
 
-    def create(self, path, mode=0o644):
+    def create(self, path, mode=0o600):
         return wire.stat_from_wire(self._call("create", path, mode))
 
     def rm(self, path):
@@ -230,50 +230,74 @@ class DfsClient:
             f.seek(0, 2)
         return f
 
-    def put_stream(self, stream, remote, size, mode=0o644, overwrite=True, progress=None):
-        """Store ``size`` bytes read from ``stream`` as ``remote`` in one commit."""
+    def put_stream(self, stream, remote, size, mode=0o600, overwrite=True, progress=None):
+        """Store ``size`` bytes read from ``stream`` as ``remote`` in one commit.
+
+        Up to ``parallel_chunks`` chunks are in flight; on any failure the chunks already
+        stored are handed back to the master (abandon) so their space is freed at once."""
         chunk_size = self.chunk_size
         count = chunks.chunk_count(size, chunk_size)
-        targets = []
+        allocated = []
         futures = []
         stored = []
-        for index in range(count):
-            if not targets:
-                targets = wire.targets_from_wire(
-                    self._call("allocate", remote, min(64, count - index), ()))
-            data = stream.read(min(chunk_size, size - index * chunk_size))
-            if len(data) != min(chunk_size, size - index * chunk_size):
-                raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
-            futures.append(self.chunk_pool.submit(self.transfer.store_chunk, remote, data,
-                                                  targets.pop(0)))
-            if len(futures) >= self.config.parallel_chunks:
-                stored.append(futures.pop(0).result())
-                if progress:
-                    progress(stored[-1].ref.length)
-        for future in futures:
+
+        def collect(future):
             stored.append(future.result())
             if progress:
                 progress(stored[-1].ref.length)
-        written = [wire.written_from_read(chunk, True) for chunk in stored]
-        stat, under = self._call("put", remote, mode, wire.written_to_wire(written), size,
-                                 overwrite)
+        try:
+            targets = []
+            for index in range(count):
+                if not targets:
+                    targets = wire.targets_from_wire(
+                        self._call("allocate", remote, min(64, count - index), ()))
+                    allocated.extend(t.chunk_id for t in targets)
+                want = min(chunk_size, size - index * chunk_size)
+                data = stream.read(want)
+                if len(data) != want:
+                    raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
+                futures.append(self.chunk_pool.submit(self.transfer.store_chunk, remote, data,
+                                                      targets.pop(0)))
+                if len(futures) >= self.config.parallel_chunks:
+                    collect(futures.pop(0))
+            while futures:
+                collect(futures.pop(0))
+            written = [wire.written_from_read(chunk, True) for chunk in stored]
+            stat, under = self._call("put", remote, mode, wire.written_to_wire(written), size,
+                                     overwrite)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            self._abandon(allocated + [c.ref.chunk_id for c in stored])
+            raise
         if under:
             log.warning("%s: %d chunk(s) stored with fewer copies than wanted", remote, under)
         return PutResult(wire.stat_from_wire(stat), under)
 
-    def put_bytes(self, remote, data, mode=0o644, overwrite=True):
+    def _abandon(self, chunk_ids):
+        if not chunk_ids:
+            return
+        try:
+            self._call("abandon", tuple(sorted(set(chunk_ids))))
+        except errors.DfsError as exc:
+            log.debug("could not hand back chunks (the master frees them later): %s", exc)
+
+    def put_bytes(self, remote, data, mode=0o600, overwrite=True):
         import io
         return self.put_stream(io.BytesIO(data), remote, len(data), mode, overwrite)
 
     def put(self, local, remote, mode=None, overwrite=True, progress=None):
-        """Upload local file ``local`` to ``remote`` (created or replaced atomically)."""
+        """Upload local file ``local`` to ``remote`` (created or replaced atomically).
+
+        The file is private (the local owner bits only) unless ``mode`` says otherwise:
+        sharing with other DFS users is an explicit chmod."""
         try:
             with open(local, "rb") as f:
                 st = os.fstat(f.fileno())
                 if not os.path.isfile(local):
                     raise errors.InvalidArgument(f"{local} is not a regular file")
                 return self.put_stream(f, remote, st.st_size,
-                                       mode if mode is not None else st.st_mode & 0o777,
+                                       mode if mode is not None else st.st_mode & 0o700,
                                        overwrite, progress)
         except FileNotFoundError:
             raise errors.FileNotFound(f"{local}: no such local file") from None

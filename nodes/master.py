@@ -306,11 +306,11 @@ class MasterService(rpyc.Service):
             return wire.stat_to_wire(ns.inodes[entry["ino"]].stat())
 
     @boundary
-    def exposed_mkdir(self, path, mode=0o755):
+    def exposed_mkdir(self, path, mode=0o700):
         return self._new_entry("mkdir", path, mode)
 
     @boundary
-    def exposed_create(self, path, mode=0o644):
+    def exposed_create(self, path, mode=0o600):
         """Create an empty file; FileExists if the name is taken."""
         return self._new_entry("create", path, mode)
 
@@ -464,7 +464,9 @@ class MasterService(rpyc.Service):
             self._check_writable(user, path)
             placements = [self.state.workers.place(exclude) for _ in range(count)]
             if not all(placements):
-                raise errors.NoSpace("no worker has room for a new chunk")
+                for replicas in placements:
+                    self.state.workers.unplace(replicas)
+                raise errors.NoSpace(f"no room for {count} more chunk(s) on the live workers")
             ns = self.state.ns
             first = ns.next_chunk_id
             self.state.commit({"op": "alloc", "owner": user, "first": first, "count": count,
@@ -473,6 +475,17 @@ class MasterService(rpyc.Service):
                 wire.WriteTarget(first + i, 1, tuple(reps), self.state.sign("w", first + i),
                                  self.state.sign("r", first + i))
                 for i, reps in enumerate(placements))
+
+    @boundary
+    def exposed_abandon(self, chunk_ids):
+        """The client gave up on these allocated chunks: free them now, not after gc_grace."""
+        expect(chunk_ids, tuple, "chunk ids")
+        with self.state.lock:
+            user = self._me()
+            mine = [cid for cid in chunk_ids if type(cid) is int
+                    and self.state.ns.pending.get(cid, (None,))[0] == user]
+            if mine:
+                self.state.commit({"op": "unpend", "chunk_ids": mine})
 
     def _check_writable(self, user, path):
         ns = self.state.ns

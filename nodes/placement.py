@@ -82,7 +82,7 @@ class WorkerTable:
             if self.repairs.get(chunk_id, (None,))[0] == worker_id:
                 del self.repairs[chunk_id]
                 worker.repairs = max(0, worker.repairs - 1)
-        worker.assigned = max(0, worker.assigned - len(added))
+        worker.assigned = 0  # its report of free space now counts what it stored
         for chunk_id, _kind in removed:
             self._remove(chunk_id, worker)
         commands, worker.commands = worker.commands, []
@@ -147,6 +147,13 @@ class WorkerTable:
         for worker in chosen:
             worker.assigned += 1
         return [w.replica(PRIMARY if i == 0 else BACKUP) for i, w in enumerate(chosen)]
+
+    def unplace(self, replicas):
+        """Undo ``place()`` for an allocation that was not handed out."""
+        for replica in replicas:
+            worker = self.workers.get(replica.worker_id)
+            if worker is not None:
+                worker.assigned = max(0, worker.assigned - 1)
 
     def status(self, now):
         return [WorkerStatus(w.worker_id, w.host, w.port, w.alive, len(w.chunks), w.used,
