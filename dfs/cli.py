@@ -80,8 +80,18 @@ def _ready_writer(path):
     return ready
 
 
+def _exit_on_sigterm():
+    """SIGTERM ends a node like Ctrl-C does: its `finally` blocks run (the master snapshots)."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_master(args):
     from nodes import master
+    _exit_on_sigterm()
     config = MasterConfig(data_dir=os.path.abspath(args.data), host=args.host, port=args.port,
                           chunk_size=args.chunk_size, dead_after=args.dead_after,
                           heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
@@ -92,6 +102,7 @@ def cmd_master(args):
 
 def cmd_worker(args):
     from nodes import worker
+    _exit_on_sigterm()
     token = args.token or os.environ.get("DFS_JOIN_TOKEN", "")
     if args.token_file:
         with open(args.token_file, encoding="ascii") as f:
@@ -410,6 +421,9 @@ def build_parser():
     p = client_command("mount", cmd_mount, "mount the cluster as a folder")
     p.add_argument("dir")
     p.add_argument("--foreground", action="store_true", help="stay attached (logs to stderr)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds before an operation fails while a node is unreachable")
+    p.add_argument("--cache-dir", default=None, help="on-disk chunk cache ('' disables it)")
     p = sub.add_parser("umount", help="unmount a DFS folder and wait for the mount to exit")
     p.add_argument("dir")
     p.set_defaults(func=cmd_umount)

@@ -47,17 +47,23 @@ def wait_for(condition, deadline, what, interval=0.05):
 
 
 def pid_alive(pid):
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie child counts as gone
-        done, _status = os.waitpid(pid, os.WNOHANG)
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)  # our child: reap it if it exited
         return done == 0
     except ChildProcessError:
-        return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
 
 
 class Node:
