@@ -1,0 +1,176 @@
+"""Leadership: which metadata server may change anything (DESIGN section 5).
+
+Pure logic: time comes in as ``now`` and voters are reached through ``links()``, a
+callable returning ``{voter_id: link}`` where a link has ``lease``, ``vote``,
+``mark_stale`` and ``clear_stale`` (the same signatures as nodes.voter.Voter, raising
+dfs.errors.Unavailable when the voter cannot be reached). The master gives it rpyc links;
+tests give it in-process voters and a clock they step by hand.
+
+- A leader asks every voter for a lease at each ``tick``; a grant counts until
+  ``asked_at + lease * SAFETY``, measured from *before* asking, so it always ends before
+  the voter's own promise does. It serves only while grants from a majority are running.
+- A standby whose own lease to the leader has run out asks for votes for epoch + 1, after
+  spending its own vote on itself. A majority of the electorate makes it leader.
+- Any answer showing a higher epoch makes a leader step down to standby.
+- Before acknowledging entries its standby lacks, the leader records "standby stale from
+  entry i" on a majority of the standby's electorate (its own voter counts: it is one).
+
+Thread-safety: ``lock`` guards the role and the grants; network calls happen outside it.
+"""
+
+import logging
+import random
+import threading
+
+from dfs import errors
+
+log = logging.getLogger(__name__)
+
+LEADER, STANDBY = "leader", "standby"
+SAFETY = 0.8
+
+
+def majority(count):
+    return count // 2 + 1
+
+
+class Leadership:
+    def __init__(self, me, voter, links, lease, bootstrap, peer_id=None, rng=None):
+        self.me = me
+        self.voter = voter
+        self.links = links
+        self.lease = lease
+        self.bootstrap = bootstrap  # may lead alone while there is no voter at all
+        self.peer_id = peer_id  # the other metadata server, if any
+        self.role = STANDBY
+        self.grants = {}
+        self.last_serving = 0.0
+        self._now_hint = voter.started
+        self.lock = threading.RLock()
+        self.rng = rng or random.Random()
+        self.next_election = voter.started + (0 if bootstrap else lease)
+        self.on_change = lambda role, epoch: None
+
+    @property
+    def epoch(self):
+        return self.voter.epoch
+
+    def serving(self, now):
+        with self.lock:
+            if self.role != LEADER:
+                return False
+            electorate = self.links()
+            if not electorate:
+                return True
+            running = sum(1 for vid in electorate if self.grants.get(vid, 0) > now)
+            return running >= majority(len(electorate))
+
+    def leader_hint(self):
+        """Id of the server we believe leads (for NotLeader answers)."""
+        return self.me if self.role == LEADER else self.voter.holder
+
+    def tick(self, now):
+        self._now_hint = now
+        if self.role == LEADER:
+            self._renew(now)
+        else:
+            self._maybe_elect(now)
+
+    def _ask(self, electorate, method, *args):
+        """Call ``method`` on every voter. -> {voter_id: (granted, epoch)} of those answering."""
+        answers = {}
+        for vid, link in electorate.items():
+            try:
+                answers[vid] = getattr(link, method)(*args)
+            except errors.Unavailable:
+                continue
+        return answers
+
+    def _renew(self, now):
+        electorate = self.links()
+        answers = self._ask(electorate, "lease", self.epoch, self.me)
+        with self.lock:
+            for vid, (granted, epoch) in answers.items():
+                if granted:
+                    self.grants[vid] = now + self.lease * SAFETY
+                elif epoch > self.epoch:
+                    self._step_down(epoch)
+                    return
+            if self.serving(now):
+                self.last_serving = now
+            elif now - self.last_serving > self.lease:
+                # cut off from a majority: stop holding our standby's lease, so it can run
+                log.warning("%s lost its majority of voters", self.me)
+                self._step_down(self.epoch)
+
+    def _maybe_elect(self, now):
+        if now < self.next_election or self.voter.lease_running(now, other_than=self.me):
+            return
+        electorate = self.links()
+        epoch = max(self.voter.epoch, self.voter.voted_epoch) + 1
+        if not electorate:
+            if self.bootstrap:
+                self.voter.vote_for_self(epoch)
+                self._become_leader(epoch, now)
+            return
+        if not self.voter.vote_for_self(epoch):
+            return
+        log.info("%s: asking for votes for epoch %d", self.me, epoch)
+        answers = self._ask(electorate, "vote", epoch, self.me)
+        granted = [vid for vid, (ok, _epoch) in answers.items() if ok]
+        if len(granted) >= majority(len(electorate)):
+            with self.lock:
+                for vid in granted:
+                    self.grants[vid] = now + self.lease * SAFETY
+            self._become_leader(epoch, now)
+        else:
+            # lost or split: try again after a random pause, so two candidates drift apart
+            self.next_election = now + self.lease * (0.3 + 0.7 * self.rng.random())
+
+    def _become_leader(self, epoch, now):
+        with self.lock:
+            self.voter.won(epoch)
+            self.role = LEADER
+            self.last_serving = now
+            self.voter.leading = True
+        log.warning("%s is now the leader (epoch %d)", self.me, epoch)
+        self.on_change(LEADER, epoch)
+
+    def _step_down(self, epoch):
+        with self.lock:
+            if self.role != LEADER:
+                return
+            self.role = STANDBY
+            self.voter.leading = False
+            self.grants.clear()
+            self.voter.epoch = max(self.voter.epoch, epoch)
+            # give the other server room to win before we run again
+            self.next_election = self._now_hint + 2 * self.lease
+        log.warning("%s steps down to standby (epoch %d)", self.me, epoch)
+        self.on_change(STANDBY, epoch)
+
+    def step_down(self, epoch):
+        self._step_down(epoch)
+
+    # --- the standby's stale mark --------------------------------------------------------
+
+    def _standby_electorate(self):
+        """Who could elect our standby: every voter but the standby itself, and us."""
+        return {vid: link for vid, link in self.links().items() if vid != self.peer_id}
+
+    def mark_standby_stale(self, from_seq):
+        """Record the mark on a majority of the standby's electorate; False if we cannot."""
+        others = self._standby_electorate()
+        self.voter.mark_stale(self.epoch, self.peer_id, from_seq)  # we are one of them
+        answers = self._ask(others, "mark_stale", self.epoch, self.peer_id, from_seq)
+        acked = 1 + sum(1 for ok, _epoch in answers.values() if ok)
+        for ok, epoch in answers.values():
+            if not ok and epoch > self.epoch:
+                self._step_down(epoch)
+                return False
+        return acked >= majority(len(others) + 1)
+
+    def clear_standby_stale(self):
+        """Best effort: a voter that keeps the mark only makes the standby less electable."""
+        self._ask(self._standby_electorate(), "clear_stale", self.epoch, self.peer_id)
+        self.voter.clear_stale(self.epoch, self.peer_id)

@@ -1,0 +1,172 @@
+"""Leadership, deterministically: in-process voters and servers, a clock stepped by hand,
+a network that drops, partitions and pauses. After every step: never two servers that
+could change anything."""
+
+import pytest
+
+from dfs import errors
+from nodes.election import LEADER, STANDBY, Leadership
+from nodes.voter import Voter
+
+LEASE = 3.0
+STEP = 0.25
+WORKERS = ["w1", "w2", "w3", "w4"]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Link:
+    """A voter as seen from ``source`` through the simulated network."""
+
+    def __init__(self, world, source, target):
+        self.world, self.source, self.target = world, source, target
+
+    def _voter(self):
+        if not self.world.reachable(self.source, self.target):
+            raise errors.Unavailable(f"{self.target} unreachable from {self.source}")
+        return self.world.voters[self.target]
+
+    def lease(self, *args):
+        return self._voter().lease(*args)
+
+    def vote(self, *args):
+        return self._voter().vote(*args)
+
+    def mark_stale(self, *args):
+        return self._voter().mark_stale(*args)
+
+    def clear_stale(self, *args):
+        return self._voter().clear_stale(*args)
+
+
+class World:
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.clock = Clock()
+        self.down = set()  # crashed or paused: neither answers nor ticks
+        self.cut = set()  # frozenset({a, b}) pairs that cannot talk
+        self.voters = {w: Voter(str(tmp_path / f"{w}.json"), self.clock, LEASE) for w in WORKERS}
+        self.servers = {}
+        for name in ("A", "B"):
+            self.start_server(name)
+
+    def start_server(self, name):
+        voter = Voter(str(self.tmp / f"{name}.json"), self.clock, LEASE)
+        self.voters[name] = voter
+        peer = "B" if name == "A" else "A"
+        links = lambda: {v: Link(self, name, v) for v in [*WORKERS, peer]}
+        self.servers[name] = Leadership(name, voter, links, LEASE, bootstrap=(name == "A"),
+                                        peer_id=peer)
+        self.down.discard(name)
+
+    def reachable(self, a, b):
+        return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cut
+
+    def step(self, count=1):
+        for _ in range(count):
+            self.clock.now += STEP
+            for name, server in self.servers.items():
+                if name not in self.down:
+                    server.tick(self.clock.now)
+            self.check()
+
+    def serving(self):
+        return [n for n, s in self.servers.items() if s.serving(self.clock.now)]
+
+    def check(self):
+        assert len(self.serving()) <= 1, f"two leaders at {self.clock.now}: {self.serving()}"
+
+    def run_until(self, condition, seconds=30):
+        for _ in range(int(seconds / STEP)):
+            if condition():
+                return
+            self.step()
+        raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    w.run_until(lambda: w.serving() == ["A"])
+    return w
+
+
+def test_a_fresh_cluster_elects_the_master(world):
+    assert world.servers["A"].epoch >= 1 and world.servers["B"].role == STANDBY
+
+
+def test_leader_dies_the_standby_takes_over(world):
+    epoch = world.servers["A"].epoch
+    world.down.add("A")
+    world.run_until(lambda: world.serving() == ["B"])
+    assert world.servers["B"].epoch > epoch
+
+
+def test_standby_dies_the_leader_goes_on(world):
+    world.down.add("B")
+    for _ in range(40):
+        world.step()
+        assert world.serving() == ["A"]
+
+
+def test_paused_leader_resumes_and_steps_down(world):
+    world.down.add("A")  # SIGSTOP: no ticks, no answers; its clock runs on
+    world.run_until(lambda: world.serving() == ["B"])
+    world.down.discard("A")  # SIGCONT
+    assert not world.servers["A"].serving(world.clock.now)  # its leases have lapsed
+    world.run_until(lambda: world.servers["A"].role == STANDBY)
+    for _ in range(20):
+        world.step()
+        assert world.serving() == ["B"]
+
+
+def test_leader_cut_off_from_the_workers_loses_to_the_standby(world):
+    for w in WORKERS:
+        world.cut.add(frozenset(("A", w)))
+    world.run_until(lambda: world.serving() == ["B"])
+    for w in WORKERS:
+        world.cut.discard(frozenset(("A", w)))
+    world.run_until(lambda: world.servers["A"].role == STANDBY)
+
+
+def test_both_servers_restart_and_one_leads(world):
+    world.down.update(("A", "B"))
+    world.step(4)
+    world.start_server("A")
+    world.start_server("B")
+    world.run_until(lambda: len(world.serving()) == 1)
+
+
+def test_a_stale_standby_can_never_win(world):
+    world.down.add("B")
+    assert world.servers["A"].mark_standby_stale(from_seq=42)
+    world.down.add("A")
+    world.down.discard("B")
+    for _ in range(int(30 / STEP)):
+        world.step()
+        assert "B" not in world.serving()
+    world.start_server("A")  # the up-to-date server comes back and leads again
+    world.run_until(lambda: world.serving() == ["A"])
+
+
+def test_a_minority_cannot_mark_the_standby_stale(world):
+    for w in WORKERS[:3]:
+        world.down.add(w)
+    world.down.add("B")
+    assert not world.servers["A"].mark_standby_stale(from_seq=7)
+
+
+def test_a_restarted_voter_keeps_its_vote(world, tmp_path):
+    world.down.add("A")
+    world.clock.now += LEASE + 1  # w1's lease to A has run out
+    voter = world.voters["w1"]
+    assert voter.vote(50, "B") == (True, 50)
+    again = Voter(str(tmp_path / "w1.json"), world.clock, LEASE)
+    world.clock.now += LEASE + 1
+    assert again.vote(50, "A")[0] is False  # one vote per epoch, even after a restart
