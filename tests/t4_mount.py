@@ -1,0 +1,388 @@
+"""t4: the real FUSE mount, through the real `dfs mount` / `dfs umount` commands.
+
+Every mount is made by ``dfs mount`` in a subprocess (it daemonizes and returns once the
+folder is live), checked with os.path.ismount under a deadline, and always undone in
+teardown: ``dfs umount`` (which waits for the mount process to exit), else a lazy
+unmount and SIGKILL of the recorded process. Nothing sleeps a fixed time; nothing asserts
+a timing.
+"""
+
+import errno
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import random_bytes, sha256
+from dfs.cluster import LocalCluster, wait_for
+from mount import fuse
+from mount.attrcache import AttrCache
+from dfs.wire import DirEntry, Stat
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or not (shutil.which("fusermount3")
+                                           or shutil.which("fusermount")),
+    reason="no /dev/fuse or fusermount: FUSE is not available here")
+
+DFS = [sys.executable, "-m", "dfs.cli"]
+MOUNT_DEADLINE = 60.0
+STDLIB = os.path.dirname(os.__file__)
+TREE_PARTS = ("email", "json", "asyncio", "unittest", "encodings", "lib2to3", "xml",
+              "multiprocessing")  # about 1500 files and folders, 22 MB
+
+
+def dfs_command(*args, timeout=300, check=True, env=None):
+    done = subprocess.run([*DFS, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        raise AssertionError(f"dfs {' '.join(args)} failed ({done.returncode}):\n"
+                             f"{done.stdout}{done.stderr}")
+    return done
+
+
+class Mounted:
+    """A live `dfs mount` of ``cluster`` as ``user`` on ``path``."""
+
+    def __init__(self, cluster, path, user="alice", timeout=20.0):
+        self.cluster = cluster
+        self.path = str(path)
+        self.auth = os.path.join(cluster.data_dir, f"auth-{user}.txt")
+        if not os.path.exists(self.auth):
+            cluster.register(user, self.auth)
+        self.timeout = timeout
+        self.cache_dir = ""  # no on-disk chunk cache: reads really go to the workers
+        self.pid = None
+
+    def __enter__(self):
+        os.makedirs(self.path, exist_ok=True)
+        dfs_command("mount", self.path, "--auth", self.auth, "--timeout", str(self.timeout),
+                    "--cache-dir", self.cache_dir, timeout=MOUNT_DEADLINE + 30)
+        wait_for(lambda: os.path.ismount(self.path), MOUNT_DEADLINE, f"{self.path} to mount")
+        self.pid = fuse.read_record(self.path)["pid"]
+        return self
+
+    def __exit__(self, *exc):
+        self.unmount()
+
+    def join(self, *names):
+        return os.path.join(self.path, *names)
+
+    def unmount(self):
+        """dfs umount; if that fails, lazy unmount and kill: never leave a mount behind."""
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        done = dfs_command("umount", self.path, check=False, timeout=fuse.UMOUNT_DEADLINE + 30)
+        if done.returncode != 0 or fuse.is_mounted(self.path) or fuse.pid_alive(pid):
+            subprocess.run(fuse._fusermount_argv(self.path, lazy=True), capture_output=True)
+            if not wait_until_gone(pid, 10):
+                os.kill(pid, signal.SIGKILL)
+                wait_until_gone(pid, 10)
+            fuse._remove_record(self.path, pid)
+            raise AssertionError(f"dfs umount {self.path} failed: {done.stdout}{done.stderr}")
+
+
+def wait_until_gone(pid, deadline):
+    return fuse.wait_until(lambda: not fuse.pid_alive(pid), deadline)
+
+
+@pytest.fixture(scope="module")
+def shared_mount(shared_cluster, tmp_path_factory):
+    with Mounted(shared_cluster, tmp_path_factory.mktemp("mnt")) as m:
+        yield m
+
+
+@pytest.fixture
+def mounted(cluster, tmp_path):
+    with Mounted(cluster, tmp_path / "mnt", timeout=10.0) as m:
+        yield m
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(command, cwd=None, timeout=600):
+    done = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done.stdout
+
+
+# --- the mount's own attribute cache (pure) ------------------------------------------------
+
+def test_attr_cache_expires_and_follows_own_changes():
+    now = [0.0]
+    cache = AttrCache(ttl=1.0, clock=lambda: now[0])
+    st = Stat(5, "f", 0o644, "alice", 3, 1, 2, 3, 1)
+    cache.put("/d", Stat(2, "d", 0o755, "alice", 0, 1, 1, 1, 2))
+    cache.put_listing("/d", [DirEntry("a", st)])
+    assert cache.get("/d/a") == st
+    cache.added("/d/b", st._replace(ino=6, ctime_ns=9))
+    assert cache.get("/d/b").ino == 6 and cache.get("/d").mtime_ns == 9
+    cache.moved("/d/b", "/d/c")
+    assert cache.get("/d/b") is None and cache.get("/d/c") is None
+    cache.put("/d/c/x", st)
+    cache.moved("/d/c", "/e")
+    assert cache.get("/d/c/x") is None
+    cache.removed("/d/a")
+    assert cache.get("/d/a") is None and cache.get("/d") is None
+    cache.put("/f", st)
+    now[0] = 2.0
+    assert cache.get("/f") is None
+
+
+# --- whole trees and big files --------------------------------------------------------------
+
+def test_cp_r_of_a_real_tree_then_diff(shared_mount, tmp_path):
+    source = tmp_path / "tree"
+    source.mkdir()
+    for part in TREE_PARTS:
+        if os.path.isdir(os.path.join(STDLIB, part)):
+            shutil.copytree(os.path.join(STDLIB, part), source / part, symlinks=True)
+    count = sum(len(files) + len(dirs) for _root, dirs, files in os.walk(source))
+    assert count > 1000
+    target = shared_mount.join("tree")
+    run(f"cp -r {source} {target}")
+    run(f"diff -r {source} {target}")
+    # and back out again, through a fresh look at the tree
+    back = tmp_path / "back"
+    run(f"cp -r {target} {back}")
+    run(f"diff -r {source} {back}")
+    run(f"rm -r {target}")
+    assert not os.path.exists(target)
+
+
+def test_256_mib_file_with_dd(shared_mount, tmp_path, shared_cluster):
+    source = tmp_path / "big"
+    with open(source, "wb") as f:
+        for i in range(16):
+            f.write(random_bytes(16 << 20, seed=i))
+    want = file_sha256(source)
+    target = shared_mount.join("big.bin")
+    run(f"dd if={source} of={target} bs=1M conv=fsync status=none")
+    assert os.path.getsize(target) == 256 << 20
+    assert file_sha256(target) == want
+    with shared_cluster.client("alice", cache_dir="") as other:  # the commit is in the cluster
+        assert other.stat("/big.bin").size == 256 << 20
+        assert hashlib.sha256(other.read_bytes("/big.bin")).hexdigest() == want
+    os.unlink(target)
+
+
+# --- POSIX operations -----------------------------------------------------------------------
+
+def test_rename_truncate_chmod_dirs_unlink_links(shared_mount):
+    root = shared_mount.join("posix")
+    os.mkdir(root)
+    path = os.path.join(root, "a.txt")
+    with open(path, "wb") as f:
+        f.write(b"hello world")
+    # rename, and rename over an existing file
+    os.rename(path, os.path.join(root, "b.txt"))
+    assert not os.path.exists(path)
+    with open(os.path.join(root, "c.txt"), "wb") as f:
+        f.write(b"old")
+    os.rename(os.path.join(root, "b.txt"), os.path.join(root, "c.txt"))
+    path = os.path.join(root, "c.txt")
+    assert open(path, "rb").read() == b"hello world"
+    # truncate: shrink, grow (zeros), across a chunk boundary
+    os.truncate(path, 5)
+    assert open(path, "rb").read() == b"hello"
+    os.truncate(path, (1 << 20) + 10)
+    data = open(path, "rb").read()
+    assert data == b"hello" + bytes((1 << 20) + 5)
+    with open(path, "r+b") as f:  # ftruncate on an open file, then write after it
+        f.truncate(3)
+        f.seek(0, 2)
+        f.write(b"!")
+    assert open(path, "rb").read() == b"hel!"
+    with open(path, "wb") as f:  # O_TRUNC
+        f.write(b"new")
+    assert open(path, "rb").read() == b"new"
+    # chmod, utimens
+    os.chmod(path, 0o600)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    os.utime(path, ns=(1_000_000_000_123, 2_000_000_000_456))
+    st = os.stat(path)
+    assert st.st_mtime_ns == 2_000_000_000_456 and st.st_atime_ns == 1_000_000_000_123
+    assert st.st_uid == os.getuid()
+    # mkdir / rmdir, and a non-empty rmdir
+    sub = os.path.join(root, "sub")
+    os.mkdir(sub, 0o750)
+    assert os.stat(sub).st_mode & 0o777 == 0o750 and os.path.isdir(sub)
+    with open(os.path.join(sub, "x"), "wb"):
+        pass
+    with pytest.raises(OSError) as caught:
+        os.rmdir(sub)
+    assert caught.value.errno == errno.ENOTEMPTY
+    os.unlink(os.path.join(sub, "x"))
+    os.rmdir(sub)
+    assert not os.path.exists(sub)
+    # directory rename keeps its content
+    os.makedirs(os.path.join(root, "d1", "inner"))
+    with open(os.path.join(root, "d1", "inner", "f"), "wb") as f:
+        f.write(b"deep")
+    os.rename(os.path.join(root, "d1"), os.path.join(root, "d2"))
+    assert open(os.path.join(root, "d2", "inner", "f"), "rb").read() == b"deep"
+    assert not os.path.exists(os.path.join(root, "d1"))
+    # symlinks and hard links
+    os.symlink("c.txt", os.path.join(root, "link"))
+    assert os.readlink(os.path.join(root, "link")) == "c.txt"
+    assert open(os.path.join(root, "link"), "rb").read() == b"new"
+    assert os.path.islink(os.path.join(root, "link"))
+    os.link(path, os.path.join(root, "hard"))
+    assert os.stat(path).st_nlink == 2
+    assert os.stat(path).st_ino == os.stat(os.path.join(root, "hard")).st_ino
+    os.unlink(path)
+    assert open(os.path.join(root, "hard"), "rb").read() == b"new"
+    # errors come back as the right errno
+    for call, code in ((lambda: open(os.path.join(root, "missing")), errno.ENOENT),
+                       (lambda: os.mkdir(os.path.join(root, "hard")), errno.EEXIST),
+                       (lambda: os.listdir(os.path.join(root, "hard")), errno.ENOTDIR),
+                       (lambda: os.getxattr(os.path.join(root, "hard"), "user.x"),
+                        errno.ENOTSUP)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == code
+    run(f"rm -r {root}")
+
+
+def test_ls_l_of_2000_files(shared_mount):
+    folder = shared_mount.join("many")
+    os.mkdir(folder)
+    for i in range(2000):  # empty but for a few: ls -l is the point, not writing
+        with open(os.path.join(folder, f"f{i:04d}"), "wb") as f:
+            if i % 500 == 6:
+                f.write(b"x" * 6)
+    lines = run("ls -l", cwd=folder).splitlines()
+    assert lines[0].startswith("total")
+    assert len(lines) == 2001
+    assert lines[1].split()[-1] == "f0000" and lines[1].startswith("-rw-")
+    assert sorted(os.listdir(folder)) == [f"f{i:04d}" for i in range(2000)]
+    assert os.path.getsize(os.path.join(folder, "f0006")) == 6
+    run(f"rm -r {folder}")
+
+
+def test_df_shows_cluster_capacity(shared_mount, shared_dfs):
+    total, free, _chunk, _files = shared_dfs.statfs()
+    vfs = os.statvfs(shared_mount.path)
+    shown = vfs.f_blocks * vfs.f_frsize
+    assert total > 0 and abs(shown - total) <= max(total // 100, 1 << 20)
+    out = run(f"df -B1 --output=size {shared_mount.path}").split()
+    assert abs(int(out[-1]) - total) <= max(total // 100, 1 << 20)
+
+
+def test_two_mounts_see_each_others_files_after_close(shared_cluster, shared_mount, tmp_path):
+    folder = "exchange"
+    os.mkdir(shared_mount.join(folder))
+    with Mounted(shared_cluster, tmp_path / "second") as second:
+        writer = ("import sys\nwith open(sys.argv[1], 'wb') as f:\n"
+                  "    for i in range(5): f.write(bytes([int(sys.argv[2])]) * (300 * 1024))\n")
+        procs = [subprocess.Popen([sys.executable, "-c", writer, m.join(folder, name), seed])
+                 for m, name, seed in ((shared_mount, "from-one", "1"),
+                                       (second, "from-two", "2"))]
+        for p in procs:
+            assert p.wait(timeout=120) == 0
+        assert open(second.join(folder, "from-one"), "rb").read() == b"\x01" * (1500 * 1024)
+        assert open(shared_mount.join(folder, "from-two"), "rb").read() == b"\x02" * (1500 * 1024)
+    run(f"rm -r {shared_mount.join(folder)}")
+
+
+def test_gio_list_and_copy(shared_mount, tmp_path):
+    gio = shutil.which("gio")
+    if gio is None:
+        pytest.skip("gio is not installed (Debian package libglib2.0-bin)")
+    source = tmp_path / "photo.bin"
+    source.write_bytes(random_bytes(3 << 20, seed=7))
+    folder = shared_mount.join("gio")
+    os.mkdir(folder)
+    env = dict(os.environ, GIO_USE_VFS="local")  # no session bus needed for local files
+    subprocess.run([gio, "copy", str(source), folder], check=True, env=env, timeout=120,
+                   capture_output=True)
+    listing = subprocess.run([gio, "list", "-l", folder], check=True, env=env, timeout=60,
+                             capture_output=True, text=True).stdout
+    assert "photo.bin" in listing and str(3 << 20) in listing
+    back = tmp_path / "back.bin"
+    subprocess.run([gio, "copy", os.path.join(folder, "photo.bin"), str(back)], check=True,
+                   env=env, timeout=120, capture_output=True)
+    assert back.read_bytes() == source.read_bytes()
+    run(f"rm -r {folder}")
+
+
+# --- faults and lifecycle (a cluster of their own) ----------------------------------------------
+
+def test_read_survives_a_killed_worker(cluster, mounted):
+    data = random_bytes(24 << 20, seed=3)
+    with cluster.client("alice") as dfs:
+        dfs.put_bytes("/victim.bin", data)
+    got = bytearray()
+    with open(mounted.join("victim.bin"), "rb") as f:
+        got += f.read(2 << 20)
+        cluster.kill_worker(0)
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            got += block
+    assert sha256(bytes(got)) == sha256(data)
+
+
+def test_master_restart_under_the_mount(cluster, mounted):
+    with open(mounted.join("before"), "wb") as f:
+        f.write(b"written before")
+    cluster.restart_master()
+    assert open(mounted.join("before"), "rb").read() == b"written before"
+    with open(mounted.join("after"), "wb") as f:
+        f.write(b"written after")
+    assert sorted(os.listdir(mounted.path)) == ["after", "before"]
+    with cluster.client("alice") as dfs:
+        assert dfs.read_bytes("/after") == b"written after"
+
+
+def test_master_down_fails_in_bounded_time_then_recovers(cluster, tmp_path):
+    with Mounted(cluster, tmp_path / "mnt", timeout=3.0) as m:
+        with open(m.join("kept"), "wb") as f:
+            f.write(b"kept")
+        cluster.master.stop(signal.SIGKILL)
+        probe = ("import os, sys\ntry:\n    os.stat(sys.argv[1])\nexcept OSError as e:\n"
+                 "    print(e.errno)\nelse:\n    print('ok')\n")
+        done = subprocess.run([sys.executable, "-c", probe, m.join("not-cached")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip() not in ("", "ok", str(errno.ENOENT))
+        cluster.master.start(cluster.env, cluster.detach)
+        cluster.master.wait_ready()
+        assert open(m.join("kept"), "rb").read() == b"kept"
+        with open(m.join("new"), "wb") as f:
+            f.write(b"new")
+        assert os.path.exists(m.join("new"))
+
+
+def test_unmount_while_idle_leaves_no_process(cluster, tmp_path):
+    m = Mounted(cluster, tmp_path / "mnt")
+    with m:
+        pid = m.pid
+        assert fuse.pid_alive(pid)
+        os.listdir(m.path)
+    assert not fuse.pid_alive(pid)
+    assert not os.path.ismount(m.path)
+    assert fuse.read_record(m.path) is None
+    done = dfs_command("umount", m.path, check=False)
+    assert done.returncode == 1 and "not mounted" in done.stderr
+
+
+def test_mount_errors_are_one_line(cluster, tmp_path):
+    auth = cluster.register("bob")
+    done = dfs_command("mount", str(tmp_path / "missing"), "--auth", auth, check=False)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    done = dfs_command("umount", str(tmp_path), check=False)
+    assert done.returncode == 1 and "not mounted" in done.stderr
