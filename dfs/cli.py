@@ -121,7 +121,7 @@ def cmd_up(args):
     data = os.path.abspath(args.data or paths.default_data_dir())
     if running_pids(data):
         print(f"a local cluster is already running in {data} (dfs down --data {data} stops it)")
-        return 0
+        return _mount_for_up(args, os.path.join(data, "auth.txt"))
     config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port)
     cluster = LocalCluster(config, detach=True).start()
     user = getpass.getuser()
@@ -136,12 +136,25 @@ def cmd_up(args):
     print(f"you are '{user}'; credentials in {cluster.auth_file} (and {default_auth})")
     print("try:  dfs put FILE /FILE   dfs ls -l /   dfs get /FILE COPY   dfs status")
     print(f"stop: dfs down --data {data}")
-    return 0
+    return _mount_for_up(args, cluster.auth_file)
+
+
+def _mount_for_up(args, auth_file):
+    if args.no_mount:
+        return 0
+    from mount import fuse
+    return fuse.mount_for_up(args.mount or paths.default_mount_dir(), auth_file)
 
 
 def cmd_down(args):
     from dfs.cluster import stop_detached
     data = os.path.abspath(args.data or paths.default_data_dir())
+    try:
+        from mount import fuse
+    except ImportError:
+        fuse = None
+    for mount_dir in fuse.unmount_for_down(data) if fuse else ():
+        print(f"unmounted {mount_dir}")
     stopped = stop_detached(data)
     print(f"stopped {', '.join(stopped)}" if stopped else f"no local cluster running in {data}")
     return 0
@@ -357,6 +370,10 @@ def build_parser():
     p.add_argument("--data", default=None, help="data directory (default: user data dir)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--base-port", type=int, default=DEFAULT_MASTER_PORT)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--mount", default=None, metavar="DIR",
+                       help="mount the cluster here (default: $DFS_MOUNT or ~/dfs)")
+    where.add_argument("--no-mount", action="store_true", help="do not mount the cluster")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop the local cluster")

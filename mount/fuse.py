@@ -764,8 +764,31 @@ def cmd_umount(args):
     return 0
 
 
-def unmount_for_auth_dir(data_dir):
-    """Unmount every mount whose auth file lives in ``data_dir`` (for `dfs down`)."""
+def mount_for_up(mount_dir, auth_file):
+    """`dfs up`: mount the local cluster on ``mount_dir`` (made if missing). -> exit status.
+
+    A failure to mount is reported on one line but leaves the cluster running."""
+    mount_dir = os.path.realpath(os.path.expanduser(mount_dir))
+    if is_mounted(mount_dir):
+        print(f"{mount_dir} is already mounted")
+        return 0
+    try:
+        os.makedirs(mount_dir, exist_ok=True)
+        mount_background(mount_dir, auth_file)
+    except (errors.DfsError, OSError) as exc:
+        message = exc.message if isinstance(exc, errors.DfsError) else str(exc)
+        print(f"dfs: the cluster is up but mounting {mount_dir} failed: "
+              f"{message.splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"mounted on {mount_dir}: open it in your file manager, copy files in and out; "
+          f"dfs umount {mount_dir} unmounts it")
+    return 0
+
+
+def unmount_for_down(data_dir):
+    """`dfs down`: unmount every mount of the cluster in ``data_dir``. -> dirs unmounted.
+
+    A mount belongs to that cluster if its auth file lives in ``data_dir``."""
     prefix = os.path.realpath(data_dir).rstrip(os.sep) + os.sep
     done = []
     for record in all_records():
@@ -774,7 +797,6 @@ def unmount_for_auth_dir(data_dir):
                 unmount(record["dir"])
                 done.append(record["dir"])
             except errors.DfsError as exc:
-                log.warning("%s", exc.message)
                 print(f"dfs: {exc.message}", file=sys.stderr)
     return done
 

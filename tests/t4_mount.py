@@ -386,3 +386,24 @@ def test_mount_errors_are_one_line(cluster, tmp_path):
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     done = dfs_command("umount", str(tmp_path), check=False)
     assert done.returncode == 1 and "not mounted" in done.stderr
+
+
+def test_dfs_up_mounts_and_dfs_down_unmounts(tmp_path):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("DFS_AUTH", None)
+    data, folder = str(tmp_path / "cluster"), str(tmp_path / "mnt")
+    up = dfs_command("up", "--data", data, "--base-port", "0", "--mount", folder, env=env)
+    try:
+        assert f"mounted on {folder}" in up.stdout
+        wait_for(lambda: os.path.ismount(folder), MOUNT_DEADLINE, f"{folder} to mount")
+        with open(os.path.join(folder, "hello.txt"), "wb") as f:
+            f.write(b"hello, mount\n")
+        listing = dfs_command("ls", "/", "--auth", os.path.join(data, "auth.txt"), env=env)
+        assert "hello.txt" in listing.stdout
+    finally:
+        down = dfs_command("down", "--data", data, env=env, check=False)
+        if os.path.ismount(folder):
+            subprocess.run(fuse._fusermount_argv(folder, lazy=True), capture_output=True)
+    assert down.returncode == 0 and f"unmounted {folder}" in down.stdout, down.stderr
+    assert not os.path.ismount(folder)
