@@ -148,3 +148,31 @@ def read_auth_file(path):
     if missing:
         raise InvalidArgument(f"auth file {path} lacks {', '.join(missing)}")
     return parse_addresses(values["masters"]), values["user"], values["key"]
+
+
+# --- calls between metadata servers and voters -------------------------------------------
+
+VOTER_WINDOW = 30.0
+
+
+def voter_secret(join_token):
+    return hmac.new(join_token.encode(), b"dfs voters v1", "sha256").digest()
+
+
+def _voter_body(method, args, stamp):
+    return f"{method}|{args!r}|{stamp:.6f}".encode()
+
+
+def sign_voter_call(secret, method, args, now=None):
+    """-> (stamp, mac) proving a metadata server (it knows the join token) sent this call."""
+    stamp = now if now is not None else time.time()
+    return stamp, hmac.new(secret, _voter_body(method, args, stamp), "sha256").hexdigest()
+
+
+def verify_voter_call(secret, method, args, stamp, mac, now=None):
+    now = now if now is not None else time.time()
+    if not isinstance(stamp, float) or abs(now - stamp) > VOTER_WINDOW:
+        raise AuthenticationFailed("voter call too old or from a clock far off")
+    expected = hmac.new(secret, _voter_body(method, args, stamp), "sha256").hexdigest()
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+        raise AuthenticationFailed("voter call not signed with the cluster's secret")

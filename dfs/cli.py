@@ -12,7 +12,8 @@ import posixpath
 import sys
 
 from dfs import auth, errors, paths
-from dfs.config import (DEFAULT_MASTER_PORT, MIB, ClusterConfig, MasterConfig, WorkerConfig,
+from dfs.config import (DEFAULT_MASTER_PORT, DEFAULT_SHADOW_PORT, MIB, ClusterConfig,
+                        MasterConfig, WorkerConfig,
                         parse_address, parse_addresses)
 
 log = logging.getLogger("dfs")
@@ -89,13 +90,26 @@ def _exit_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+def _read_token(args):
+    token = args.token or os.environ.get("DFS_JOIN_TOKEN", "")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="ascii") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise errors.InvalidArgument(f"cannot read {args.token_file}: {exc.strerror}") from None
+    return token
+
+
 def cmd_master(args):
     from nodes import master
     _exit_on_sigterm()
     config = MasterConfig(data_dir=os.path.abspath(args.data), host=args.host, port=args.port,
                           chunk_size=args.chunk_size, dead_after=args.dead_after,
                           heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
-                          open_registration=args.open_registration)
+                          open_registration=args.open_registration, role=args.role,
+                          peer=parse_address(args.peer) if args.peer else None,
+                          lease=args.lease, join_token=_read_token(args))
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -103,10 +117,7 @@ def cmd_master(args):
 def cmd_worker(args):
     from nodes import worker
     _exit_on_sigterm()
-    token = args.token or os.environ.get("DFS_JOIN_TOKEN", "")
-    if args.token_file:
-        with open(args.token_file, encoding="ascii") as f:
-            token = f.read().strip()
+    token = _read_token(args)
     config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
                           join_token=token, host=args.host, port=args.port,
                           capacity=args.capacity)
@@ -122,7 +133,8 @@ def cmd_up(args):
     if running_pids(data):
         print(f"a local cluster is already running in {data} (dfs down --data {data} stops it)")
         return _mount_for_up(args, os.path.join(data, "auth.txt"))
-    config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port)
+    config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port,
+                           shadow=not args.no_shadow)
     cluster = LocalCluster(config, detach=True).start()
     user = getpass.getuser()
     if not os.path.exists(cluster.auth_file):
@@ -131,8 +143,8 @@ def cmd_up(args):
     if not os.path.exists(default_auth) or args.data is None:
         masters, name, key = auth.read_auth_file(cluster.auth_file)
         auth.write_auth_file(default_auth, masters, name, key)
-    print(f"DFS is up: master on 127.0.0.1:{cluster.master.port}, {len(cluster.workers)} workers,"
-          f" data in {data}")
+    servers = ", ".join(f"{n.name} on 127.0.0.1:{n.port}" for n in cluster.metadata_nodes)
+    print(f"DFS is up: {servers}, {len(cluster.workers)} workers, data in {data}")
     print(f"you are '{user}'; credentials in {cluster.auth_file} (and {default_auth})")
     print("try:  dfs put FILE /FILE   dfs ls -l /   dfs get /FILE COPY   dfs status")
     print(f"stop: dfs down --data {data}")
@@ -295,8 +307,10 @@ def cmd_status(args):
     with _client(args) as dfs:
         st = dfs.status()
         total, free, chunk_size, files = dfs.statfs()
-    print(f"master {st['address']}: {st['role']}, epoch {st['epoch']}, {files} inodes, "
-          f"chunk size {_human(chunk_size)}")
+    print(f"leader: {st['leader']} at {st['address']}, epoch {st['epoch']}; "
+          f"standby: {st['standby']}")
+    print(f"leases held from: {', '.join(st['lease_holders']) or 'nobody (alone)'}")
+    print(f"{files} inodes, chunk size {_human(chunk_size)}")
     print(f"capacity {_human(total)}, free {_human(free)} (after replication); "
           f"under-replicated chunks: {st['under_replicated']}")
     rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
@@ -369,7 +383,9 @@ def build_parser():
     p = sub.add_parser("up", help="start a local cluster in the background")
     p.add_argument("--data", default=None, help="data directory (default: user data dir)")
     p.add_argument("--workers", type=int, default=4)
-    p.add_argument("--base-port", type=int, default=DEFAULT_MASTER_PORT)
+    p.add_argument("--base-port", type=int, default=DEFAULT_MASTER_PORT,
+                   help="master on it, shadow on +1, workers from +9 (0: any free ports)")
+    p.add_argument("--no-shadow", action="store_true", help="run without a shadow master")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--mount", default=None, metavar="DIR",
                        help="mount the cluster here (default: $DFS_MOUNT or ~/dfs)")
@@ -380,14 +396,24 @@ def build_parser():
     p.add_argument("--data", default=None)
     p.set_defaults(func=cmd_down)
 
-    p = node_command("master", cmd_master, "run the master in the foreground", DEFAULT_MASTER_PORT)
-    p.add_argument("--chunk-size", type=int, default=4 * MIB)
-    p.add_argument("--dead-after", type=float, default=10.0)
-    p.add_argument("--heartbeat", type=float, default=1.0)
-    p.add_argument("--snapshot-every", type=int, default=1000,
-                   help="journal entries between snapshots of saved-files.json")
-    p.add_argument("--open-registration", action="store_true",
-                   help="accept `dfs register` from this machine without the join token")
+    for role, port, peer in (("master", DEFAULT_MASTER_PORT, None),
+                             ("shadow", DEFAULT_SHADOW_PORT, f"127.0.0.1:{DEFAULT_MASTER_PORT}")):
+        p = node_command(role, cmd_master, f"run the {role} metadata server in the foreground",
+                         port)
+        p.set_defaults(role=role)
+        p.add_argument("--peer", default=peer,
+                       help="HOST:PORT of the other metadata server (master <-> shadow)")
+        p.add_argument("--token", default="", help="the cluster's join token (a shadow needs "
+                                                   "the master's)")
+        p.add_argument("--token-file", default="", help="file holding the join token")
+        p.add_argument("--lease", type=float, default=3.0, help="voter lease in seconds")
+        p.add_argument("--chunk-size", type=int, default=4 * MIB)
+        p.add_argument("--dead-after", type=float, default=10.0)
+        p.add_argument("--heartbeat", type=float, default=1.0)
+        p.add_argument("--snapshot-every", type=int, default=1000,
+                       help="journal entries between snapshots of saved-files.json")
+        p.add_argument("--open-registration", action="store_true",
+                       help="accept `dfs register` from this machine without the join token")
 
     p = node_command("worker", cmd_worker, "run a worker in the foreground", 18870)
     p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}",
@@ -449,6 +475,10 @@ def build_parser():
     p.add_argument("remote_dir", nargs="?", default="/")
     p.add_argument("--mirror-deletes", action="store_true",
                    help="also delete in the cluster what is deleted locally")
+    p.add_argument("--state", default=None, help="state file (default: the user's state dir)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds a file must stay unchanged before it is uploaded")
+    p.add_argument("--once", action="store_true", help="sync once and exit (for cron)")
     return parser
 
 

@@ -23,10 +23,9 @@ from typing import NamedTuple
 from dfs import auth, chunks, errors, paths, wire
 from dfs.cache import ChunkCache
 from dfs.config import ClientConfig, MIB, parse_addresses
-from dfs.connections import MasterLink, WorkerLinks, clean
+from dfs.connections import MasterLink, WorkerLinks
 from dfs.files import DfsFile
 from dfs.transfer import Transfer
-from dfs import rpc
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +35,13 @@ class PutResult(NamedTuple):
     under_replicated: int
 
 
-def register(masters, name, token=None, timeout=10.0):
-    """Ask a master for a new key for user ``name``. -> key (hex)."""
-    last = None
-    for host, port in masters:
-        try:
-            conn = rpc.connect(host, port, timeout=timeout)
-        except errors.Unavailable as exc:
-            last = exc
-            continue
-        try:
-            return conn.root.register(name, token)
-        except errors.NotLeader as exc:
-            last = clean(exc)
-        except errors.DfsError as exc:
-            raise clean(exc) from None
-        except rpc.TRANSPORT_ERRORS as exc:
-            last = errors.MasterUnavailable(f"{host}:{port}: {exc}")
-        finally:
-            conn.close()
-    raise last or errors.MasterUnavailable("no master address given")
+def register(masters, name, token=None, timeout=10.0, failover_deadline=30.0):
+    """Ask the leading metadata server for a new key for user ``name``. -> key (hex)."""
+    link = MasterLink(masters, None, None, timeout, failover_deadline)
+    try:
+        return link.call("register", name, token)
+    finally:
+        link.close()
 
 
 class DfsClient:
@@ -179,9 +165,10 @@ class DfsClient:
         return self._call("statfs")
 
     def status(self):
-        role, epoch, address, workers, under, files = self._call("status")
-        return {"role": role, "epoch": epoch, "address": address, "files": files,
-                "workers": wire.workers_from_wire(workers), "under_replicated": under}
+        server, epoch, address, workers, under, files, standby, holders = self._call("status")
+        return {"leader": server, "epoch": epoch, "address": address, "files": files,
+                "workers": wire.workers_from_wire(workers), "under_replicated": under,
+                "standby": standby, "lease_holders": list(holders)}
 
     # --- users (admin) -----------------------------------------------------------------
 

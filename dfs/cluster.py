@@ -136,6 +136,14 @@ def tail(path, lines=20):
         return ""
 
 
+def free_port():
+    """A port nothing listens on right now (the OS picks it)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class LocalCluster:
     def __init__(self, config, detach=False):
         self.config = config.validate()
@@ -145,6 +153,7 @@ class LocalCluster:
         self.state_file = os.path.join(self.data_dir, "cluster.json")
         self.auth_file = os.path.join(self.data_dir, "auth.txt")
         self.master = None
+        self.shadow = None
         self.workers = []
         self.env = dict(os.environ, **config.extra_env)
         self.env["PYTHONPATH"] = os.pathsep.join(
@@ -159,11 +168,20 @@ class LocalCluster:
 
     @property
     def masters(self):
-        return (self.master_address,)
+        """Addresses of the metadata servers, as clients and workers list them."""
+        return tuple(("127.0.0.1", node.port) for node in self.metadata_nodes)
+
+    @property
+    def metadata_nodes(self):
+        return [n for n in (self.master, self.shadow) if n is not None]
 
     @property
     def master_dir(self):
         return os.path.join(self.data_dir, "master")
+
+    @property
+    def shadow_dir(self):
+        return os.path.join(self.data_dir, "shadow")
 
     @property
     def admin_auth_file(self):
@@ -175,20 +193,35 @@ class LocalCluster:
     def _port(self, offset):
         return self.config.base_port + offset if self.config.base_port else 0
 
+    def _fixed_port(self, saved, offset):
+        """Metadata servers must know each other's port before either starts."""
+        return saved or self._port(offset) or free_port()
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self):
         os.makedirs(self.log_dir, exist_ok=True)
         saved = self._load_state()
         c = self.config
-        master_args = ["master", "--chunk-size", str(c.chunk_size), "--dead-after",
-                       str(c.dead_after), "--heartbeat", str(c.heartbeat_interval),
-                       "--snapshot-every", str(c.snapshot_every), "--open-registration"]
-        self.master = Node("master", master_args, self.master_dir,
-                           saved.get("master", self._port(0)), self.log_dir)
+        common = ["--chunk-size", str(c.chunk_size), "--dead-after", str(c.dead_after),
+                  "--heartbeat", str(c.heartbeat_interval), "--snapshot-every",
+                  str(c.snapshot_every), "--lease", str(c.lease), "--open-registration"]
+        master_port = self._fixed_port(saved.get("master"), 0)
+        shadow_port = self._fixed_port(saved.get("shadow"), 1) if c.shadow else None
+        master_args = ["master", *common]
+        if c.shadow:
+            master_args += ["--peer", f"127.0.0.1:{shadow_port}"]
+        self.master = Node("master", master_args, self.master_dir, master_port, self.log_dir)
+        if c.shadow:
+            self.shadow = Node("shadow", ["shadow", *common, "--peer", f"127.0.0.1:{master_port}",
+                                          "--token-file", self.token_file],
+                               self.shadow_dir, shadow_port, self.log_dir)
         try:
             self.master.start(self.env, self.detach)
-            self.master.wait_ready()
+            self.master.wait_ready()  # it writes the join token the others need
+            if self.shadow is not None:
+                self.shadow.start(self.env, self.detach)
+                self.shadow.wait_ready()
             for index in range(c.workers):
                 self.workers.append(self._worker_node(index, saved.get(f"worker-{index + 1}")))
                 self.workers[-1].start(self.env, self.detach)
@@ -197,31 +230,40 @@ class LocalCluster:
             self._save_state()
             if c.workers:
                 self.wait_workers(c.workers)
+            else:
+                wait_for(self.leader, START_DEADLINE, "a leader to be elected", interval=0.1)
         except BaseException:
             self.stop()
             raise
         return self
 
+    @property
+    def token_file(self):
+        return os.path.join(self.master_dir, "join-token")
+
     def _worker_node(self, index, saved_port=None):
         port = saved_port or self._port(9 + index)
-        token_file = os.path.join(self.master_dir, "join-token")
-        args = ["worker", "--master", "127.0.0.1:%d" % self.master.port,
-                "--token-file", token_file]
+        masters = ",".join("%s:%d" % address for address in self.masters)
+        args = ["worker", "--master", masters, "--token-file", self.token_file]
         return Node(f"worker-{index + 1}", args, self.worker_dir(index), port, self.log_dir)
 
     def wait_workers(self, count, deadline=START_DEADLINE):
-        """Wait until ``count`` workers are registered and alive."""
+        """Wait until ``count`` workers are alive and every voter (those workers and the
+        shadow) grants the leader its lease: the cluster is then fully up."""
+        voters = count + (1 if self.shadow is not None else 0)
+
         def enough():
             try:
                 with self.admin_client() as admin:
-                    live = [w for w in admin.status()["workers"] if w.alive]
-                return len(live) >= count
+                    status = admin.status()
+                live = [w for w in status["workers"] if w.alive]
+                return len(live) >= count and len(status["lease_holders"]) >= voters
             except errors.DfsError:
                 return False
         wait_for(enough, deadline, f"{count} workers to register", interval=0.1)
 
     def stop(self):
-        for node in [*self.workers, self.master]:
+        for node in [*self.workers, self.shadow, self.master]:
             if node is not None:
                 node.stop()
         self._forget_state()
@@ -235,9 +277,30 @@ class LocalCluster:
     # --- what tests need -----------------------------------------------------------------
 
     def restart_master(self, sig=signal.SIGKILL):
-        self.master.stop(sig)
-        self.master.start(self.env, self.detach)
-        self.master.wait_ready()
+        self.restart(self.master, sig)
+
+    def restart(self, node, sig=signal.SIGKILL):
+        """Stop ``node`` with ``sig`` and start it again on the same port and data."""
+        node.stop(sig)
+        node.start(self.env, self.detach)
+        node.wait_ready()
+
+    def leader(self):
+        """The metadata node that currently leads (asks each one), or None."""
+        from dfs import rpc
+        for node in self.metadata_nodes:
+            try:
+                conn = rpc.connect("127.0.0.1", node.port, timeout=2, connect_timeout=1)
+            except errors.Unavailable:
+                continue
+            try:
+                if conn.root.hello()[1] == "leader":
+                    return node
+            except Exception:
+                pass
+            finally:
+                conn.close()
+        return None
 
     def kill_worker(self, index, sig=signal.SIGKILL):
         self.workers[index].stop(sig)
@@ -279,7 +342,7 @@ class LocalCluster:
         return state.get("ports", {})
 
     def _save_state(self):
-        nodes = [self.master, *self.workers]
+        nodes = [*self.metadata_nodes, *self.workers]
         state = {"ports": {n.name: n.port for n in nodes},
                  "pids": {n.name: n.pid for n in nodes}}
         write_atomic(self.state_file, json.dumps(state, indent=1).encode())
@@ -313,7 +376,7 @@ def stop_detached(data_dir):
         node = Node(name, [], data_dir, 0, os.path.join(data_dir, "logs"))
         node.pid = pid
         nodes.append(node)
-    for node in sorted(nodes, key=lambda n: n.name == "master"):  # workers first
+    for node in sorted(nodes, key=lambda n: n.name in ("master", "shadow")):  # workers first
         node.stop()
     state_path = os.path.join(data_dir, "cluster.json")
     if os.path.exists(state_path):

@@ -70,8 +70,19 @@ class MasterConfig:
     token_ttl: float = 600.0
     """Lifetime of the chunk tokens handed to clients."""
     tick_interval: float = 0.5
+    role: str = "master"
+    """"master" or "shadow": the same code; the role only names it and breaks ties."""
+    peer: tuple = None
+    """(host, port) of the other metadata server, or None to run alone."""
+    lease: float = 3.0
+    """Seconds a voter's lease lasts; a failover takes about one lease."""
+    join_token: str = ""
+    """The cluster's join token; empty: read (or create) DATA/join-token."""
 
     def validate(self):
+        _require(self.role in ("master", "shadow"), "role must be master or shadow")
+        _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
+        _require(0.5 <= self.lease <= 60, "lease must be between 0.5 and 60 seconds")
         _require(0 <= self.port < 65536, "master port out of range")
         _require(BLOCK_SIZE <= self.chunk_size <= 64 * MIB and self.chunk_size % BLOCK_SIZE == 0,
                  f"chunk size must be a multiple of {BLOCK_SIZE} between 64 KiB and 64 MiB")
@@ -145,6 +156,7 @@ class ClusterConfig:
     dead_after: float = 10.0
     heartbeat_interval: float = 1.0
     snapshot_every: int = 1000
+    lease: float = 3.0
     extra_env: dict = field(default_factory=dict)
 
     def validate(self):

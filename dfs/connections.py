@@ -14,12 +14,16 @@ Errors that cross rpyc arrive as their DfsError class with the remote traceback 
 import logging
 import threading
 import time
+import uuid
 
 from dfs import auth, errors, rpc
 
 log = logging.getLogger(__name__)
 
 POOL_SIZE = 8
+# Requests that must not take effect twice: each carries a request id, kept the same across
+# retries, so a retry after a failover gets the first attempt's answer, not FileExists.
+ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "link", "unlink", "rmdir", "rename"})
 
 
 def clean(exc):
@@ -76,7 +80,10 @@ class MasterLink:
         self.admin = False
 
     def _login(self, address):
+        """A connection logged in as our user (anonymous when there is no user yet)."""
         conn = rpc.connect(*address, timeout=self.timeout)
+        if self.user is None:
+            return conn
         try:
             nonce, _role, _epoch = conn.root.hello()
             client_nonce = auth.new_nonce()
@@ -102,6 +109,8 @@ class MasterLink:
         return result
 
     def call(self, name, *args, **kwargs):
+        if name in ONCE_ONLY:
+            kwargs["rid"] = uuid.uuid4().hex
         deadline = time.monotonic() + self.failover_deadline
         backoff = 0.05
         last = None
@@ -126,9 +135,14 @@ class MasterLink:
                     last = exc
                     self.pools[address].clear()
             if time.monotonic() + backoff > deadline:
+                where = ", ".join(f"{h}:{p}" for h, p in self.masters)
+                if isinstance(last, errors.NotLeader):
+                    raise errors.MasterUnavailable(
+                        f"no metadata server at {where} is leading after "
+                        f"{self.failover_deadline:.0f}s (a leader needs leases from a majority "
+                        "of the workers and the other metadata server)") from None
                 if isinstance(last, errors.DfsError):
                     raise last from None
-                where = ", ".join(f"{h}:{p}" for h, p in self.masters)
                 raise errors.MasterUnavailable(
                     f"no metadata server answered at {where} within "
                     f"{self.failover_deadline:.0f}s ({last})") from None

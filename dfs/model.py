@@ -32,6 +32,7 @@ MAX_PATH_BYTES = 4096
 MAX_SYMLINK_BYTES = 4096
 
 R, W, X = 4, 2, 1
+RECENT_REQUESTS = 10000  # request ids remembered for answering retries after a failover
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Namespace:
         self.chunk_size = 0
         self.pending = {}  # chunk_id -> (owner, expires): allocated, not yet committed
         self.seq = 0  # last applied journal sequence number
+        self.voters = {}  # worker id -> [host, port]: the workers that vote on leadership
+        self.recent = {}  # request id -> inode it created (0): retried requests are answered
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -138,6 +141,8 @@ class Namespace:
             "users": {u.name: {"stored_key": u.stored_key, "admin": u.admin}
                       for u in self.users.values()},
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
+            "voters": self.voters,
+            "recent": self.recent,
             "inodes": [inode.to_json() for inode in self.inodes.values()],
         }
 
@@ -150,6 +155,8 @@ class Namespace:
         ns.next_chunk_id = data["next_chunk_id"]
         ns.users = {name: User(name, u["stored_key"], u["admin"]) for name, u in data["users"].items()}
         ns.pending = {cid: (owner, exp) for cid, owner, exp in data["pending"]}
+        ns.voters = data.get("voters", {})
+        ns.recent = data.get("recent", {})
         for item in data["inodes"]:
             inode = Inode.from_json(item)
             inode.children = {k: int(v) for k, v in inode.children.items()}
@@ -244,6 +251,10 @@ class Namespace:
         handler = getattr(self, "_apply_" + entry["op"])
         freed = handler(entry) or []
         self.seq = entry["seq"]
+        if "rid" in entry:
+            self.recent[entry["rid"]] = entry.get("ino", 0)
+            if len(self.recent) > RECENT_REQUESTS:
+                del self.recent[next(iter(self.recent))]  # dicts keep insertion order
         return freed
 
     def _new_inode(self, e, kind, **extra):
@@ -352,6 +363,9 @@ class Namespace:
 
     def _apply_adduser(self, e):
         self.users[e["name"]] = User(e["name"], e["stored_key"], e["admin"])
+
+    def _apply_voter(self, e):
+        self.voters[e["worker_id"]] = [e["host"], e["port"]]
 
     def _apply_revoke(self, e):
         self.users.pop(e["name"], None)

@@ -35,7 +35,8 @@ def majority(count):
 
 
 class Leadership:
-    def __init__(self, me, voter, links, lease, bootstrap, peer_id=None, rng=None):
+    def __init__(self, me, voter, links, lease, bootstrap, peer_id=None, rng=None,
+                 executor=None):
         self.me = me
         self.voter = voter
         self.links = links
@@ -48,6 +49,7 @@ class Leadership:
         self._now_hint = voter.started
         self.lock = threading.RLock()
         self.rng = rng or random.Random()
+        self.executor = executor  # to ask voters in parallel (real network); None: in turn
         self.next_election = voter.started + (0 if bootstrap else lease)
         self.on_change = lambda role, epoch: None
 
@@ -79,11 +81,19 @@ class Leadership:
     def _ask(self, electorate, method, *args):
         """Call ``method`` on every voter. -> {voter_id: (granted, epoch)} of those answering."""
         answers = {}
-        for vid, link in electorate.items():
+        if self.executor is not None:
+            futures = {vid: self.executor.submit(getattr(link, method), *args)
+                       for vid, link in electorate.items()}
+            calls = [(vid, future.result) for vid, future in futures.items()]
+        else:
+            calls = [(vid, lambda link=link: getattr(link, method)(*args))
+                     for vid, link in electorate.items()]
+        for vid, call in calls:
             try:
-                answers[vid] = getattr(link, method)(*args)
-            except errors.Unavailable:
-                continue
+                answers[vid] = call()
+            except errors.DfsError as exc:
+                log.debug("%s from %s: %s", method, vid, exc)
+                continue  # unreachable, or refused to talk: no answer from this voter
         return answers
 
     def _renew(self, now):
@@ -103,6 +113,20 @@ class Leadership:
                 log.warning("%s lost its majority of voters", self.me)
                 self._step_down(self.epoch)
 
+    def welcome(self, voter_id, link, now):
+        """Get a lease from a voter about to join the electorate, so that adding it never
+        costs the leader its majority. -> True if granted."""
+        try:
+            granted, epoch = link.lease(self.epoch, self.me)
+        except errors.DfsError:
+            return False
+        with self.lock:
+            if granted:
+                self.grants[voter_id] = now + self.lease * SAFETY
+            elif epoch > self.epoch:
+                self._step_down(epoch)
+        return granted
+
     def _maybe_elect(self, now):
         if now < self.next_election or self.voter.lease_running(now, other_than=self.me):
             return
@@ -115,17 +139,24 @@ class Leadership:
             return
         if not self.voter.vote_for_self(epoch):
             return
-        log.info("%s: asking for votes for epoch %d", self.me, epoch)
+        log.info("%s: asking for votes for epoch %d (last lease to %s ended %.1fs ago)", self.me,
+                 epoch, self.voter.holder, now - self.voter.expiry)
         answers = self._ask(electorate, "vote", epoch, self.me)
         granted = [vid for vid, (ok, _epoch) in answers.items() if ok]
+        log.info("%s: epoch %d votes from %s; refused by %s; no answer from %s", self.me, epoch,
+                 granted, [v for v, (ok, _e) in answers.items() if not ok],
+                 [v for v in electorate if v not in answers])
         if len(granted) >= majority(len(electorate)):
             with self.lock:
                 for vid in granted:
                     self.grants[vid] = now + self.lease * SAFETY
             self._become_leader(epoch, now)
-        else:
-            # lost or split: try again after a random pause, so two candidates drift apart
+        elif any(not ok for ok, _epoch in answers.values()):
+            # refused or split: try again after a random pause, so two candidates drift apart
             self.next_election = now + self.lease * (0.3 + 0.7 * self.rng.random())
+        else:
+            # nobody refused, too few answered (voters still starting): ask again soon
+            self.next_election = now + self.lease * (0.05 + 0.1 * self.rng.random())
 
     def _become_leader(self, epoch, now):
         with self.lock:

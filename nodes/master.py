@@ -1,10 +1,16 @@
-"""The master: namespace, users, placement, and the journal. (The shadow comes later.)
+"""A metadata server: namespace, users, placement, the journal, and leadership.
+
+The master and the shadow master are this same code in two roles (``config.role``); which
+one leads is decided by leases and votes (nodes/election.py), never by the role name.
+Only the serving leader answers clients and changes anything; the standby receives every
+journal entry synchronously (nodes/replication.py) and answers clients NotLeader.
 
 Threads: rpyc gives each connection its own thread and its own ``MasterService``; they all
 share one ``MasterState`` whose ``lock`` guards the namespace, the journal and the worker
-table. A ``Ticker`` thread calls ``MasterState.tick`` to find dead workers, queue repairs
-and collect garbage. Every mutation is validated, journaled (fsynced), applied, and only
-then acknowledged: ``MasterState.commit``.
+table. The ``Elector`` thread renews leases or runs elections (and re-syncs the standby);
+the ``master-tick`` loop, on the leader only, finds dead workers, queues repairs and collects
+garbage. Every mutation is validated, journaled (fsynced) here and on the standby, applied,
+and only then acknowledged: ``MasterState.commit``.
 """
 
 import logging
@@ -13,14 +19,19 @@ import re
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import rpyc
 
 from dfs import auth, errors, wire
 from dfs.journal import Journal
 from dfs.model import ROOT_OWNER, W, R, X
+from nodes.election import LEADER, Leadership
+from nodes.links import Link, PeerLink, serve_voter_call
 from nodes.placement import WorkerTable
+from nodes.replication import Replicator, apply_replicated, install_snapshot
 from nodes.service import boundary, expect, is_loopback, peer_host
+from nodes.voter import Voter
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,7 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_CHUNKS_PER_CALL = 4096
 JOIN_TOKEN_FILE = "join-token"
 ADMIN_AUTH_FILE = "admin-auth.txt"
+ROLES = ("master", "shadow")
 
 
 def now_ns():
@@ -35,21 +47,34 @@ def now_ns():
 
 
 class MasterState:
-    """Shared by all connections; every public method takes ``lock`` itself."""
+    """Shared by all connections; public methods take ``lock`` themselves."""
 
     def __init__(self, config, clock=time.monotonic):
         self.config = config
         self.clock = clock
         self.lock = threading.RLock()
-        os.makedirs(config.data_dir, exist_ok=True)
-        self.join_token = self._load_or_create_join_token()
+        os.makedirs(config.metadata_dir, exist_ok=True)
+        self.join_token = config.join_token or self._load_or_create_join_token()
         self.chunk_secret = auth.chunk_secret(self.join_token)
-        self.epoch = 1
+        self.voter_secret = auth.voter_secret(self.join_token)
         self.journal = Journal(config.metadata_dir)
         self.ns = self.journal.load()
         chunk_size = self.ns.chunk_size or config.chunk_size
         self.workers = WorkerTable(config.replication, config.dead_after, chunk_size)
         self.address = (config.host, config.port)  # the real port once bound
+        self.me = config.role
+        self.peer_id = ROLES[1 - ROLES.index(self.me)] if config.peer else None
+        peer = PeerLink(*config.peer, self.voter_secret) if config.peer else None
+        self.voter = Voter(os.path.join(config.metadata_dir, "election.json"), clock,
+                           config.lease)
+        self.voters_lock = threading.Lock()
+        self.voter_links = {}  # voter id -> Link: the workers, and the other server
+        self.leadership = Leadership(self.me, self.voter, self.links, config.lease,
+                                     bootstrap=self.me == "master", peer_id=self.peer_id,
+                                     executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
+        self.leadership.on_change = self._role_changed
+        self.replicator = Replicator(self, peer)
+        self.after_load()
 
     def _load_or_create_join_token(self):
         path = os.path.join(self.config.data_dir, JOIN_TOKEN_FILE)
@@ -63,13 +88,64 @@ class MasterState:
                 f.write(token + "\n")
             return token
 
+    @property
+    def epoch(self):
+        return self.voter.epoch
+
+    # --- voters --------------------------------------------------------------------------
+
+    def links(self):
+        """The electorate of this server: every registered worker and the other server."""
+        with self.voters_lock:
+            return dict(self.voter_links)
+
+    def after_load(self):
+        """Rebuild what derives from the namespace (after start or a snapshot install)."""
+        with self.voters_lock:
+            links = {}
+            for wid, (host, port) in self.ns.voters.items():
+                old = self.voter_links.get(wid)
+                same = old is not None and old.address == (host, port)
+                links[wid] = old if same else Link(host, port, self.voter_secret)
+            if self.replicator.peer is not None:
+                links[self.peer_id] = self.replicator.peer
+            self.voter_links = links
+        if self.ns.chunk_size:
+            self.workers.chunk_size = self.ns.chunk_size
+
+    def after_apply(self, entry):
+        if entry["op"] == "voter":
+            self.after_load()
+
+    def _role_changed(self, role, epoch):
+        self.replicator.reset()
+        if role == LEADER:
+            log.info("%s leads epoch %d at entry %d", self.me, epoch, self.ns.seq)
+
+    def serving(self):
+        return self.leadership.serving(self.clock())
+
+    def leader_address(self):
+        hint = self.leadership.leader_hint()
+        if hint == self.me:
+            return "%s:%d" % self.address
+        if hint is not None and hint == self.peer_id:
+            return "%s:%d" % self.config.peer
+        return ""
+
     # --- journaled mutations ----------------------------------------------------------
 
     def commit(self, entry):
-        """Journal ``entry`` durably, apply it, return the chunk ids it freed. Lock held."""
+        """Journal ``entry`` here and on the standby, apply it, return the chunk ids it
+        freed. Lock held. Raises (nothing acknowledged) if we cannot prove we lead."""
+        if not self.serving():
+            raise errors.NotLeader("not the leader any more", self.leader_address())
         entry["seq"] = self.ns.seq + 1
+        entry["ep"] = self.epoch
         self.journal.append([entry])
+        self.replicator.replicate([entry])
         freed = self.ns.apply(entry)
+        self.after_apply(entry)
         if self.journal.entries_since_snapshot >= self.config.snapshot_every:
             self.journal.snapshot(self.ns)
         return freed
@@ -82,22 +158,46 @@ class MasterState:
         self.commit({"op": "init", "chunk_size": self.config.chunk_size, "time_ns": now_ns()})
         self.commit({"op": "adduser", "name": ROOT_OWNER, "admin": True,
                      "stored_key": auth.stored_form(admin_key)})
-        auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE),
-                             [self.address], ROOT_OWNER, admin_key)
+        masters = [self.address] + ([self.config.peer] if self.config.peer else [])
+        auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
+                             ROOT_OWNER, admin_key)
         log.info("cluster initialised (chunk size %d); admin credentials in %s",
                  self.config.chunk_size, ADMIN_AUTH_FILE)
 
+    def admit_workers(self):
+        """Leader, lock held: the first worker initialises the cluster; every live worker
+        becomes a voter (journaled, so both metadata servers agree on the electorate)."""
+        live = self.workers.live()
+        if not live:
+            return
+        self.ensure_initialised()
+        for worker in live:
+            if self.ns.voters.get(worker.worker_id) != [worker.host, worker.port]:
+                link = Link(worker.host, worker.port, self.voter_secret)
+                if self.leadership.welcome(worker.worker_id, link, self.clock()):
+                    self.commit({"op": "voter", "worker_id": worker.worker_id,
+                                 "host": worker.host, "port": worker.port})
+
     def require_serving(self):
-        """Client requests are refused while no worker is active."""
-        if not self.ns.initialised or not self.workers.live():
+        """Client requests: only while a worker is active (any server can tell), and only
+        on the serving leader."""
+        if not self.ns.initialised or not self.workers.any_alive(self.clock()):
             raise errors.NoActiveWorkers()
+        if not self.serving():
+            raise errors.NotLeader(f"{self.me} is not the leader", self.leader_address())
 
     def sign(self, op, chunk_id):
         return auth.sign_chunk_token(self.chunk_secret, op, chunk_id, self.epoch,
                                      self.config.token_ttl)
 
     def tick(self):
+        """Placement work: only the serving leader decides anything."""
         with self.lock:
+            if not self.serving():
+                return
+            self.admit_workers()
+            if not self.ns.initialised:
+                return
             now = self.clock()
             expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < time.time()]
             if expired:
@@ -106,6 +206,28 @@ class MasterState:
             self.workers.tick(now, referenced, set(self.ns.pending),
                               lambda cid: self.sign("r", cid))
 
+    def elect(self):
+        """Leases and elections; a leader also brings a lagging standby back in sync."""
+        self.leadership.tick(self.clock())
+        if self.leadership.role == LEADER and not self.replicator.in_sync:
+            try:
+                self.replicator.sync()
+            except errors.DfsError as exc:
+                log.debug("standby not reachable for a sync: %s", exc)
+
+    def peer_call(self, method, epoch, payload):
+        """The leader calls us (we are its standby): replicate or install."""
+        if epoch < self.voter.epoch:
+            return "old", self.voter.epoch
+        if self.leadership.role == LEADER:
+            if epoch <= self.epoch:
+                return "old", self.epoch
+            self.leadership.step_down(epoch)
+        self.voter.epoch = max(self.voter.epoch, epoch)
+        if method == "replicate":
+            return apply_replicated(self, epoch, payload)
+        return install_snapshot(self, epoch, payload)
+
     def snapshot_and_close(self):
         with self.lock:
             if self.ns.initialised:
@@ -113,21 +235,22 @@ class MasterState:
             self.journal.close()
 
 
-class Ticker:
-    """Calls ``state.tick()`` every ``interval`` seconds until stopped."""
+class Loop:
+    """Calls ``action()`` every ``interval`` seconds until stopped (one thread)."""
 
-    def __init__(self, state, interval):
-        self.state = state
+    def __init__(self, name, action, interval):
+        self.name = name
+        self.action = action
         self.interval = interval
         self._stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="master-tick", daemon=True)
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
 
     def run(self):
         while not self._stop.wait(self.interval):
             try:
-                self.state.tick()
+                self.action()
             except Exception:
-                log.exception("master tick failed")
+                log.exception("%s failed", self.name)
 
     def start(self):
         self.thread.start()
@@ -167,9 +290,9 @@ class MasterService(rpyc.Service):
 
     @boundary
     def exposed_hello(self):
-        """-> (server nonce, role, epoch). Starts a login on this connection."""
+        """-> (server nonce, "leader" or "standby", epoch). Starts a login."""
         self.nonce = auth.new_nonce()
-        return self.nonce, "master", self.state.epoch
+        return self.nonce, self.state.leadership.role, self.state.epoch
 
     @boundary
     def exposed_login(self, name, client_nonce, proof):
@@ -291,35 +414,47 @@ class MasterService(rpyc.Service):
             ns.require(user, directory, R, path)
             return wire.entries_to_wire(ns.listdir(directory, user))
 
-    def _new_entry(self, op, path, mode, **extra):
+    def _already_done(self, rid):
+        """A retry (after a failover) of a request that took effect: -> its inode, else None."""
+        if rid is None:
+            return None
+        expect(rid, str, "request id")
+        return self.state.ns.recent.get(rid)
+
+    def _new_entry(self, op, path, mode, rid=None, **extra):
         expect(mode, int, "mode")
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
+            done = self._already_done(rid)
+            if done is not None and done in ns.inodes:
+                return wire.stat_to_wire(ns.inodes[done].stat())
             parent, name = ns.resolve_parent(path, user)
             ns.require(user, parent, W | X, path)
             if name in parent.children:
                 raise errors.FileExists(f"{path} already exists")
             entry = {"op": op, "parent": parent.ino, "name": name, "ino": ns.next_ino,
                      "owner": user, "mode": mode & 0o7777, "time_ns": now_ns(), **extra}
+            if rid is not None:
+                entry["rid"] = rid
             self.state.commit(entry)
             return wire.stat_to_wire(ns.inodes[entry["ino"]].stat())
 
     @boundary
-    def exposed_mkdir(self, path, mode=0o700):
-        return self._new_entry("mkdir", path, mode)
+    def exposed_mkdir(self, path, mode=0o700, rid=None):
+        return self._new_entry("mkdir", path, mode, rid)
 
     @boundary
-    def exposed_create(self, path, mode=0o600):
+    def exposed_create(self, path, mode=0o600, rid=None):
         """Create an empty file; FileExists if the name is taken."""
-        return self._new_entry("create", path, mode)
+        return self._new_entry("create", path, mode, rid)
 
     @boundary
-    def exposed_symlink(self, path, target):
+    def exposed_symlink(self, path, target, rid=None):
         expect(target, str, "target")
         if not target or "\0" in target or len(target.encode()) > 4096:
             raise errors.InvalidArgument("bad symlink target")
-        return self._new_entry("symlink", path, 0o777, target=target)
+        return self._new_entry("symlink", path, 0o777, rid, target=target)
 
     @boundary
     def exposed_readlink(self, path):
@@ -331,10 +466,13 @@ class MasterService(rpyc.Service):
             return inode.target
 
     @boundary
-    def exposed_link(self, existing, path):
+    def exposed_link(self, existing, path, rid=None):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
+            done = self._already_done(rid)
+            if done is not None and done in ns.inodes:
+                return wire.stat_to_wire(ns.inodes[done].stat())
             inode = ns.resolve(existing, user)
             if inode.kind == "d":
                 raise errors.NotPermitted("hard links to directories are not allowed")
@@ -344,13 +482,16 @@ class MasterService(rpyc.Service):
             if name in parent.children:
                 raise errors.FileExists(f"{path} already exists")
             self.state.commit({"op": "link", "parent": parent.ino, "name": name,
-                               "ino": inode.ino, "time_ns": now_ns()})
+                               "ino": inode.ino, "time_ns": now_ns(),
+                               **({"rid": rid} if rid else {})})
             return wire.stat_to_wire(inode.stat())
 
-    def _remove(self, path, want_dir):
+    def _remove(self, path, want_dir, rid=None):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
+            if self._already_done(rid) is not None:
+                return
             parent, name = ns.resolve_parent(path, user)
             child = ns.lookup(parent, name)
             if child is None:
@@ -364,22 +505,24 @@ class MasterService(rpyc.Service):
             if want_dir and child.children:
                 raise errors.DirectoryNotEmpty(f"{path} is not empty")
             self.state.commit({"op": "unlink", "parent": parent.ino, "name": name,
-                               "time_ns": now_ns()})
+                               "time_ns": now_ns(), **({"rid": rid} if rid else {})})
 
     @boundary
-    def exposed_unlink(self, path):
-        self._remove(path, want_dir=False)
+    def exposed_unlink(self, path, rid=None):
+        self._remove(path, want_dir=False, rid=rid)
 
     @boundary
-    def exposed_rmdir(self, path):
-        self._remove(path, want_dir=True)
+    def exposed_rmdir(self, path, rid=None):
+        self._remove(path, want_dir=True, rid=rid)
 
     @boundary
-    def exposed_rename(self, src, dst):
+    def exposed_rename(self, src, dst, rid=None):
         """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory)."""
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
+            if self._already_done(rid) is not None:
+                return
             src_parent, src_name = ns.resolve_parent(src, user)
             moved = ns.lookup(src_parent, src_name)
             if moved is None:
@@ -401,7 +544,7 @@ class MasterService(rpyc.Service):
                     raise errors.DirectoryNotEmpty(f"{dst} is not empty")
             self.state.commit({"op": "rename", "src_parent": src_parent.ino, "src_name": src_name,
                                "dst_parent": dst_parent.ino, "dst_name": dst_name,
-                               "time_ns": now_ns()})
+                               "time_ns": now_ns(), **({"rid": rid} if rid else {})})
 
     def _is_inside(self, directory, ancestor):
         """True if ``directory`` is ``ancestor`` or below it."""
@@ -613,14 +756,25 @@ class MasterService(rpyc.Service):
 
     @boundary
     def exposed_status(self):
-        """-> (role, epoch, address, workers, under-replicated chunks, files)."""
+        """-> (server id, epoch, address, workers, under-replicated chunks, files,
+        standby state, lease holders)."""
         self._me()
         with self.state.lock:
             state = self.state
+            now = state.clock()
             referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
-            return ("master", state.epoch, "%s:%d" % state.address,
-                    wire.workers_to_wire(state.workers.status(state.clock())),
-                    state.workers.under_replicated(referenced), len(state.ns.inodes))
+            holders = tuple(sorted(vid for vid, until in state.leadership.grants.items()
+                                   if until > now))
+            return (state.me, state.epoch, "%s:%d" % state.address,
+                    wire.workers_to_wire(state.workers.status(now)),
+                    state.workers.under_replicated(referenced), len(state.ns.inodes),
+                    state.replicator.describe(), holders)
+
+    @boundary
+    def exposed_voter(self, method, args, stamp, mac):
+        """Leases, votes and stale marks for the other server; replication to us."""
+        return serve_voter_call(self.state.voter_secret, self.state.voter, method, args, stamp,
+                                mac, extra=self.state.peer_call)
 
     # --- workers ---------------------------------------------------------------------
 
@@ -628,11 +782,13 @@ class MasterService(rpyc.Service):
     def exposed_worker_register(self, host, port, free, used, inventory):
         worker_id = self._worker()
         expect(inventory, tuple, "inventory")
+        expect(host, str, "host")
+        expect(port, int, "port")
         with self.state.lock:
             self.state.workers.register(worker_id, host, port, free, used, inventory,
                                         self.state.clock())
-            self.state.ensure_initialised()
-            self.state.workers.chunk_size = self.state.ns.chunk_size
+            if self.state.serving():
+                self.state.admit_workers()
             return self.state.ns.chunk_size, self.state.epoch
 
     @boundary
@@ -641,7 +797,9 @@ class MasterService(rpyc.Service):
         with self.state.lock:
             commands = self.state.workers.heartbeat(worker_id, free, used, load, added, removed,
                                                     self.state.clock())
-            return None if commands is None else tuple(commands)
+            if commands is None:
+                return None  # unknown here: register again
+            return tuple(commands) if self.state.serving() else ()
 
 
 def run(config, ready=None):
@@ -654,14 +812,18 @@ def run(config, ready=None):
     state = MasterState(config)
     server = make_server(classpartial(MasterService, state), config.host, config.port)
     state.address = (config.host, server.port)
-    ticker = Ticker(state, config.tick_interval)
-    ticker.start()
-    log.info("master serving on %s:%d (data in %s)", config.host, server.port, config.data_dir)
+    loops = [Loop("master-tick", state.tick, config.tick_interval),
+             Loop("master-elect", state.elect, config.lease / 6)]
+    for loop in loops:
+        loop.start()
+    log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
+             config.data_dir)
     if ready is not None:
         ready(server.port)
     try:
         server.start()
     finally:
-        ticker.stop()
+        for loop in loops:
+            loop.stop()
         server.close()
         state.snapshot_and_close()

@@ -126,6 +126,12 @@ class WorkerTable:
     def live(self):
         return [w for w in self.workers.values() if w.alive]
 
+    def any_alive(self, now):
+        """Has any worker reported within ``dead_after``? (Also right on a standby, whose
+        table never runs ``tick``.)"""
+        return any(w.alive and now - w.last_seen <= self.dead_after
+                   for w in self.workers.values())
+
     def replicas(self, chunk_id):
         """Live replicas of a chunk, primary copy first."""
         holders = self.locations.get(chunk_id, {})

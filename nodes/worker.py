@@ -30,7 +30,9 @@ import rpyc
 
 from dfs import auth, chunks, errors, rpc
 from dfs.config import BLOCK_SIZE, MIB
+from nodes.links import serve_voter_call
 from nodes.service import boundary, expect
+from nodes.voter import Voter
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,7 @@ class ChunkStore:
         os.makedirs(self.tmp_dir)
         self.staging = {}  # (chunk_id, kind) -> Upload
         self.used = 0
-        self.added = []  # (chunk_id, kind) stored since the last heartbeat
-        self.removed = []
+        self.feeds = {}  # reporter name -> ([added], [removed]) not yet told to that master
         self.busy = 0
         self.chunk_size = 64 * MIB  # until the master says
         for chunk_id, kind in self.inventory():
@@ -147,7 +148,8 @@ class ChunkStore:
         os.replace(upload.path, final)
         with self.lock:
             self.used += upload.total
-            self.added.append((chunk_id, kind))
+            for added, _removed in self.feeds.values():
+                added.append((chunk_id, kind))
 
     # --- reading ---------------------------------------------------------------------
 
@@ -187,19 +189,22 @@ class ChunkStore:
             pass
         with self.lock:
             self.used -= size
-            self.removed.append((chunk_id, kind))
+            for _added, removed in self.feeds.values():
+                removed.append((chunk_id, kind))
 
-    def take_changes(self):
+    def take_changes(self, feed):
+        """What changed since ``feed`` (one per metadata server) last asked."""
         with self.lock:
-            added, removed = tuple(self.added), tuple(self.removed)
-            self.added, self.removed = [], []
-        return added, removed
+            added, removed = self.feeds.get(feed, ([], []))
+            self.feeds[feed] = ([], [])
+        return tuple(added), tuple(removed)
 
-    def give_back(self, added, removed):
+    def give_back(self, feed, added, removed):
         """A heartbeat failed: report these again next time."""
         with self.lock:
-            self.added[:0] = added
-            self.removed[:0] = removed
+            pending_added, pending_removed = self.feeds.setdefault(feed, ([], []))
+            pending_added[:0] = added
+            pending_removed[:0] = removed
 
 
 class Upload:
@@ -263,6 +268,12 @@ class WorkerService(rpyc.Service):
             return store.write(chunk_id, kind, offset, data, total, crc)
 
     @boundary
+    def exposed_voter(self, method, args, stamp, mac):
+        """Leases, votes and stale marks asked by a metadata server (signed)."""
+        return serve_voter_call(self.worker.voter_secret, self.worker.voter, method, args,
+                                stamp, mac)
+
+    @boundary
     def exposed_read(self, token, chunk_id, offset, length):
         """-> (bytes, chunk length); every block touched is checksum-verified first."""
         expect(chunk_id, int, "chunk id")
@@ -279,7 +290,8 @@ class Worker:
         self.store = ChunkStore(config.data_dir, config.capacity)
         self.worker_id = self._load_or_create_id()
         self.secret = auth.chunk_secret(config.join_token)
-        self.epoch = 0
+        self.voter_secret = auth.voter_secret(config.join_token)
+        self.voter = Voter(os.path.join(config.data_dir, "voter.json"), time.monotonic)
         self.address = (config.host, config.port)
 
     def _load_or_create_id(self):
@@ -294,9 +306,8 @@ class Worker:
             return worker_id
 
     def check_token(self, token, op, chunk_id):
-        epoch = auth.verify_chunk_token(self.secret, token, op, chunk_id, self.epoch)
-        if epoch > self.epoch:
-            self.epoch = epoch
+        """Fencing: a token from an epoch older than the newest we know is refused."""
+        auth.verify_chunk_token(self.secret, token, op, chunk_id, self.voter.epoch)
 
     def activity(self):
         return _Busy(self.store)
@@ -347,13 +358,18 @@ class _Busy:
 
 
 class Reporter:
-    """Logs in to a master, registers, heartbeats; reconnects (trying every address) on failure."""
+    """Keeps this worker known to one metadata server: logs in, registers with the full
+    inventory, heartbeats with what changed, runs the commands the leader sends back;
+    reconnects with backoff after any failure. One Reporter per metadata server, so the
+    standby knows every chunk's location before it has to take over."""
 
-    def __init__(self, worker):
+    def __init__(self, worker, address):
         self.worker = worker
+        self.address = address
+        self.feed = "%s:%d" % address
         self._stop = threading.Event()
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worker-cmd")
-        self.thread = threading.Thread(target=self.run, name="worker-reporter", daemon=True)
+        self.thread = threading.Thread(target=self.run, name=f"reporter-{self.feed}", daemon=True)
         self.interval = 1.0
 
     def start(self):
@@ -365,17 +381,15 @@ class Reporter:
 
     def run(self):
         backoff = 0.2
+        host, port = self.address
         while not self._stop.is_set():
-            for host, port in self.worker.config.masters:
-                if self._stop.is_set():
-                    return
-                try:
-                    self._session(host, port)
-                    backoff = 0.2
-                except (errors.DfsError, *rpc.TRANSPORT_ERRORS, OSError) as exc:
-                    log.info("master %s:%d: %s", host, port, exc)
+            try:
+                self._session(host, port)
+                backoff = 0.2
+            except (errors.DfsError, *rpc.TRANSPORT_ERRORS, OSError) as exc:
+                log.info("metadata server %s:%d: %s", host, port, exc)
             self._stop.wait(backoff)
-            backoff = min(backoff * 2, 2.0)
+            backoff = min(backoff * 2, 1.0)
 
     def _session(self, host, port):
         worker, store = self.worker, self.worker.store
@@ -385,21 +399,21 @@ class Reporter:
             client_nonce = auth.new_nonce()
             proof = auth.make_proof(worker.config.join_token, worker.worker_id, nonce,
                                     client_nonce)
-            self.interval, epoch = conn.root.worker_login(worker.worker_id, client_nonce, proof)
-            worker.epoch = max(worker.epoch, epoch)
-            store.take_changes()  # the full inventory below supersedes them
+            self.interval, _epoch = conn.root.worker_login(worker.worker_id, client_nonce, proof)
+            store.take_changes(self.feed)  # the full inventory below supersedes them
             chunk_size, epoch = conn.root.worker_register(
                 worker.address[0], worker.address[1], store.free(), store.used,
                 tuple(store.inventory()))
-            store.chunk_size = chunk_size
-            log.info("registered with master %s:%d as %s", host, port, worker.worker_id)
+            if chunk_size:
+                store.chunk_size = chunk_size
+            log.info("registered with %s:%d as %s", host, port, worker.worker_id)
             while not self._stop.wait(self.interval):
-                added, removed = store.take_changes()
+                added, removed = store.take_changes(self.feed)
                 try:
                     commands = conn.root.worker_heartbeat(store.free(), store.used, store.busy,
                                                           added, removed)
                 except Exception:
-                    store.give_back(added, removed)
+                    store.give_back(self.feed, added, removed)
                     raise
                 if commands is None:
                     return  # the master forgot us (restart, or we were declared dead)
@@ -418,8 +432,9 @@ def run(config, ready=None):
     worker = Worker(config)
     server = make_server(classpartial(WorkerService, worker), config.host, config.port)
     worker.address = (config.host, server.port)
-    reporter = Reporter(worker)
-    reporter.start()
+    reporters = [Reporter(worker, address) for address in config.masters]
+    for reporter in reporters:
+        reporter.start()
     log.info("worker %s serving on %s:%d (data in %s)", worker.worker_id, config.host,
              server.port, config.data_dir)
     if ready is not None:
@@ -427,5 +442,6 @@ def run(config, ready=None):
     try:
         server.start()
     finally:
-        reporter.stop()
+        for reporter in reporters:
+            reporter.stop()
         server.close()
