@@ -694,7 +694,10 @@ def mount_background(mount_dir, auth_file=None, timeout=DEFAULT_TIMEOUT, cache_d
 
 
 def _check_mountable(mount_dir, auth_file):
-    if not os.path.isdir(mount_dir):
+    if os.name == "nt":  # WinFsp creates the folder (or drive) itself
+        if os.path.exists(mount_dir):
+            raise errors.FileExists(f"{mount_dir} exists: WinFsp mounts on a new folder or drive")
+    elif not os.path.isdir(mount_dir):
         raise errors.FileNotFound(f"mount point {mount_dir} is not an existing folder")
     if is_mounted(mount_dir):
         raise errors.FileExists(f"{mount_dir} is already mounted (dfs umount {mount_dir})")
