@@ -94,45 +94,54 @@ class FuseError(OSError):
 
 
 def operation(func):
-    """The one place errors become errnos.
+    """The one place errors become errnos (and, with --debug, each call is timed)."""
+    name = func.__name__
+
+    @functools.wraps(func)
+    def run(self, path, *args):
+        if not self.trace:
+            return _call(self, func, name, path, args)
+        started = time.perf_counter()
+        try:
+            return _call(self, func, name, path, args)
+        finally:
+            log.debug("%s %s: %.2f ms", name, path, (time.perf_counter() - started) * 1000)
+    return run
+
+
+def _call(self, func, name, path, args):
+    """Run one operation; a DfsError becomes its errno, anything else EIO.
 
     NoActiveWorkers is retried up to the mount's timeout: a master that has just restarted
     answers it until the workers have reported again (a heartbeat or two), and the
     request was refused before anything changed, so asking again is safe.
     """
-    name = func.__name__
-
-    @functools.wraps(func)
-    def run(self, path, *args):
-        if self.trace:
-            log.debug("%s %s", name, path)
-        deadline = None
-        backoff = 0.05
-        while True:
-            try:
-                return func(self, path, *args)
-            except FuseError:
-                raise
-            except errors.NoActiveWorkers as exc:
-                now = time.monotonic()
-                deadline = deadline or now + self.retry_seconds
-                if now < deadline:
-                    time.sleep(min(backoff, deadline - now))
-                    backoff = min(backoff * 2, 1.0)
-                    continue
+    deadline = None
+    backoff = 0.05
+    while True:
+        try:
+            return func(self, path, *args)
+        except FuseError:
+            raise
+        except errors.NoActiveWorkers as exc:
+            now = time.monotonic()
+            deadline = deadline or now + self.retry_seconds
+            if now < deadline:
+                time.sleep(min(backoff, deadline - now))
+                backoff = min(backoff * 2, 1.0)
+                continue
+            log.warning("%s %s failed: %s", name, path, exc.message)
+            raise FuseError(exc.errno) from None
+        except errors.DfsError as exc:
+            code = exc.errno
+            if code in QUIET_ERRNOS:
+                log.debug("%s %s: %s", name, path, exc.message)
+            else:
                 log.warning("%s %s failed: %s", name, path, exc.message)
-                raise FuseError(exc.errno) from None
-            except errors.DfsError as exc:
-                code = exc.errno
-                if code in QUIET_ERRNOS:
-                    log.debug("%s %s: %s", name, path, exc.message)
-                else:
-                    log.warning("%s %s failed: %s", name, path, exc.message)
-                raise FuseError(code) from None
-            except Exception:
-                log.exception("unexpected error in %s %s: returning EIO", name, path)
-                raise FuseError(errno.EIO) from None
-    return run
+            raise FuseError(code) from None
+        except Exception:
+            log.exception("unexpected error in %s %s: returning EIO", name, path)
+            raise FuseError(errno.EIO) from None
 
 
 class _Committer:
