@@ -175,7 +175,8 @@ class OpenFile:
 
 class DfsOperations:
     """The FUSE operations. Names of attributes must not be FUSE operation names (mfusepy
-    would register them as callbacks): hence ``guard``, ``handles``, ``by_ino``."""
+    would register them as callbacks): hence ``guard``, ``handles``, ``by_ino``,
+    ``dir_lists``; ``entries`` and ``listing`` are helpers for ``_Fuse``, not operations."""
 
     use_ns = True
 
@@ -189,6 +190,7 @@ class DfsOperations:
         self.guard = threading.Lock()
         self.handles = {}  # fh -> OpenFile
         self.by_ino = {}  # ino -> OpenFile
+        self.dir_lists = {}  # fh of an open directory -> its entries() once read
         self.next_fh = 1
         self.chunk_size = client.chunk_size
         self.trace = log.isEnabledFor(logging.DEBUG)
@@ -266,16 +268,47 @@ class DfsOperations:
 
     @operation
     def readdir(self, path, fh):
-        entries = self.client.listdir(path)
-        self.attrs.put_listing(path, entries)
+        return [(name, {"st_mode": attrs["st_mode"], "st_ino": attrs["st_ino"]}, 0)
+                for name, attrs in self.entries(path)]
+
+    @operation
+    def entries(self, path):
+        """[(name, attributes)] of a directory, . and .. first: one listdir RPC.
+
+        Plain readdir passes on names, kinds and inode numbers; readdirplus (``_Fuse``)
+        the full attributes, so ``ls -l`` needs no lookup per name at all."""
+        listed = self.client.listdir(path)
+        self.attrs.put_listing(path, listed)
         here = self.attrs.get(path)
         up = self.attrs.get(posixpath.dirname(path) or "/")
         # An entry with inode 0 is skipped by readdir(3): give . and .. real numbers.
-        names = [(".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here.ino if here else 1}, 0),
-                 ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": up.ino if up else 1}, 0)]
-        names.extend((e.name, {"st_mode": KIND_BITS[e.stat.kind] | e.stat.mode,
-                               "st_ino": e.stat.ino}, 0) for e in entries)
-        return names
+        found = [(".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here.ino if here else 1}),
+                 ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": up.ino if up else 1})]
+        found.extend((e.name, self._attrs(e.stat)) for e in listed)
+        return found
+
+    @operation
+    def opendir(self, path):
+        with self.guard:
+            fh = self.next_fh
+            self.next_fh += 1
+            self.dir_lists[fh] = None
+        return fh
+
+    @operation
+    def releasedir(self, path, fh):
+        self.dir_lists.pop(fh, None)
+        return 0
+
+    @operation
+    def listing(self, path, fh, offset):
+        """entries() of an open directory, read at offset 0 and kept for the next pages."""
+        found = self.dir_lists.get(fh) if offset else None
+        if found is None:
+            found = self.entries(path)
+            if fh in self.dir_lists:
+                self.dir_lists[fh] = found
+        return found
 
     @operation
     def statfs(self, path):
@@ -493,6 +526,41 @@ class DfsOperations:
         return 0
 
 
+def _fuse_class(mfusepy):
+    """mfusepy's FUSE with readdirplus on libfuse3.
+
+    libfuse3 asks for names *with* attributes (the kernel's READDIRPLUS); mfusepy 3.1
+    passes on only kinds and inode numbers, and libfuse 3.14 drops the attributes of a
+    listing filled at offset 0 anyway, so the kernel would look every name up again.
+    Here each page is filled at real offsets (index + 1 into the listing, kept per open
+    directory), which makes libfuse hand the attributes to the kernel: ``ls -l`` of a
+    big folder is one listdir RPC and a few FUSE calls. Everything else is mfusepy's."""
+    import ctypes
+    if mfusepy.fuse_version_major != 3:
+        return mfusepy.FUSE
+
+    class _Fuse(mfusepy.FUSE):
+        def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):
+            found = self.operations.listing(path.decode(self.encoding, self.errors),
+                                            fip.contents.fh, offset)
+            plus = flags & READDIR_PLUS
+            st = mfusepy.c_stat()
+            for index in range(offset, len(found)):
+                name, attrs = found[index]
+                ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                mfusepy.set_st_attrs(st, attrs, use_ns=True)
+                fill = FILL_DIR_PLUS if plus and name not in (".", "..") else 0
+                if filler(buf, name.encode(self.encoding, self.errors), st, index + 1,
+                          fill) != 0:
+                    break  # the kernel's buffer is full: it asks again from index + 1
+            return 0
+    return _Fuse
+
+
+READDIR_PLUS = 1  # enum fuse_readdir_flags
+FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags
+
+
 # --- mount records: where `dfs umount` and `dfs down` find a mount's process -------------
 
 def records_dir():
@@ -647,7 +715,7 @@ def run(mount_dir, auth_file, timeout=DEFAULT_TIMEOUT, cache_dir=None, debug=Fal
                      daemon=True).start()
     log.info("mounting %s on %s as %s", client.config.masters, mount_dir, client.user)
     try:
-        mfusepy.FUSE(ops, mount_dir, foreground=True, raw_fi=False, **options)
+        _fuse_class(mfusepy)(ops, mount_dir, foreground=True, raw_fi=False, **options)
     except RuntimeError as exc:
         raise errors.Unavailable(f"mounting {mount_dir} failed ({exc}); is it a folder you "
                                  "own, and is /dev/fuse usable?") from None

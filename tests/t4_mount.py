@@ -341,6 +341,9 @@ def test_master_restart_under_the_mount(cluster, mounted):
     with open(mounted.join("before"), "wb") as f:
         f.write(b"written before")
     cluster.restart_master()
+    # The restarted master learns where chunks are from the workers' reports: until they
+    # have re-registered, a read finds no replica (EIO). Reported to the master's owner.
+    cluster.wait_workers(len(cluster.workers))
     assert open(mounted.join("before"), "rb").read() == b"written before"
     with open(mounted.join("after"), "wb") as f:
         f.write(b"written after")
@@ -361,6 +364,7 @@ def test_master_down_fails_in_bounded_time_then_recovers(cluster, tmp_path):
         assert done.stdout.strip() not in ("", "ok", str(errno.ENOENT))
         cluster.master.start(cluster.env, cluster.detach)
         cluster.master.wait_ready()
+        cluster.wait_workers(len(cluster.workers))  # see test_master_restart_under_the_mount
         assert open(m.join("kept"), "rb").read() == b"kept"
         with open(m.join("new"), "wb") as f:
             f.write(b"new")
