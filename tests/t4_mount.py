@@ -337,6 +337,32 @@ def test_read_survives_a_killed_worker(cluster, mounted):
     assert sha256(bytes(got)) == sha256(data)
 
 
+def test_write_survives_a_killed_worker(cluster, mounted):
+    data = random_bytes(24 << 20, seed=4)
+    with open(mounted.join("written.bin"), "wb") as f:
+        f.write(data[:8 << 20])
+        cluster.kill_worker(1)
+        f.write(data[8 << 20:])
+    assert file_sha256(mounted.join("written.bin")) == sha256(data)
+    with cluster.client("alice", cache_dir="") as dfs:
+        assert sha256(dfs.read_bytes("/written.bin")) == sha256(data)
+
+
+def test_close_reports_a_failed_upload(cluster, tmp_path):
+    with Mounted(cluster, tmp_path / "mnt", timeout=3.0) as m:
+        with open(m.join("ok"), "wb") as f:
+            f.write(b"fine")
+        for index in range(len(cluster.workers)):
+            cluster.kill_worker(index)
+        with pytest.raises(OSError) as caught:
+            with open(m.join("lost.bin"), "wb") as f:
+                f.write(random_bytes(3 << 20, seed=5))
+        # EIO or ETIMEDOUT; the master currently answers ENOSPC when no worker is alive
+        assert caught.value.errno in (errno.EIO, errno.ETIMEDOUT, errno.ENOSPC)
+        with cluster.client("alice") as dfs:  # nothing half-written was committed
+            assert dfs.stat("/lost.bin").size == 0
+
+
 def test_master_restart_under_the_mount(cluster, mounted):
     with open(mounted.join("before"), "wb") as f:
         f.write(b"written before")
