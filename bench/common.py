@@ -81,14 +81,14 @@ def compare(label, dfs_value, local_value, unit, higher_is_better=True):
         verdict = "same"
     elif not higher_is_better:
         verdict = f"{factor:.1f}x {'less' if better else 'more'}"
-    return (label, fmt_number(dfs_value), fmt_number(local_value), unit, f"x{ratio:.2f}",
-            verdict)
+    shown = f"x{ratio:.2f}" if ratio >= 0.1 else f"x{ratio:.2g}"
+    return (label, fmt_number(dfs_value), fmt_number(local_value), unit, shown, verdict)
 
 
 def failed(label, local_value, unit, exc):
     """A row under COMPARE_HEADER for a DFS measurement that raised: the error, not a number."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return (label, "FAILED", fmt_number(local_value), unit, "-", message[:100])
+    return (label, "FAILED", fmt_number(local_value), unit, "-", message[:80])
 
 
 def format_table(title, header, rows):
@@ -206,3 +206,33 @@ def cluster(workdir, workers=4, client_options=None, **cluster_options):
         yield running, client
     finally:
         stop(running, client)
+
+
+# --- memory ------------------------------------------------------------------------------
+
+def node_pids(cluster):
+    """{name: pid} of a LocalCluster's running nodes."""
+    nodes = [cluster.master, *cluster.workers]
+    return {node.name: node.pid for node in nodes if node is not None and node.pid}
+
+
+def reset_peak_rss(pids):
+    """Start measuring peak RSS afresh (Linux: clear_refs 5); silently skipped elsewhere."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5\n")
+        except OSError:
+            pass
+
+
+def peak_rss_mib(pid):
+    """Peak resident memory of ``pid`` in MiB since start or reset_peak_rss (Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
