@@ -1,7 +1,8 @@
 """Benchmarks (not tests): `make bench`, or `python -m bench [MODULE ...]`.
 
 Each workload is a module ``bench/b_NAME.py``; ``python -m bench`` runs them all in sorted
-order, ``python -m bench b_data`` (or ``data``) only the ones named. Conventions for a
+order, ``python -m bench b_data`` (or ``data``) only the ones named; ``--keep`` keeps the
+temp work dir (cluster logs) for a post-mortem. Conventions for a
 module, so a new one (e.g. ``b_mount.py``) needs no change anywhere else:
 
 - It exposes ``run(workdir) -> list of tables``. ``workdir`` is an empty directory of its
