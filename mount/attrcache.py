@@ -39,12 +39,16 @@ class AttrCache:
             return None
         with self.guard:
             item = self.stats.get(path)
-            if item is None:
-                return None
-            if item[0] < self.clock():
-                del self.stats[path]
+            if item is None or item[0] < self.clock():
                 return None
             return item[1]
+
+    def last_known(self, path):
+        """The Stat last cached for ``path``, even expired (kept 2 ttl): the kernel may
+        still hold it, since its own timeout started when it was told, later."""
+        with self.guard:
+            item = self.stats.get(path)
+            return item[1] if item is not None else None
 
     # --- filling -------------------------------------------------------------------------
 
@@ -58,8 +62,8 @@ class AttrCache:
         self.stats[path] = (self.clock() + self.ttl, stat)
         self.inserts += 1
         if self.inserts % SWEEP_EVERY == 0:
-            now = self.clock()
-            for key in [k for k, (expires, _v) in self.stats.items() if expires < now]:
+            too_old = self.clock() - self.ttl
+            for key in [k for k, (expires, _v) in self.stats.items() if expires < too_old]:
                 del self.stats[key]
 
     def put_listing(self, directory, entries):

@@ -12,19 +12,25 @@ What the mount adds to the client, and nothing more:
 - **Errors**: every operation goes through the ``operation`` decorator. A DfsError becomes
   its ``errno`` (ENOENT, EACCES, ... ; an unreachable master is ETIMEDOUT, a lost or
   unreadable chunk EIO); anything else is a bug: logged once with its traceback, EIO.
-- **Attributes**: readdir is one ``listdir`` RPC whose entries fill a 1 s cache
-  (mount.attrcache), so the getattrs that ``ls -l`` sends next cost nothing; the kernel is
-  told the same 1 s for attributes and entries. The mount's own changes update the cache
-  at once; other clients' changes to existing entries show within about a second (a file
-  another client extended may read short for that long); names are never cached as
-  missing, so a file another client has just closed can always be opened.
+  "No active workers" (a master that has just restarted, before the workers report
+  again) is retried up to the timeout.
+- **Attributes**: readdir is one ``listdir`` RPC. On libfuse3 it answers the kernel's
+  READDIRPLUS with every entry's attributes (``_Fuse``), so ``ls -l`` sends no lookups at
+  all; the entries also fill a 1 s cache (mount.attrcache) for the getattrs that follow.
+  The kernel is told the same 1 s for attributes and entries. The mount's own changes
+  update the cache at once; other clients' changes show within about a second; names are
+  never cached as missing, so a file another client has just closed can always be opened.
+- **Close-to-open across mounts**: every open asks the master for the file's layout. If
+  its mtime or size differ from what this mount last told the kernel, the kernel's
+  cached attributes and pages of that file are dropped (fuse_invalidate_path), and an
+  open file that is clean here takes the new content; so a reader always sees what a
+  writer elsewhere closed before the open, not just a second later.
 - **Open files**: every open handle of one inode shares one DfsFile (writes buffered per
   chunk, full chunks uploaded in the background, next chunk prefetched on sequential
   reads). flush (every close), fsync and release commit and wait: a failed upload or
   commit is returned as an error (EIO), never dropped. getattr of an open file shows its
-  current size. Readers in other mounts see a file's new content after the writer's close
-  (close-to-open); the page cache is kept across opens only while the file's mtime and
-  size are unchanged (``auto_cache``).
+  current size. The page cache is kept across opens only while the file's mtime and size
+  are unchanged (``auto_cache``).
 - **Owners**: DFS users are names. Entries owned by the mounting DFS user show with the
   uid/gid of the process that mounted; entries owned by another DFS user show as the
   local account of the same name if there is one, else as nobody/nogroup. ``chown`` maps
@@ -36,8 +42,9 @@ What the mount adds to the client, and nothing more:
   (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.
 - **Not supported**: extended attributes (libfuse answers ENOSYS once and the kernel then
   returns ENOTSUP/EOPNOTSUPP without asking again), device files, fifos and sockets
-  (mknod: ENOSYS), rename flags (RENAME_NOREPLACE/RENAME_EXCHANGE are not passed on by
-  mfusepy: a rename always replaces), file locks across mounts (local to this machine).
+  (mknod: ENOSYS), RENAME_EXCHANGE (EINVAL; RENAME_NOREPLACE, as ``mv -n`` uses, is
+  honoured by a check before the rename), file locks across mounts (local to this
+  machine).
 
 Speed notes (measured with mfusepy on libfuse3): ``max_write``/``max_readahead`` are set
 in ``init_with_config`` (libfuse3 rejects them as -o options) so writes arrive in 1 MiB
@@ -161,16 +168,25 @@ class _Committer:
 
 
 class OpenFile:
-    """One DfsFile shared by every open handle of an inode in this mount."""
+    """One DfsFile shared by every open handle of an inode in this mount.
 
-    __slots__ = ("file", "ino", "path", "refs", "client")
+    ``version`` is the (mtime, size) its content was read or committed at: an open that
+    finds the file changed by another client meanwhile, and this one clean, swaps in a
+    fresh DfsFile (close-to-open holds across mounts even while the file stays open)."""
 
-    def __init__(self, dfs_file, client):
+    __slots__ = ("file", "ino", "path", "refs", "client", "version")
+
+    def __init__(self, dfs_file, client, version):
         self.file = dfs_file
         self.client = client
         self.ino = dfs_file.ino
         self.path = dfs_file.path
         self.refs = 0
+        self.version = version
+
+
+def _version(stat):
+    return stat.mtime_ns, stat.size
 
 
 class DfsOperations:
@@ -196,6 +212,7 @@ class DfsOperations:
         self.trace = log.isEnabledFor(logging.DEBUG)
         self.retry_seconds = client.config.failover_deadline
         self.owner_ids = {}  # DFS owner name -> (uid, gid)
+        self.kernel_forget = lambda path: None  # set by run(): drop the kernel's cached attrs
 
     # --- set-up and tear-down ----------------------------------------------------------------
 
@@ -336,7 +353,16 @@ class DfsOperations:
         self.attrs.removed(path)
 
     @operation
-    def rename(self, old, new):
+    def rename(self, old, new, flags=0):
+        if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+            raise FuseError(errno.EINVAL)
+        if flags & RENAME_NOREPLACE:  # `mv -n`: checked here, so not atomic against others
+            try:
+                self.client.stat(new)
+            except errors.FileNotFound:
+                pass
+            else:
+                raise FuseError(errno.EEXIST)
         self.client.rename(old, new)
         self.attrs.moved(old, new)
         prefix = old.rstrip("/") + "/"
@@ -396,39 +422,43 @@ class DfsOperations:
 
     # --- open files ------------------------------------------------------------------------------
 
-    def _register(self, dfs_file, committer):
-        """Share ``dfs_file`` as the open file of its inode (or use one opened meanwhile)."""
+    def _register(self, dfs_file, committer, stat):
+        """Share ``dfs_file`` as the open file of its inode: the one already open if it is
+        current or busy, else this one. -> a new handle number."""
+        old = None
         with self.guard:
             of = self.by_ino.get(dfs_file.ino)
-            spare = None
             if of is None:
-                of = self.by_ino[dfs_file.ino] = OpenFile(dfs_file, committer)
-            else:
-                spare = dfs_file
+                of = self.by_ino[dfs_file.ino] = OpenFile(dfs_file, committer, _version(stat))
+            elif of.version != _version(stat):  # changed elsewhere since it was opened
+                current = of.file
+                if current.lock.acquire(blocking=False):  # busy: a write may be under way
+                    try:
+                        if not current.dirty and not current.uploads:  # nothing unsaved
+                            old = current
+                            of.file, of.client, of.version = dfs_file, committer, _version(stat)
+                    finally:
+                        current.lock.release()
             of.refs += 1
             fh = self.next_fh
             self.next_fh += 1
             self.handles[fh] = of
-        if spare is not None:
-            spare.close()  # never written: closing it sends nothing
+        if old is not None:
+            old.close()  # clean: closing it sends nothing
+            self.kernel_forget(of.path)  # the kernel may hold its pages
         return fh
 
     def _open_existing(self, path):
-        st = self._stat(path)
-        if st.kind == "d":
+        if self._stat(path).kind == "d":
             raise FuseError(errno.EISDIR)
-        with self.guard:
-            of = self.by_ino.get(st.ino)
-            if of is not None:
-                of.refs += 1
-                fh = self.next_fh
-                self.next_fh += 1
-                self.handles[fh] = of
-                return fh
+        known = self.attrs.last_known(path)
         committer = _Committer(self.client)
         layout = self.client.layout(path)
-        self.attrs.put(path, layout.stat)  # fresh at open: auto_cache compares mtime and size
-        return self._register(DfsFile(committer, path, layout, writable=True), committer)
+        self.attrs.put(path, layout.stat)
+        if known is not None and _version(known) != _version(layout.stat):
+            self.kernel_forget(path)  # changed elsewhere within the last second
+        return self._register(DfsFile(committer, path, layout, writable=True), committer,
+                              layout.stat)
 
     def _handle(self, fh):
         of = self.handles.get(fh)
@@ -440,6 +470,7 @@ class DfsOperations:
         dirty = of.file.dirty
         of.file.flush()
         if dirty and of.client.stat is not None:
+            of.version = _version(of.client.stat)
             self.attrs.put(of.path, of.client.stat)
 
     def _drop(self, fh):
@@ -473,7 +504,7 @@ class DfsOperations:
         self.attrs.added(path, st)
         committer = _Committer(self.client)
         layout = wire.FileLayout(st, self.chunk_size, ())
-        return self._register(DfsFile(committer, path, layout, writable=True), committer)
+        return self._register(DfsFile(committer, path, layout, writable=True), committer, st)
 
     @operation
     def read(self, path, size, offset, fh):
@@ -540,6 +571,11 @@ def _fuse_class(mfusepy):
         return mfusepy.FUSE
 
     class _Fuse(mfusepy.FUSE):
+        def rename_fuse_3(self, old, new, flags):
+            # mfusepy drops the flags: `mv -n` (RENAME_NOREPLACE) would replace the target
+            return self.operations.rename(old.decode(self.encoding, self.errors),
+                                          new.decode(self.encoding, self.errors), flags)
+
         def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):
             found = self.operations.listing(path.decode(self.encoding, self.errors),
                                             fip.contents.fh, offset)
@@ -557,6 +593,27 @@ def _fuse_class(mfusepy):
     return _Fuse
 
 
+def _kernel_forget(mfusepy):
+    """-> forget(path): make the kernel drop its cached attributes and pages of ``path``
+    (libfuse3's fuse_invalidate_path), so an open sees what another client committed
+    within the attribute timeout: close-to-open holds across mounts. No-op on libfuse2."""
+    import ctypes
+    invalidate = getattr(mfusepy._libfuse, "fuse_invalidate_path", None)
+    if mfusepy.fuse_version_major != 3 or invalidate is None:
+        return lambda path: None
+    invalidate.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    invalidate.restype = ctypes.c_int
+
+    def forget(path):
+        fuse_ptr = mfusepy._libfuse.fuse_get_context().contents.fuse
+        result = invalidate(fuse_ptr, path.encode("utf-8", "surrogateescape"))
+        if result not in (0, -errno.ENOENT):
+            log.debug("fuse_invalidate_path %s: %s", path, os.strerror(-result))
+    return forget
+
+
+RENAME_NOREPLACE = 1  # linux/fs.h
+RENAME_EXCHANGE = 2
 READDIR_PLUS = 1  # enum fuse_readdir_flags
 FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags
 
@@ -699,6 +756,7 @@ def run(mount_dir, auth_file, timeout=DEFAULT_TIMEOUT, cache_dir=None, debug=Fal
     try:
         client.statfs()  # fail now, with a clear message, if the cluster cannot be reached
         ops = DfsOperations(client)
+        ops.kernel_forget = _kernel_forget(mfusepy)
     except BaseException:
         client.close()
         raise

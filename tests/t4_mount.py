@@ -235,6 +235,13 @@ def test_rename_truncate_chmod_dirs_unlink_links(shared_mount):
     os.rename(os.path.join(root, "d1"), os.path.join(root, "d2"))
     assert open(os.path.join(root, "d2", "inner", "f"), "rb").read() == b"deep"
     assert not os.path.exists(os.path.join(root, "d1"))
+    # mv -n (RENAME_NOREPLACE) keeps the target
+    with open(os.path.join(root, "keep"), "wb") as f:
+        f.write(b"keep me")
+    with open(os.path.join(root, "other"), "wb") as f:
+        f.write(b"other")
+    run(f"mv -n {root}/other {root}/keep")
+    assert open(os.path.join(root, "keep"), "rb").read() == b"keep me"
     # symlinks and hard links
     os.symlink("c.txt", os.path.join(root, "link"))
     assert os.readlink(os.path.join(root, "link")) == "c.txt"
@@ -296,6 +303,22 @@ def test_two_mounts_see_each_others_files_after_close(shared_cluster, shared_mou
         assert open(second.join(folder, "from-one"), "rb").read() == b"\x01" * (1500 * 1024)
         assert open(shared_mount.join(folder, "from-two"), "rb").read() == b"\x02" * (1500 * 1024)
     run(f"rm -r {shared_mount.join(folder)}")
+
+
+def test_open_file_sees_other_mounts_commit_on_next_open(shared_cluster, shared_mount, tmp_path):
+    """Close-to-open across mounts, even while this mount keeps the file open."""
+    path = shared_mount.join("shared-doc")
+    with open(path, "wb") as f:
+        f.write(b"version 1")
+    with open(path, "rb") as keeper:  # held open all along
+        with Mounted(shared_cluster, tmp_path / "second") as second:
+            with open(second.join("shared-doc"), "r+b") as f:
+                f.write(b"VERSION 2, longer")
+        with open(path, "rb") as again:
+            assert again.read() == b"VERSION 2, longer"
+        keeper.seek(0)
+        assert keeper.read(1) in (b"v", b"V")
+    os.unlink(path)
 
 
 def test_gio_list_and_copy(shared_mount, tmp_path):
