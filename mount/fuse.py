@@ -37,6 +37,10 @@ What the mount adds to the client, and nothing more:
   back the same way (the mounting uid -> the mounting DFS user, another uid -> the DFS
   user named like that local account; only DFS admins may give files away). DFS has no
   groups: a group change is accepted and ignored, so ``cp -a`` and ``rsync -a`` work.
+- **Modes**: as everywhere in DFS, new files and folders are private to their owner
+  (the group and other bits of the requested mode are dropped, whatever the umask); an
+  explicit ``chmod`` shares them ("other" means every other DFS user). ``cp -p``,
+  ``cp -a`` and ``rsync -a`` chmod explicitly, so they share what was shared locally.
 - **Timeouts**: the client is made with ``--timeout`` as both its per-call timeout and its
   failover deadline, so with a node unreachable an operation fails after about that long
   (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.
@@ -88,6 +92,7 @@ UMOUNT_DEADLINE = 120.0  # `dfs umount` waits this long for the mount process to
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 NOBODY = 65534
+NEW_MODE_BITS = 0o1700  # new files and folders are private, whatever the umask: chmod shares
 KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG}
@@ -340,7 +345,7 @@ class DfsOperations:
 
     @operation
     def mkdir(self, path, mode):
-        self.attrs.added(path, self.client.mkdir(path, mode & 0o7777))
+        self.attrs.added(path, self.client.mkdir(path, mode & NEW_MODE_BITS))
 
     @operation
     def rmdir(self, path):
@@ -496,7 +501,7 @@ class DfsOperations:
     @operation
     def create(self, path, mode, flags=0):
         try:
-            st = self.client.create(path, mode & 0o7777)
+            st = self.client.create(path, mode & NEW_MODE_BITS)
         except errors.FileExists:
             if flags & os.O_EXCL:
                 raise

@@ -218,8 +218,10 @@ def test_rename_truncate_chmod_dirs_unlink_links(shared_mount):
     assert st.st_uid == os.getuid()
     # mkdir / rmdir, and a non-empty rmdir
     sub = os.path.join(root, "sub")
-    os.mkdir(sub, 0o750)
-    assert os.stat(sub).st_mode & 0o777 == 0o750 and os.path.isdir(sub)
+    os.mkdir(sub, 0o750)  # new entries are private: group and other bits dropped
+    assert os.stat(sub).st_mode & 0o777 == 0o700 and os.path.isdir(sub)
+    os.chmod(sub, 0o755)  # an explicit chmod shares
+    assert os.stat(sub).st_mode & 0o777 == 0o755
     with open(os.path.join(sub, "x"), "wb"):
         pass
     with pytest.raises(OSError) as caught:
@@ -318,6 +320,33 @@ def test_open_file_sees_other_mounts_commit_on_next_open(shared_cluster, shared_
             assert again.read() == b"VERSION 2, longer"
         keeper.seek(0)
         assert keeper.read(1) in (b"v", b"V")
+    os.unlink(path)
+
+
+def test_other_users_see_only_what_is_shared(shared_cluster, shared_mount, tmp_path):
+    path = shared_mount.join("alice-notes")
+    with open(path, "wb") as f:
+        f.write(b"private at first")
+    assert os.stat(path).st_mode & 0o777 == 0o600  # whatever the umask
+    with Mounted(shared_cluster, tmp_path / "bob", user="bob") as bob:
+        assert "alice-notes" not in os.listdir(bob.path)
+        with pytest.raises(OSError) as caught:
+            open(bob.join("alice-notes"), "rb")
+        assert caught.value.errno in (errno.ENOENT, errno.EACCES)
+        os.chmod(path, 0o644)
+        with open(bob.join("alice-notes"), "rb") as f:
+            assert f.read() == b"private at first"
+        st = os.stat(bob.join("alice-notes"))
+        import pwd
+        try:
+            alice_uid = pwd.getpwnam("alice").pw_uid
+        except KeyError:
+            alice_uid = fuse.NOBODY
+        assert st.st_uid == alice_uid  # not bob's: owners are mapped by name
+        with pytest.raises(OSError):  # shared for reading only
+            with open(bob.join("alice-notes"), "r+b") as f:
+                f.write(b"bob was here")
+    assert open(path, "rb").read() == b"private at first"
     os.unlink(path)
 
 
