@@ -462,6 +462,28 @@ def test_unmount_while_idle_leaves_no_process(cluster, tmp_path):
     assert done.returncode == 1 and "not mounted" in done.stderr
 
 
+def test_foreground_mount_ends_when_unmounted(cluster, tmp_path):
+    folder = str(tmp_path / "fg")
+    os.mkdir(folder)
+    auth = cluster.register("carol")
+    proc = subprocess.Popen([*DFS, "mount", folder, "--foreground", "--auth", auth],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: os.path.ismount(folder) or proc.poll() is not None, MOUNT_DEADLINE,
+                 f"{folder} to mount")
+        assert os.path.ismount(folder), proc.stdout.read()
+        with open(os.path.join(folder, "x"), "wb") as f:
+            f.write(b"x")
+        dfs_command("umount", folder)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            subprocess.run(fuse._fusermount_argv(folder, lazy=True), capture_output=True)
+            proc.kill()
+            proc.wait()
+    assert not os.path.ismount(folder)
+
+
 def test_mount_errors_are_one_line(cluster, tmp_path):
     auth = cluster.register("bob")
     done = dfs_command("mount", str(tmp_path / "missing"), "--auth", auth, check=False)
