@@ -47,7 +47,7 @@ def register(masters, name, token=None, timeout=10.0, failover_deadline=30.0):
 class DfsClient:
     def __init__(self, config):
         self.config = config.validate()
-        self.master = MasterLink(config.masters, config.user, config.key, config.timeout,
+        self.master = MasterLink(config.masters, config.user, config.key, config.master_timeout,
                                  config.failover_deadline)
         self.workers = WorkerLinks(config.timeout)
         cache = ChunkCache(config.cache_dir, config.cache_bytes) if config.cache_dir else None

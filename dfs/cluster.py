@@ -248,8 +248,8 @@ class LocalCluster:
         return Node(f"worker-{index + 1}", args, self.worker_dir(index), port, self.log_dir)
 
     def wait_workers(self, count, deadline=START_DEADLINE):
-        """Wait until ``count`` workers are alive and every voter (those workers and the
-        shadow) grants the leader its lease: the cluster is then fully up."""
+        """Wait until ``count`` workers are alive, every voter (those workers and the
+        shadow) grants the leader its lease, and the standby is in sync: fully up."""
         voters = count + (1 if self.shadow is not None else 0)
 
         def enough():
@@ -257,7 +257,8 @@ class LocalCluster:
                 with self.admin_client() as admin:
                     status = admin.status()
                 live = [w for w in status["workers"] if w.alive]
-                return len(live) >= count and len(status["lease_holders"]) >= voters
+                in_sync = self.shadow is None or status["standby"] == "in sync"
+                return len(live) >= count and len(status["lease_holders"]) >= voters and in_sync
             except errors.DfsError:
                 return False
         wait_for(enough, deadline, f"{count} workers to register", interval=0.1)

@@ -128,7 +128,10 @@ class ClientConfig:
     piece_size: int = MIB
     """Bytes per data call to a worker: rpyc is fastest at about 1 MiB."""
     timeout: float = 30.0
-    """Deadline for one call to a node."""
+    """Deadline for one data call to a worker."""
+    master_timeout: float = 5.0
+    """Deadline for one metadata call: they take milliseconds, so a leader that does not
+    answer in time is treated as gone (a paused leader then costs this much, not more)."""
     failover_deadline: float = 60.0
     """How long to keep retrying the metadata servers before a clear error."""
     parallel_chunks: int = 4

@@ -21,6 +21,7 @@ from dfs import auth, errors, rpc
 log = logging.getLogger(__name__)
 
 POOL_SIZE = 8
+SUSPECT_SECONDS = 10.0
 # Requests that must not take effect twice: each carries a request id, kept the same across
 # retries, so a retry after a failover gets the first attempt's answer, not FileExists.
 ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "link", "unlink", "rmdir", "rename"})
@@ -62,10 +63,7 @@ class _Pool:
         with self.lock:
             idle, self.idle = self.idle, []
         for conn in idle:
-            try:
-                conn.close()
-            except Exception:
-                pass
+            rpc.hard_close(conn)
 
 
 class MasterLink:
@@ -77,6 +75,7 @@ class MasterLink:
         self.failover_deadline = failover_deadline
         self.pools = {address: _Pool() for address in self.masters}
         self.preferred = 0  # index of the address that answered last
+        self.suspects = {}  # index -> until when it counts as not answering
         self.admin = False
 
     def _login(self, address):
@@ -103,7 +102,7 @@ class MasterLink:
             pool.give(conn)
             raise
         except BaseException:
-            conn.close()
+            rpc.hard_close(conn)
             raise
         pool.give(conn)
         return result
@@ -115,25 +114,30 @@ class MasterLink:
         backoff = 0.05
         last = None
         while True:
-            for step in range(len(self.masters)):
-                index = (self.preferred + step) % len(self.masters)
+            no_workers = None
+            for index in self._order():
                 address = self.masters[index]
                 try:
                     result = self._attempt(address, name, args, kwargs)
                     self.preferred = index
+                    self.suspects.pop(index, None)
                     return result
                 except errors.NotLeader as exc:
                     last = clean(exc)
+                    self._follow_hint(getattr(exc, "leader", ""))
                 except errors.NoActiveWorkers as exc:
-                    raise clean(exc) from None  # a definite answer from a serving master
+                    # definite unless another server serves the request in this round
+                    no_workers = last = clean(exc)
                 except errors.Unavailable as exc:
                     last = clean(exc)
-                    self.pools[address].clear()
+                    self._suspect(index)
                 except errors.DfsError as exc:
                     raise clean(exc) from None
                 except rpc.TRANSPORT_ERRORS as exc:
                     last = exc
-                    self.pools[address].clear()
+                    self._suspect(index)
+            if no_workers is not None:
+                raise no_workers from None
             if time.monotonic() + backoff > deadline:
                 where = ", ".join(f"{h}:{p}" for h, p in self.masters)
                 if isinstance(last, errors.NotLeader):
@@ -148,6 +152,29 @@ class MasterLink:
                     f"{self.failover_deadline:.0f}s ({last})") from None
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
+
+    def _order(self):
+        """Addresses to try this round: the last good one first, and none that just failed
+        to answer unless all did (a dead or paused server costs a timeout per try)."""
+        now = time.monotonic()
+        count = len(self.masters)
+        order = [(self.preferred + step) % count for step in range(count)]
+        answering = [i for i in order if self.suspects.get(i, 0) <= now]
+        return answering or order
+
+    def _suspect(self, index):
+        self.pools[self.masters[index]].clear()
+        self.suspects[index] = time.monotonic() + SUSPECT_SECONDS
+        if index == self.preferred:
+            self.preferred = (index + 1) % len(self.masters)
+
+    def _follow_hint(self, leader):
+        """A NotLeader answer may name the leader: try that address first next."""
+        for index, (host, port) in enumerate(self.masters):
+            if leader == f"{host}:{port}" or leader.endswith(f":{port}") and host in (
+                    "127.0.0.1", "localhost"):
+                self.preferred = index
+                self.suspects.pop(index, None)
 
     def close(self):
         for pool in self.pools.values():
@@ -178,12 +205,12 @@ class WorkerLinks:
             pool.give(conn)
             raise clean(exc) from None
         except rpc.TRANSPORT_ERRORS as exc:
-            conn.close()
+            rpc.hard_close(conn)
             pool.clear()
             raise errors.WorkerUnavailable(
                 f"worker {replica.worker_id} at {replica.host}:{replica.port}: {exc!r}") from None
         except BaseException:
-            conn.close()
+            rpc.hard_close(conn)
             raise
         pool.give(conn)
         return result

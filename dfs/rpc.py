@@ -55,4 +55,17 @@ def connect(host, port, timeout=30.0, connect_timeout=5.0):
         raise errors.Unavailable(f"cannot reach {host}:{port}: {exc}") from None
 
 
+def hard_close(conn):
+    """Close a connection whose peer may be dead or paused: drop the socket first, so the
+    polite close message rpyc sends cannot block on it."""
+    try:
+        conn._channel.stream.close()
+    except Exception:
+        pass
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
 TRANSPORT_ERRORS = (EOFError, ConnectionError, TimeoutError, socket.timeout, BrokenPipeError)

@@ -18,6 +18,7 @@ tests give it in-process voters and a clock they step by hand.
 Thread-safety: ``lock`` guards the role and the grants; network calls happen outside it.
 """
 
+import concurrent.futures
 import logging
 import random
 import threading
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 LEADER, STANDBY = "leader", "standby"
 SAFETY = 0.8
+ANSWER_DEADLINE = 1.5  # seconds to wait for voters' answers in one round
+_DONE = concurrent.futures.Future()
+_DONE.set_result(None)
 
 
 def majority(count):
@@ -50,6 +54,7 @@ class Leadership:
         self.lock = threading.RLock()
         self.rng = rng or random.Random()
         self.executor = executor  # to ask voters in parallel (real network); None: in turn
+        self.inflight = {}  # voter id -> Future of the last call to it
         self.next_election = voter.started + (0 if bootstrap else lease)
         self.on_change = lambda role, epoch: None
 
@@ -82,9 +87,15 @@ class Leadership:
         """Call ``method`` on every voter. -> {voter_id: (granted, epoch)} of those answering."""
         answers = {}
         if self.executor is not None:
-            futures = {vid: self.executor.submit(getattr(link, method), *args)
-                       for vid, link in electorate.items()}
-            calls = [(vid, future.result) for vid, future in futures.items()]
+            futures = {}
+            for vid, link in electorate.items():
+                if method == "lease" and not self.inflight.get(vid, _DONE).done():
+                    continue  # still waiting on a paused voter: do not pile renewals up
+                futures[vid] = self.inflight[vid] = self.executor.submit(
+                    getattr(link, method), *args)
+            # a paused voter must not hold the others' answers back: wait one deadline
+            concurrent.futures.wait(futures.values(), timeout=ANSWER_DEADLINE)
+            calls = [(vid, future.result) for vid, future in futures.items() if future.done()]
         else:
             calls = [(vid, lambda link=link: getattr(link, method)(*args))
                      for vid, link in electorate.items()]
@@ -201,7 +212,13 @@ class Leadership:
                 return False
         return acked >= majority(len(others) + 1)
 
-    def clear_standby_stale(self):
-        """Best effort: a voter that keeps the mark only makes the standby less electable."""
-        self._ask(self._standby_electorate(), "clear_stale", self.epoch, self.peer_id)
+    def clear_standby_stale(self, only=None):
+        """Tell the voters (all, or those in ``only``) that the standby has every entry.
+        -> ids of voters that did not hear it: they keep the mark and must be told later
+        (a voter keeping it only makes the standby less electable, never unsafe)."""
+        electorate = self._standby_electorate()
+        if only is not None:
+            electorate = {vid: link for vid, link in electorate.items() if vid in only}
+        answers = self._ask(electorate, "clear_stale", self.epoch, self.peer_id)
         self.voter.clear_stale(self.epoch, self.peer_id)
+        return {vid for vid in electorate if not answers.get(vid, (False,))[0]}

@@ -12,7 +12,8 @@ import threading
 from dfs import auth, errors, rpc
 
 VOTER_TIMEOUT = 1.0
-REPLICATION_TIMEOUT = 10.0
+REPLICATION_TIMEOUT = 2.0  # a standby slower than this is marked stale, not waited for
+INSTALL_TIMEOUT = 10.0  # a whole snapshot
 
 
 class Link:
@@ -23,13 +24,14 @@ class Link:
         self.conn = None
         self.call_lock = threading.Lock()
 
-    def _signed(self, method, *args):
+    def _signed(self, method, *args, timeout=None):
         stamp, mac = auth.sign_voter_call(self.secret, method, args)
         with self.call_lock:
             try:
                 if self.conn is None or self.conn.closed:
                     self.conn = rpc.connect(*self.address, timeout=self.timeout,
-                                            connect_timeout=self.timeout)
+                                            connect_timeout=min(self.timeout, 2.0))
+                self.conn._config["sync_request_timeout"] = timeout or self.timeout
                 return self.conn.root.voter(method, args, stamp, mac)
             except errors.DfsError:
                 raise
@@ -40,10 +42,7 @@ class Link:
 
     def close_locked(self):
         if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
+            rpc.hard_close(self.conn)
             self.conn = None
 
     def close(self):
@@ -74,12 +73,16 @@ class PeerLink(Link):
         """entries: tuple of JSON strings. -> ("ok" | "gap" | "old", seq or epoch)."""
         return tuple(self._signed("replicate", epoch, entries))
 
+    def ping(self):
+        """Is the other server there and answering? -> ("ok", its last entry)."""
+        return tuple(self._signed("ping", timeout=VOTER_TIMEOUT))
+
     def install(self, epoch, snapshot):
-        return tuple(self._signed("install", epoch, snapshot))
+        return tuple(self._signed("install", epoch, snapshot, timeout=INSTALL_TIMEOUT))
 
 
 VOTER_METHODS = ("lease", "vote", "mark_stale", "clear_stale")
-PEER_METHODS = ("replicate", "install")
+PEER_METHODS = ("replicate", "install", "ping")
 
 
 def serve_voter_call(secret, voter, method, args, stamp, mac, extra=None):

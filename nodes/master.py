@@ -74,6 +74,8 @@ class MasterState:
                                      executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
         self.leadership.on_change = self._role_changed
         self.replicator = Replicator(self, peer)
+        self.started = clock()
+        self.next_sync_report = 0.0
         self.after_load()
 
     def _load_or_create_join_token(self):
@@ -174,17 +176,30 @@ class MasterState:
         for worker in live:
             if self.ns.voters.get(worker.worker_id) != [worker.host, worker.port]:
                 link = Link(worker.host, worker.port, self.voter_secret)
+                if not self.replicator.tell_new_voter(link):
+                    continue  # it must carry our standby's stale mark before it may vote
                 if self.leadership.welcome(worker.worker_id, link, self.clock()):
                     self.commit({"op": "voter", "worker_id": worker.worker_id,
                                  "host": worker.host, "port": worker.port})
 
     def require_serving(self):
-        """Client requests: only while a worker is active (any server can tell), and only
-        on the serving leader."""
-        if not self.ns.initialised or not self.workers.any_alive(self.clock()):
-            raise errors.NoActiveWorkers()
-        if not self.serving():
-            raise errors.NotLeader(f"{self.me} is not the leader", self.leader_address())
+        """Client requests: the serving leader answers; without active workers the answer
+        is a clear NoActiveWorkers. A server that cannot know yet says so (NotLeader or
+        Unavailable), so clients try again instead of hearing a wrong "no workers"."""
+        now = self.clock()
+        workers_alive = self.workers.any_alive(now)
+        settled = now - self.started >= self.config.dead_after  # had time to hear them
+        if self.serving():
+            if not self.ns.initialised:
+                raise errors.NoActiveWorkers()  # the first worker initialises the cluster
+            if not workers_alive:
+                if not settled:
+                    raise errors.Unavailable(f"{self.me} is starting: waiting for workers")
+                raise errors.NoActiveWorkers()
+            return
+        if self.ns.initialised and settled and not workers_alive:
+            raise errors.NoActiveWorkers()  # no leader because no workers: say that
+        raise errors.NotLeader(f"{self.me} is not the leader", self.leader_address())
 
     def sign(self, op, chunk_id):
         return auth.sign_chunk_token(self.chunk_secret, op, chunk_id, self.epoch,
@@ -207,16 +222,29 @@ class MasterState:
                               lambda cid: self.sign("r", cid))
 
     def elect(self):
-        """Leases and elections; a leader also brings a lagging standby back in sync."""
+        """Leases and elections. Nothing else runs on this thread: a lease renewal must
+        never wait behind a slow call to a paused peer."""
         self.leadership.tick(self.clock())
-        if self.leadership.role == LEADER and not self.replicator.in_sync:
-            try:
-                self.replicator.sync()
-            except errors.DfsError as exc:
-                log.debug("standby not reachable for a sync: %s", exc)
 
-    def peer_call(self, method, epoch, payload):
-        """The leader calls us (we are its standby): replicate or install."""
+    def sync_standby(self):
+        """Leader: bring a lagging or restarted standby back in sync (own thread)."""
+        if self.leadership.role != LEADER:
+            return
+        try:
+            if self.replicator.in_sync:
+                self.replicator.finish_clearing()
+            else:
+                self.replicator.sync()
+        except errors.DfsError as exc:
+            now = self.clock()
+            if now >= self.next_sync_report:  # say it now and then, not every half second
+                log.info("standby not in sync yet: %s", exc)
+                self.next_sync_report = now + 10.0
+
+    def peer_call(self, method, epoch=None, payload=None):
+        """The leader calls us (we are its standby): ping, replicate or install."""
+        if method == "ping":
+            return "ok", self.ns.seq
         if epoch < self.voter.epoch:
             return "old", self.voter.epoch
         if self.leadership.role == LEADER:
@@ -813,7 +841,8 @@ def run(config, ready=None):
     server = make_server(classpartial(MasterService, state), config.host, config.port)
     state.address = (config.host, server.port)
     loops = [Loop("master-tick", state.tick, config.tick_interval),
-             Loop("master-elect", state.elect, config.lease / 6)]
+             Loop("master-elect", state.elect, config.lease / 6),
+             Loop("master-sync", state.sync_standby, 0.5)]
     for loop in loops:
         loop.start()
     log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
