@@ -1,11 +1,14 @@
 """The client's bounded on-disk chunk cache.
 
 Keyed by ``chunk_id-version``: chunk ids are never reused, so a cached chunk can never be
-stale; nothing needs invalidating. Entries are written atomically and re-checked against
-the chunk's CRC32C when read (a damaged cache file is dropped, not served). When the
-cache grows past ``max_bytes`` the least recently used entries go.
+stale; nothing needs invalidating. Entries are written to a unique temp name and renamed
+into place, and re-checked against the chunk's CRC32C when read (a damaged cache file is
+dropped, not served). When the cache grows past ``max_bytes`` the least recently used
+entries go.
 
-Thread-safe: one lock around the size accounting; file writes use unique temp names.
+Thread-safe: many threads read and fill it at once (parallel downloads, the mount).
+``lock`` guards the size count; one thread evicts at a time (``evicting``); every file
+operation tolerates another thread having removed the file first.
 """
 
 import logging
@@ -16,65 +19,99 @@ from dfs import chunks
 
 log = logging.getLogger(__name__)
 
+TEMP_MARK = ".tmp"
+
 
 class ChunkCache:
     def __init__(self, directory, max_bytes):
         self.directory = directory
         self.max_bytes = max_bytes
         self.lock = threading.Lock()
+        self.evicting = threading.Lock()
         os.makedirs(directory, exist_ok=True)
-        self.size = sum(e.stat().st_size for e in os.scandir(directory) if e.is_file())
+        self.size = 0
+        for entry in os.scandir(directory):
+            if TEMP_MARK in entry.name:
+                self._unlink(entry.path)  # left by a crash
+            else:
+                self.size += self._size(entry.path)
 
     def _path(self, chunk_id, version):
         return os.path.join(self.directory, f"{chunk_id}-{version}")
+
+    @staticmethod
+    def _size(path):
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return 0
+
+    @staticmethod
+    def _unlink(path):
+        """Remove ``path``; -> its size, or 0 if another thread removed it first."""
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+            return size
+        except FileNotFoundError:
+            return 0
 
     def get(self, ref):
         path = self._path(ref.chunk_id, ref.version)
         try:
             with open(path, "rb") as f:
                 data = f.read()
+            os.utime(path)  # mark as recently used
         except FileNotFoundError:
             return None
         if len(data) != ref.length or chunks.crc(data) != ref.crc:
             log.warning("cache entry %s is damaged: dropping it", path)
-            self._remove(path)
+            self._forget(path)
             return None
-        os.utime(path)  # mark as recently used
         return data
 
     def put(self, ref, data):
         if len(data) > self.max_bytes:
             return
         path = self._path(ref.chunk_id, ref.version)
-        tmp = f"{path}.tmp{threading.get_ident()}"
+        if os.path.exists(path):
+            return  # another thread cached it already: do not count it twice
+        tmp = f"{path}{TEMP_MARK}{threading.get_ident()}"
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
+            with self.lock:  # rename and count together, or two threads count it twice
+                replaced = self._size(path)
+                os.replace(tmp, path)
+                self.size += len(data) - replaced
+                over = self.size > self.max_bytes
         except OSError as exc:  # a full cache disk must not fail the read
             log.warning("cannot cache chunk %d: %s", ref.chunk_id, exc)
-            self._remove(tmp)
+            self._unlink(tmp)
             return
-        with self.lock:
-            self.size += len(data)
-            over = self.size > self.max_bytes
         if over:
             self._evict()
 
-    def _remove(self, path):
-        try:
-            size = os.path.getsize(path)
-            os.unlink(path)
-        except FileNotFoundError:
-            return
+    def _forget(self, path):
         with self.lock:
-            self.size -= size
+            self.size -= self._unlink(path)
 
     def _evict(self):
-        entries = sorted((e for e in os.scandir(self.directory) if e.is_file()),
-                         key=lambda e: e.stat().st_mtime)
-        for entry in entries:
-            with self.lock:
-                if self.size <= self.max_bytes * 0.9:
-                    return
-            self._remove(entry.path)
+        if not self.evicting.acquire(blocking=False):
+            return  # another thread is already making room
+        try:
+            entries = []
+            for entry in os.scandir(self.directory):
+                if TEMP_MARK in entry.name:
+                    continue  # being written by another thread
+                try:
+                    entries.append((entry.stat().st_mtime, entry.path))
+                except FileNotFoundError:
+                    continue
+            for _mtime, path in sorted(entries):
+                with self.lock:
+                    if self.size <= self.max_bytes * 0.9:
+                        return
+                self._forget(path)
+        finally:
+            self.evicting.release()

@@ -294,13 +294,18 @@ class DfsClient:
             raise errors.PermissionDenied(f"{local}: permission denied") from None
 
     def iter_chunks(self, remote):
-        """Yield a file's bytes chunk by chunk, downloading a few chunks ahead."""
+        """Yield a file's bytes chunk by chunk, downloading a few chunks ahead.
+
+        Files larger than half the cache bypass it: they would only push out everything
+        else and never be read from it (and writing them costs about 20% of a get)."""
         layout = self.layout(remote)
+        use_cache = layout.stat.size <= self.config.cache_bytes // 2
         ahead = []
         queue = list(layout.chunks)
         while queue or ahead:
             while queue and len(ahead) < self.config.parallel_chunks:
-                ahead.append(self.chunk_pool.submit(self.transfer.load_chunk, queue.pop(0)))
+                ahead.append(self.chunk_pool.submit(self.transfer.load_chunk, queue.pop(0),
+                                                    use_cache))
             yield ahead.pop(0).result()
 
     def read_bytes(self, remote):

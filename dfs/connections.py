@@ -97,7 +97,7 @@ class MasterLink:
         pool = self.pools[address]
         conn = pool.take() or self._login(address)
         try:
-            result = getattr(conn.root, name)(*args, **kwargs)
+            result = rpc.call(conn, name, *args, **kwargs)
         except errors.DfsError:
             pool.give(conn)
             raise
@@ -200,7 +200,7 @@ class WorkerLinks:
         except errors.Unavailable as exc:
             raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
         try:
-            result = getattr(conn.root, name)(*args)
+            result = rpc.call(conn, name, *args)
         except errors.DfsError as exc:
             pool.give(conn)
             raise clean(exc) from None

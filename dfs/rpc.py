@@ -7,9 +7,12 @@ a 1 MiB frame is not re-sliced and copied 16 times. ``tune()`` applies the class
 ones; it runs when this module is imported, in every DFS process.
 """
 
+import ctypes
+import ctypes.util
 import socket
 
 import rpyc
+from rpyc.core import consts
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 
@@ -31,6 +34,21 @@ def tune():
     Channel.COMPRESSION_LEVEL = 0
     Channel.COMPRESSION_THRESHOLD = 1 << 62  # never compress: chunk data is mostly incompressible
     SocketStream.MAX_IO_CHUNK = IO_CHUNK
+    _keep_big_buffers()
+
+
+def _keep_big_buffers():
+    """rpyc copies each 1 MiB piece several times; glibc maps and unmaps a fresh buffer
+    for each copy (page faults every time). Raising its thresholds keeps them reused:
+    measured 200-230 -> 470-1000 MB/s for 1 MiB rpyc writes. glibc only; else a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    mallopt(m_trim_threshold, 256 * 1024 * 1024)
 
 
 tune()
@@ -53,6 +71,13 @@ def connect(host, port, timeout=30.0, connect_timeout=5.0):
         return rpyc.utils.factory.connect_channel(Channel(stream, compress=False), config=config)
     except (OSError, EOFError) as exc:
         raise errors.Unavailable(f"cannot reach {host}:{port}: {exc}") from None
+
+
+def call(conn, name, *args, **kwargs):
+    """``conn.root.<name>(*args, **kwargs)`` in one round trip: the plain spelling costs a
+    getattr request, the call, and a release message (measured 860 -> 240 us)."""
+    return conn.sync_request(consts.HANDLE_CALLATTR, conn.root, name, args,
+                             tuple(kwargs.items()))
 
 
 def hard_close(conn):

@@ -95,10 +95,11 @@ class Transfer:
             offset += len(data)
         return b"".join(pieces)
 
-    def load_chunk(self, chunk):
+    def load_chunk(self, chunk, use_cache=True):
         """The bytes of one ReadChunk, verified; raises DataLost if no replica has them."""
         ref = chunk.ref
-        if self.cache is not None:
+        use_cache = use_cache and self.cache is not None
+        if use_cache:
             data = self.cache.get(ref)
             if data is not None:
                 return data
@@ -117,7 +118,7 @@ class Transfer:
             except (errors.WorkerUnavailable, errors.ChunkMissing, errors.StaleToken) as exc:
                 problems.append(f"{replica.worker_id}: {exc}")
                 continue
-            if self.cache is not None:
+            if use_cache:
                 self.cache.put(ref, data)
             return data
         detail = "; ".join(problems) or "no live replica"

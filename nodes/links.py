@@ -32,7 +32,7 @@ class Link:
                     self.conn = rpc.connect(*self.address, timeout=self.timeout,
                                             connect_timeout=min(self.timeout, 2.0))
                 self.conn._config["sync_request_timeout"] = timeout or self.timeout
-                return self.conn.root.voter(method, args, stamp, mac)
+                return rpc.call(self.conn, "voter", method, args, stamp, mac)
             except errors.DfsError:
                 raise
             except (*rpc.TRANSPORT_ERRORS, OSError) as exc:

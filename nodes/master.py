@@ -762,6 +762,10 @@ class MasterService(rpyc.Service):
                 wire.ReadChunk(ref, tuple(self.state.workers.replicas(ref.chunk_id)),
                                self.state.sign("r", ref.chunk_id))
                 for ref in inode.chunks)
+            if (any(not c.replicas for c in chunks)
+                    and self.state.clock() - self.state.started < self.state.config.dead_after):
+                # just restarted: the workers holding them have not all reported yet
+                raise errors.Unavailable(f"{path}: waiting for workers to report their chunks")
             return wire.layout_to_wire(wire.FileLayout(inode.stat(), ns.chunk_size, chunks))
 
     @boundary

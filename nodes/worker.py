@@ -30,6 +30,7 @@ import rpyc
 
 from dfs import auth, chunks, errors, rpc
 from dfs.config import BLOCK_SIZE, MIB
+from dfs.journal import fsync_dir
 from nodes.links import serve_voter_call
 from nodes.service import boundary, expect
 from nodes.voter import Voter
@@ -146,6 +147,7 @@ class ChunkStore:
             os.fsync(f.fileno())
         os.replace(crc_tmp, final + ".crc")
         os.replace(upload.path, final)
+        fsync_dir(self.dirs[kind])  # the renames too must survive a power cut
         with self.lock:
             self.used += upload.total
             for added, _removed in self.feeds.values():
@@ -318,7 +320,7 @@ class Worker:
         try:
             offset, size, pieces = 0, None, []
             while size is None or offset < size:
-                data, size = conn.root.read(token, chunk_id, offset, MIB)
+                data, size = rpc.call(conn, "read", token, chunk_id, offset, MIB)
                 if not data and offset < size:
                     raise errors.ChunkCorrupt("short read while replicating")
                 pieces.append(data)

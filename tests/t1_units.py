@@ -189,3 +189,26 @@ def test_importing_the_client_loads_no_server_or_fuse_code():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dfs.cache import ChunkCache
+    from dfs.wire import ChunkRef
+
+    cache = ChunkCache(str(tmp_path / "cache"), max_bytes=4 * 65536)
+    blobs = {i: os.urandom(65536) for i in range(40)}
+    refs = {i: ChunkRef(i, 1, 65536, chunks.crc(blobs[i])) for i in blobs}
+
+    def work(i):
+        cache.put(refs[i], blobs[i])
+        got = cache.get(refs[i])
+        assert got is None or got == blobs[i]
+        cache.put(refs[(i + 1) % 40], blobs[(i + 1) % 40])  # the same chunk twice
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(40)))
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "cache").iterdir())
+    assert on_disk == cache.size
+    assert on_disk <= 4 * 65536 + 8 * 65536  # bounded (in-flight puts may overshoot briefly)
