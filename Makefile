@@ -19,13 +19,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# fuse3 for the mount: installed with apt when missing (as root, or through sudo).
+# fuse3 for the mount, libglib2.0-bin for `gio` (browsing as file managers do, in the
+# tests): installed with apt when missing (as root, or through sudo).
+SYSTEM_PACKAGES := fuse3 libglib2.0-bin
 system-deps:
-	@if ! command -v fusermount3 >/dev/null 2>&1; then \
+	@if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v gio >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
-	  else echo "fuse3 is missing and I cannot install it: apt-get install fuse3 as root"; exit 1; fi; \
-	  echo "installing fuse3 (for the mount)"; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null; \
+	  else echo "missing $(SYSTEM_PACKAGES): apt-get install them as root"; exit 1; fi; \
+	  echo "installing $(SYSTEM_PACKAGES)"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 $(STAMP): setup.cfg requirements.txt pyproject.toml | system-deps
