@@ -23,7 +23,8 @@ local figures jump between runs.
 import os
 
 from bench import common
-from bench.common import MIB, Timer, compare
+from dfs.journal import fsync_dir
+from bench.common import MIB, compare
 
 BIG = 1024 * MIB
 ROUNDS = 1
@@ -147,7 +148,7 @@ def metadata(dfs, local, small_local):
     def local_mkdir():
         for i in range(DIRS):
             os.mkdir(os.path.join(dirs_local, f"d{i}"))
-            common.fsync_dir(dirs_local)
+            fsync_dir(dirs_local)
 
     def dfs_mkdir():
         for i in range(DIRS):
@@ -172,7 +173,7 @@ def metadata(dfs, local, small_local):
     def local_unlink():
         for i in range(SMALL_COUNT):
             os.unlink(os.path.join(small_local, f"f{i}"))
-        common.fsync_dir(small_local)
+        fsync_dir(small_local)
 
     def dfs_unlink():
         for i in range(SMALL_COUNT):

@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 from bench import common
+from dfs.journal import fsync_dir
 from bench.common import MIB, Skip, Timer, compare
 
 BIG = 1024 * MIB
@@ -200,13 +201,13 @@ def run(workdir):
                 for i in range(DIRS):
                     os.mkdir(os.path.join(folder, f"d{i}"))
                     if fsync:
-                        common.fsync_dir(folder)
+                        fsync_dir(folder)
 
             def rmdirs(folder, fsync):
                 for i in range(DIRS):
                     os.rmdir(os.path.join(folder, f"d{i}"))
                     if fsync:
-                        common.fsync_dir(folder)
+                        fsync_dir(folder)
 
             for label, fn in ((f"mkdir x{DIRS} (durable)", mkdirs),
                               (f"rmdir x{DIRS} (durable)", rmdirs)):

@@ -4,6 +4,7 @@ import contextlib
 import os
 import time
 
+
 MIB = 1024 * 1024
 PIECE = 64 * MIB  # random data is generated this much at a time
 
@@ -159,14 +160,6 @@ def copy_file(src, dst, fsync=False, block=4 * MIB):
             fout.write(view[:n])
         if fsync:
             os.fsync(fout.fileno())
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- a local cluster ---------------------------------------------------------------------

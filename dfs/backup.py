@@ -29,7 +29,6 @@ import os
 import posixpath
 import signal
 import stat as stat_module
-import sys
 import threading
 import time
 
@@ -37,6 +36,7 @@ from dfs import chunks, errors
 from dfs.backup_queue import ChangeQueue, Op
 from dfs.backup_state import FileRecord, StateStore, default_state_path
 from dfs.config import MIB, format_addresses
+from dfs.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 5.0
 ONCE_PATIENCE = 60.0
 """With --once, give up (exit 1) after the cluster has been unavailable this long."""
-PROGRESS_MIN_BYTES = 8 * MIB
 READ_SIZE = MIB
 IGNORED_SUFFIXES = (".dfs-partial",)  # `dfs get` writes these and renames them when done
 
@@ -188,16 +187,6 @@ class _Reader:
             self.short = True
         self.sha.update(data)
         return data
-
-
-def _progress_bar(total, label):
-    """A tqdm bar on a terminal for large files; (None, None) otherwise."""
-    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        return None, None
-    from tqdm import tqdm
-    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-               leave=False)
-    return bar, bar.update
 
 
 def _human(n):
@@ -432,7 +421,7 @@ class Uploader:
             if not stat_module.S_ISREG(st.st_mode):
                 return
             reader = _Reader(f)
-            bar, update = _progress_bar(st.st_size, rel)
+            bar, update = progress_bar(st.st_size, rel)
 
             def progress(nbytes):
                 if self.stopping:

@@ -12,13 +12,12 @@ import posixpath
 import sys
 
 from dfs import auth, errors, paths
+from dfs.progress import progress_bar
 from dfs.config import (DEFAULT_MASTER_PORT, DEFAULT_SHADOW_PORT, MIB, ClusterConfig,
                         MasterConfig, WorkerConfig,
                         parse_address, parse_addresses)
 
 log = logging.getLogger("dfs")
-
-PROGRESS_MIN_BYTES = 8 * MIB
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -31,16 +30,6 @@ def remote_path(text):
 def _client(args):
     from dfs.client import DfsClient
     return DfsClient.from_auth_file(args.auth)
-
-
-def _progress(total, label):
-    """A tqdm bar on a terminal for large transfers; None otherwise."""
-    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        return None, None
-    from tqdm import tqdm
-    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-               leave=False)
-    return bar, bar.update
 
 
 def _human(n):
@@ -190,7 +179,7 @@ def cmd_put(args):
         if remote.endswith("/") or (dfs.exists(remote) and dfs.stat(remote).is_dir):
             remote = posixpath.join(remote, os.path.basename(args.local))
         size = os.path.getsize(args.local) if os.path.isfile(args.local) else 0
-        bar, progress = _progress(size, os.path.basename(args.local))
+        bar, progress = progress_bar(size, os.path.basename(args.local))
         try:
             result = dfs.put(args.local, remote, progress=progress)
         finally:
@@ -222,7 +211,7 @@ def cmd_get(args):
         if stat.is_dir:
             raise errors.IsADirectory(f"{remote} is a directory")
         _confirm_overwrite(local, args.force)
-        bar, progress = _progress(stat.size, posixpath.basename(remote))
+        bar, progress = progress_bar(stat.size, posixpath.basename(remote))
         try:
             dfs.get(remote, local, progress=progress)
         finally:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from dfs import auth, chunks, errors, paths, wire
 from dfs.cache import ChunkCache
-from dfs.config import ClientConfig, MIB, parse_addresses
+from dfs.config import ClientConfig, parse_addresses
 from dfs.connections import MasterLink, WorkerLinks
 from dfs.files import DfsFile
 from dfs.transfer import Transfer

@@ -5,7 +5,7 @@ could change anything."""
 import pytest
 
 from dfs import errors
-from nodes.election import LEADER, STANDBY, Leadership
+from nodes.election import STANDBY, Leadership
 from nodes.voter import Voter
 
 LEASE = 3.0

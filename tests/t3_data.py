@@ -1,6 +1,5 @@
 """Real master + 4 workers: round trips, replica placement, balance, streaming files."""
 
-import os
 
 import pytest
 

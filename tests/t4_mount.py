@@ -14,13 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
 from conftest import random_bytes, sha256
-from dfs.cluster import LocalCluster, wait_for
+from dfs.cluster import wait_for
 from mount import fuse
 from mount.attrcache import AttrCache
 from dfs.wire import DirEntry, Stat
