@@ -366,6 +366,15 @@ class MasterService(rpyc.Service):
             raise errors.AuthenticationFailed("registration needs the cluster's join token")
         return self._add_user(name, admin=False)
 
+    @boundary
+    def exposed_Auth_Host(self, name, client_nonce=None, proof=None, token=None):
+        """The original design's entry point, kept by name: with a proof (after hello())
+        it authorizes a known key -> ("authorized", is_admin); without one it starts a
+        registration -> ("registered", new key)."""
+        if proof is not None:
+            return "authorized", self.exposed_login(name, client_nonce, proof)[1]
+        return "registered", self.exposed_register(name, token)
+
     def _add_user(self, name, admin):
         key = auth.new_key()
         with self.state.lock:

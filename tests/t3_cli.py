@@ -126,3 +126,19 @@ def test_up_then_put_ls_get_then_down(tmp_path):
     assert "stopped" in down.stdout
     from dfs.cluster import running_pids
     assert running_pids(data) == {}
+
+
+def test_auth_host_authorizes_a_known_key_or_registers(shared_cluster):
+    """The original design's Auth_Host(): one entry point for both."""
+    from dfs import auth, rpc
+    leader = shared_cluster.leader()
+    conn = rpc.connect("127.0.0.1", leader.port)
+    try:
+        kind, key = rpc.call(conn, "Auth_Host", "hosty")
+        assert kind == "registered" and len(key) == 64
+        nonce = rpc.call(conn, "hello")[0]
+        client_nonce = auth.new_nonce()
+        proof = auth.make_proof(key, "hosty", nonce, client_nonce)
+        assert rpc.call(conn, "Auth_Host", "hosty", client_nonce, proof) == ("authorized", False)
+    finally:
+        conn.close()

@@ -509,3 +509,43 @@ def test_dfs_up_mounts_and_dfs_down_unmounts(tmp_path):
             subprocess.run(fuse._fusermount_argv(folder, lazy=True), capture_output=True)
     assert down.returncode == 0 and f"unmounted {folder}" in down.stdout, down.stderr
     assert not os.path.ismount(folder)
+
+
+def test_kill_9_of_the_leader_while_copying_into_the_mount(cluster, tmp_path):
+    """Files copied in through the mount while the leader dies: every file whose close
+    returned is intact afterwards, and the copy carries on through the failover."""
+    import threading
+    with Mounted(cluster, tmp_path / "mnt", timeout=60.0) as mnt:
+        written = {}
+        failures = []
+        stop = threading.Event()
+
+        def copier():
+            i = 0
+            while not stop.is_set():
+                data = random_bytes(1000 + (i * 7919) % 200_000, seed=i)
+                try:
+                    with open(mnt.join(f"copy{i}"), "wb") as f:
+                        f.write(data)
+                    written[f"copy{i}"] = sha256(data)  # close returned: acknowledged
+                except OSError as exc:
+                    failures.append(exc)
+                i += 1
+
+        thread = threading.Thread(target=copier)
+        thread.start()
+        try:
+            wait_for(lambda: len(written) >= 10 or failures, 60, "copies before the kill")
+            leader = wait_for(cluster.leader, 30, "a leader")
+            leader.stop(signal.SIGKILL)
+            count = len(written)
+            wait_for(lambda: len(written) >= count + 10 or failures, 90, "copies after the kill")
+        finally:
+            stop.set()
+            thread.join()
+        assert not failures, failures
+        for name, digest in written.items():
+            assert file_sha256(mnt.join(name)) == digest, name
+    with cluster.client("alice", cache_dir="") as dfs:
+        for name, digest in written.items():
+            assert sha256(dfs.read_bytes("/" + name)) == digest, name
