@@ -98,7 +98,8 @@ def cmd_master(args):
                           heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
                           open_registration=args.open_registration, role=args.role,
                           peer=parse_address(args.peer) if args.peer else None,
-                          lease=args.lease, join_token=_read_token(args))
+                          lease=args.lease, join_token=_read_token(args),
+                          trash_seconds=args.trash_hours * 3600)
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -109,7 +110,7 @@ def cmd_worker(args):
     token = _read_token(args)
     config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
                           join_token=token, host=args.host, port=args.port,
-                          capacity=args.capacity)
+                          capacity=args.capacity, scrub_bytes_per_second=args.scrub_rate)
     worker.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -117,11 +118,16 @@ def cmd_worker(args):
 # --- the local cluster -------------------------------------------------------------------
 
 def cmd_up(args):
-    from dfs.cluster import LocalCluster, running_pids
+    from dfs.cluster import LocalCluster, expected_nodes, running_pids, stop_detached
     data = os.path.abspath(args.data or paths.default_data_dir())
-    if running_pids(data):
+    running = running_pids(data)
+    if running and set(running) >= expected_nodes(data):
         print(f"a local cluster is already running in {data} (dfs down --data {data} stops it)")
         return _mount_for_up(args, os.path.join(data, "auth.txt"))
+    if running:
+        missing = sorted(expected_nodes(data) - set(running))
+        print(f"{', '.join(missing)} stopped: restarting the local cluster (state is kept)")
+        stop_detached(data)
     config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port,
                            shadow=not args.no_shadow)
     cluster = LocalCluster(config, detach=True).start()
@@ -403,6 +409,8 @@ def build_parser():
                        help="journal entries between snapshots of saved-files.json")
         p.add_argument("--open-registration", action="store_true",
                        help="accept `dfs register` from this machine without the join token")
+        p.add_argument("--trash-hours", type=float, default=24.0,
+                       help="hours a deleted file stays in its owner's trash (0: no trash)")
 
     p = node_command("worker", cmd_worker, "run a worker in the foreground", 18870)
     p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}",
@@ -410,6 +418,8 @@ def build_parser():
     p.add_argument("--token", default="", help="the cluster's join token")
     p.add_argument("--token-file", default="", help="file holding the join token")
     p.add_argument("--capacity", type=int, default=0, help="bytes this worker may use")
+    p.add_argument("--scrub-rate", type=int, default=8 * MIB,
+                   help="bytes per second the scrubber re-reads to verify checksums (0: off)")
 
     p = sub.add_parser("register", help="get a key from the master and write auth.txt")
     p.add_argument("name")

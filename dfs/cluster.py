@@ -205,7 +205,8 @@ class LocalCluster:
         c = self.config
         common = ["--chunk-size", str(c.chunk_size), "--dead-after", str(c.dead_after),
                   "--heartbeat", str(c.heartbeat_interval), "--snapshot-every",
-                  str(c.snapshot_every), "--lease", str(c.lease), "--open-registration"]
+                  str(c.snapshot_every), "--lease", str(c.lease), "--open-registration",
+                  "--trash-hours", repr(c.trash_seconds / 3600)]
         master_port = self._fixed_port(saved.get("master"), 0)
         shadow_port = self._fixed_port(saved.get("shadow"), 1) if c.shadow else None
         master_args = ["master", *common]
@@ -244,7 +245,8 @@ class LocalCluster:
     def _worker_node(self, index, saved_port=None):
         port = saved_port or self._port(9 + index)
         masters = ",".join("%s:%d" % address for address in self.masters)
-        args = ["worker", "--master", masters, "--token-file", self.token_file]
+        args = ["worker", "--master", masters, "--token-file", self.token_file,
+                "--scrub-rate", str(self.config.scrub_bytes_per_second)]
         return Node(f"worker-{index + 1}", args, self.worker_dir(index), port, self.log_dir)
 
     def wait_workers(self, count, deadline=START_DEADLINE):
@@ -367,6 +369,15 @@ def running_pids(data_dir):
     except (FileNotFoundError, ValueError):
         return {}
     return {name: pid for name, pid in pids.items() if pid and pid_alive(pid)}
+
+
+def expected_nodes(data_dir):
+    """Names of the nodes a local cluster in ``data_dir`` was started with."""
+    try:
+        with open(os.path.join(data_dir, "cluster.json")) as f:
+            return set(json.load(f).get("ports", {}))
+    except (FileNotFoundError, ValueError):
+        return set()
 
 
 def stop_detached(data_dir):
