@@ -335,6 +335,24 @@ def cmd_users(args):
     return 0
 
 
+def cmd_trash(args):
+    import time
+
+    def when(t):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    with _client(args) as dfs:
+        if args.action == "list":
+            _print_table([(t.path, t.size, when(t.deleted_at), when(t.expires))
+                          for t in dfs.trash_list()], ("path", "size", "deleted", "expires"))
+        elif args.action == "restore":
+            path = remote_path(args.path)
+            dfs.trash_restore(path)
+            print(f"restored {path}")
+        else:
+            print(f"emptied the trash ({dfs.trash_empty()} file(s) freed)")
+    return 0
+
+
 # --- the mount and the backup watcher (their own modules, imported only here) -------------
 
 def cmd_mount(args):
@@ -460,6 +478,9 @@ def build_parser():
     p.add_argument("name", nargs="?")
     p.add_argument("--admin", action="store_true", help="with add: an admin user")
     p.add_argument("--out", default=None, help="with add: write their auth file here")
+    p = client_command("trash", cmd_trash, "deleted files: list, restore PATH, empty")
+    p.add_argument("action", choices=["list", "restore", "empty"])
+    p.add_argument("path", nargs="?")
     p = client_command("mount", cmd_mount, "mount the cluster as a folder")
     p.add_argument("dir")
     p.add_argument("--foreground", action="store_true", help="stay attached (logs to stderr)")
@@ -494,6 +515,8 @@ def main(argv=None):
     setup_logging(args.debug, args.command)
     if args.command == "users" and args.action != "list" and not args.name:
         parser.error(f"users {args.action} needs a NAME")
+    if args.command == "trash" and args.action == "restore" and not args.path:
+        parser.error("trash restore needs a PATH")
     try:
         return args.func(args)
     except errors.DfsError as exc:

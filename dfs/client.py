@@ -30,6 +30,14 @@ from dfs.transfer import Transfer
 log = logging.getLogger(__name__)
 
 
+class TrashEntry(NamedTuple):
+    trash_id: str
+    path: str  # where the file was (a restore puts it back there)
+    size: int
+    deleted_at: float  # Unix seconds
+    expires: float  # its chunks are freed after this
+
+
 class PutResult(NamedTuple):
     stat: wire.Stat
     under_replicated: int
@@ -169,6 +177,20 @@ class DfsClient:
         return {"leader": server, "epoch": epoch, "address": address, "files": files,
                 "workers": wire.workers_from_wire(workers), "under_replicated": under,
                 "standby": standby, "lease_holders": list(holders)}
+
+    # --- trash ------------------------------------------------------------------------
+
+    def trash_list(self):
+        """[TrashEntry] of this user's deleted files, newest first."""
+        return [TrashEntry(*item) for item in self._call("trash_list")]
+
+    def trash_restore(self, path):
+        """Put the newest deleted version of ``path`` back; FileExists if the path is taken."""
+        return wire.stat_from_wire(self._call("trash_restore", path))
+
+    def trash_empty(self):
+        """Free this user's trash now. -> how many files it held."""
+        return self._call("trash_empty")
 
     # --- users (admin) -----------------------------------------------------------------
 

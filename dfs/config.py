@@ -78,8 +78,12 @@ class MasterConfig:
     """Seconds a voter's lease lasts; a failover takes about one lease."""
     join_token: str = ""
     """The cluster's join token; empty: read (or create) DATA/join-token."""
+    trash_seconds: float = 24 * 3600.0
+    """How long a deleted file stays in its owner's trash before its chunks are freed;
+    0 frees them at once (no trash)."""
 
     def validate(self):
+        _require(self.trash_seconds >= 0, "trash time must not be negative")
         _require(self.role in ("master", "shadow"), "role must be master or shadow")
         _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
         _require(0.5 <= self.lease <= 60, "lease must be between 0.5 and 60 seconds")
@@ -107,6 +111,8 @@ class WorkerConfig:
     port: int = DEFAULT_WORKER_BASE_PORT
     capacity: int = 0
     """Bytes this worker may use; 0 means the free space of its disk."""
+    scrub_bytes_per_second: int = 8 * MIB
+    """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
 
     def validate(self):
         _require(self.masters, "a worker needs at least one master address")
@@ -114,6 +120,7 @@ class WorkerConfig:
         _require(len(self.join_token) == 64 and all(c in "0123456789abcdef" for c in self.join_token),
                  "a worker needs the cluster's join token (64 hex digits)")
         _require(self.capacity >= 0, "capacity must not be negative")
+        _require(self.scrub_bytes_per_second >= 0, "scrub rate must not be negative")
         return self
 
 
@@ -160,6 +167,10 @@ class ClusterConfig:
     heartbeat_interval: float = 1.0
     snapshot_every: int = 1000
     lease: float = 3.0
+    trash_seconds: float = 24 * 3600.0
+    """How long deleted files stay in the trash (the masters' --trash-hours)."""
+    scrub_bytes_per_second: int = 8 * MIB
+    """The workers' scrub rate (--scrub-rate, bytes per second)."""
     extra_env: dict = field(default_factory=dict)
 
     def validate(self):

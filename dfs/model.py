@@ -12,6 +12,11 @@ Invariants (checked by tests/t1_model.py):
   ``apply`` never fails for an entry that passed the master's checks.
 - Inode 1 is the root directory, owned by the admin user, mode 1777: anyone may create
   entries in it, only the owner may remove them.
+- Trash: a regular file whose last link is removed by an unlink entry that carries
+  ``trash`` leaves the tree but not the namespace. ``trash[str(ino)]`` holds the inode
+  (same ino: inode numbers are never reused, so a restore cannot clash), its owner, the
+  path it had and when it was deleted and expires. Its chunks stay referenced
+  (``live_chunk_ids``) until a ``purge`` entry drops it; ``restore`` puts it back.
 
 Access: the owner (and admins) may do anything; other users get the "other" permission
 bits of the mode. Listing a directory shows another user's entries only if their mode
@@ -76,6 +81,24 @@ class Inode:
 
 
 @dataclass
+class TrashItem:
+    owner: str
+    path: str  # where the file was when deleted (a restore puts it back there)
+    deleted_at: float  # wall time, decided by the master and journaled
+    expires: float
+    inode: Inode
+
+    def to_json(self):
+        return {"owner": self.owner, "path": self.path, "deleted_at": self.deleted_at,
+                "expires": self.expires, "inode": self.inode.to_json()}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(data["owner"], data["path"], data["deleted_at"], data["expires"],
+                   Inode.from_json(data["inode"]))
+
+
+@dataclass
 class User:
     name: str
     stored_key: str  # sha256 of the key, hex (dfs.auth.stored_form)
@@ -120,6 +143,7 @@ class Namespace:
         self.seq = 0  # last applied journal sequence number
         self.voters = {}  # worker id -> [host, port]: the workers that vote on leadership
         self.recent = {}  # request id -> inode it created (0): retried requests are answered
+        self.trash = {}  # str(ino) -> TrashItem: deleted files kept for a while
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -143,6 +167,7 @@ class Namespace:
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
             "voters": self.voters,
             "recent": self.recent,
+            "trash": {tid: item.to_json() for tid, item in self.trash.items()},
             "inodes": [inode.to_json() for inode in self.inodes.values()],
         }
 
@@ -157,6 +182,7 @@ class Namespace:
         ns.pending = {cid: (owner, exp) for cid, owner, exp in data["pending"]}
         ns.voters = data.get("voters", {})
         ns.recent = data.get("recent", {})
+        ns.trash = {tid: TrashItem.from_json(item) for tid, item in data.get("trash", {}).items()}
         for item in data["inodes"]:
             inode = Inode.from_json(item)
             inode.children = {k: int(v) for k, v in inode.children.items()}
@@ -238,11 +264,19 @@ class Namespace:
                 if self.visible(user, self.inodes[ino])]
 
     def live_chunk_ids(self):
+        """Chunks something still needs: pending, in a file, or in a trashed file."""
         ids = set(self.pending)
         for inode in self.inodes.values():
             if inode.kind == "f":
                 ids.update(c.chunk_id for c in inode.chunks)
+        for item in self.trash.values():
+            ids.update(c.chunk_id for c in item.inode.chunks)
         return ids
+
+    def trash_of(self, user):
+        """[(trash id, TrashItem)] of ``user``, newest first."""
+        mine = [(tid, item) for tid, item in self.trash.items() if item.owner == user]
+        return sorted(mine, key=lambda x: (x[1].deleted_at, int(x[0])), reverse=True)
 
     # --- the one way to change anything -------------------------------------------------
 
@@ -302,7 +336,35 @@ class Namespace:
         parent.mtime_ns = parent.ctime_ns = e["time_ns"]
         if inode.kind == "d":
             parent.nlink -= 1
+        trash = e.get("trash")
+        if trash and inode.kind == "f" and inode.nlink == 1:
+            inode.nlink = 0
+            inode.ctime_ns = e["time_ns"]
+            del self.inodes[inode.ino]
+            self.trash[str(inode.ino)] = TrashItem(inode.owner, trash["path"],
+                                                   trash["deleted_at"], trash["expires"], inode)
+            return []
         return self._drop_link(inode, e["time_ns"])
+
+    def _apply_restore(self, e):
+        """A trashed file goes back into the tree as ``name`` in ``parent``."""
+        item = self.trash.pop(e["trash_id"])
+        inode = item.inode
+        inode.nlink = 1
+        inode.ctime_ns = e["time_ns"]
+        self.inodes[inode.ino] = inode
+        parent = self.inodes[e["parent"]]
+        parent.children[e["name"]] = inode.ino
+        parent.mtime_ns = parent.ctime_ns = e["time_ns"]
+
+    def _apply_purge(self, e):
+        """Trashed files are gone for good; returns their chunks (now garbage)."""
+        freed = []
+        for tid in e["trash_ids"]:
+            item = self.trash.pop(tid, None)
+            if item is not None:
+                freed.extend(c.chunk_id for c in item.inode.chunks)
+        return freed
 
     def _apply_rename(self, e):
         t = e["time_ns"]

@@ -25,7 +25,7 @@ import rpyc
 
 from dfs import auth, errors, wire
 from dfs.journal import Journal
-from dfs.model import ROOT_OWNER, W, R, X
+from dfs.model import ROOT_INO, ROOT_OWNER, W, R, X, split_path
 from nodes.election import LEADER, Leadership
 from nodes.links import Link, PeerLink, serve_voter_call
 from nodes.placement import WorkerTable
@@ -217,6 +217,10 @@ class MasterState:
             expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < time.time()]
             if expired:
                 self.commit({"op": "unpend", "chunk_ids": expired})
+            old = [tid for tid, item in self.ns.trash.items() if item.expires < time.time()]
+            if old:
+                log.info("trash: %d deleted file(s) expired, freeing their chunks", len(old))
+                self.commit({"op": "purge", "trash_ids": old})
             referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
             self.workers.tick(now, referenced, set(self.ns.pending),
                               lambda cid: self.sign("r", cid))
@@ -541,8 +545,14 @@ class MasterService(rpyc.Service):
                 raise errors.IsADirectory(f"{path} is a directory: use rmdir")
             if want_dir and child.children:
                 raise errors.DirectoryNotEmpty(f"{path} is not empty")
-            self.state.commit({"op": "unlink", "parent": parent.ino, "name": name,
-                               "time_ns": now_ns(), **({"rid": rid} if rid else {})})
+            entry = {"op": "unlink", "parent": parent.ino, "name": name, "time_ns": now_ns(),
+                     **({"rid": rid} if rid else {})}
+            keep = self.state.config.trash_seconds
+            if keep > 0 and child.kind == "f" and child.nlink == 1:
+                deleted_at = time.time()
+                entry["trash"] = {"path": "/" + "/".join(split_path(path)),
+                                  "deleted_at": deleted_at, "expires": deleted_at + keep}
+            self.state.commit(entry)
 
     @boundary
     def exposed_unlink(self, path, rid=None):
@@ -551,6 +561,72 @@ class MasterService(rpyc.Service):
     @boundary
     def exposed_rmdir(self, path, rid=None):
         self._remove(path, want_dir=True, rid=rid)
+
+    # --- trash ------------------------------------------------------------------------
+
+    @boundary
+    def exposed_trash_list(self):
+        """-> ((trash id, path, size, deleted at, expires), ...) of the caller's trash,
+        newest first (times are Unix seconds)."""
+        with self.state.lock:
+            user = self._serving()
+            return tuple((tid, item.path, item.inode.size, float(item.deleted_at),
+                          float(item.expires)) for tid, item in self.state.ns.trash_of(user))
+
+    @boundary
+    def exposed_trash_restore(self, path):
+        """Put the newest trashed version of ``path`` back there (missing parent
+        directories are made again). -> its stat. FileExists if the path is taken."""
+        expect(path, str, "path")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            parts = split_path(path)
+            if not parts:
+                raise errors.InvalidPath("the root directory is never in the trash")
+            where = "/" + "/".join(parts)
+            found = [(tid, item) for tid, item in ns.trash_of(user) if item.path == where]
+            if not found:
+                raise errors.FileNotFound(f"{where}: not in your trash")
+            tid, item = found[0]
+            parent = self._make_parents(user, parts[:-1])
+            if parts[-1] in parent.children:
+                raise errors.FileExists(f"{where} exists now: move it away, then restore")
+            ns.require(user, parent, W | X, where)
+            self.state.commit({"op": "restore", "trash_id": tid, "parent": parent.ino,
+                               "name": parts[-1], "time_ns": now_ns()})
+            return wire.stat_to_wire(item.inode.stat())
+
+    def _make_parents(self, user, parts):
+        """The directory at ``parts``, made (journaled mkdirs) where missing. Lock held."""
+        ns = self.state.ns
+        directory = ns.inodes[ROOT_INO]
+        walked = ""
+        for part in parts:
+            ns.require(user, directory, X, walked or "/")
+            walked += "/" + part
+            child = ns.lookup(directory, part)
+            if child is None:
+                ns.require(user, directory, W | X, walked)
+                ino = ns.next_ino
+                self.state.commit({"op": "mkdir", "parent": directory.ino, "name": part,
+                                   "ino": ino, "owner": user, "mode": 0o700,
+                                   "time_ns": now_ns()})
+                child = ns.inodes[ino]
+            elif child.kind != "d":
+                raise errors.NotADirectory(f"{walked} is not a directory")
+            directory = child
+        return directory
+
+    @boundary
+    def exposed_trash_empty(self):
+        """Free the caller's trash now. -> how many files were in it."""
+        with self.state.lock:
+            user = self._serving()
+            mine = [tid for tid, _item in self.state.ns.trash_of(user)]
+            if mine:
+                self.state.commit({"op": "purge", "trash_ids": mine})
+            return len(mine)
 
     @boundary
     def exposed_rename(self, src, dst, rid=None):

@@ -180,6 +180,27 @@ def test_unlink_frees_the_chunks_and_hard_links_keep_them():
                             "seq": 9})) == [1, 2]
 
 
+def test_trashed_files_keep_their_chunks_until_purged_and_survive_a_snapshot():
+    ns = Namespace()
+    for seq, entry in enumerate(_entries(), 1):
+        entry["seq"] = seq
+        ns.apply(entry)
+    trash = {"path": "/g", "deleted_at": 100.0, "expires": 200.0}
+    assert ns.apply({"op": "unlink", "parent": 1, "name": "g", "time_ns": 6, "seq": 7,
+                     "trash": trash}) == []
+    assert {1, 2} <= ns.live_chunk_ids()
+    again = Namespace.from_json(json.loads(json.dumps(ns.to_json())))
+    assert [(tid, item.path) for tid, item in again.trash_of(again.trash["3"].owner)] \
+        == [("3", "/g")]
+    ns.apply({"op": "restore", "trash_id": "3", "parent": 2, "name": "back", "time_ns": 8,
+              "seq": 8})
+    assert ns.resolve("/d/back").nlink == 1 and not ns.trash
+    ns.apply({"op": "unlink", "parent": 2, "name": "back", "time_ns": 9, "seq": 9,
+              "trash": trash})
+    assert sorted(ns.apply({"op": "purge", "trash_ids": ["3"], "seq": 10})) == [1, 2]
+    assert not {1, 2} & ns.live_chunk_ids()
+
+
 # --- layering ---------------------------------------------------------------------------------
 
 def test_importing_the_client_loads_no_server_or_fuse_code():

@@ -1,0 +1,105 @@
+"""Real processes: the safety nets. Deleted files wait in their owner's trash; workers
+scrub their chunks in the background; `dfs fsck` finds (and repairs) what went wrong."""
+
+import os
+
+import pytest
+
+from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes
+from dfs import errors
+from dfs.cluster import LocalCluster, wait_for
+
+C = TEST_CHUNK
+
+
+def _chunk_ids(dfs, path):
+    return [c.ref.chunk_id for c in dfs.layout(path).chunks]
+
+
+def _on_disk(cluster, cid):
+    return [(i, kind) for kind in ("chunks", "backups")
+            for i in chunk_files(cluster, kind).get(cid, [])]
+
+
+# --- trash ----------------------------------------------------------------------------------
+
+def test_deleted_file_is_restored_from_the_trash_with_the_same_bytes(shared_cluster):
+    with shared_cluster.client("tina") as dfs:
+        data = random_bytes(2 * C + 77, seed=21)
+        dfs.mkdir("/tina-docs")
+        dfs.put_bytes("/tina-docs/report", data)
+        dfs.rm("/tina-docs/report")
+        assert not dfs.exists("/tina-docs/report")
+        [item] = dfs.trash_list()
+        assert (item.path, item.size) == ("/tina-docs/report", len(data))
+        assert item.expires > item.deleted_at
+        dfs.trash_restore("/tina-docs/report")
+        assert dfs.read_bytes("/tina-docs/report") == data
+        assert dfs.trash_list() == []
+
+
+def test_restore_onto_an_existing_path_is_a_clear_error(shared_cluster):
+    with shared_cluster.client("tom") as dfs:
+        dfs.put_bytes("/tom-file", b"old version")
+        dfs.rm("/tom-file")
+        dfs.put_bytes("/tom-file", b"new version")
+        with pytest.raises(errors.FileExists, match="exists"):
+            dfs.trash_restore("/tom-file")
+        assert dfs.read_bytes("/tom-file") == b"new version"
+        assert [t.path for t in dfs.trash_list()] == ["/tom-file"]  # still there
+        dfs.rm("/tom-file")  # now two versions: the newest comes back
+        dfs.trash_restore("/tom-file")
+        assert dfs.read_bytes("/tom-file") == b"new version"
+        with pytest.raises(errors.FileNotFound):
+            dfs.trash_restore("/never-there")
+
+
+def test_rm_r_trashes_every_file_and_restore_remakes_the_folders(shared_cluster):
+    with shared_cluster.client("rita") as dfs:
+        dfs.mkdir("/rita/a", parents=True)
+        dfs.put_bytes("/rita/a/one", b"1")
+        dfs.put_bytes("/rita/two", b"2")
+        dfs.rm_tree("/rita")
+        assert sorted(t.path for t in dfs.trash_list()) == ["/rita/a/one", "/rita/two"]
+        dfs.trash_restore("/rita/a/one")
+        assert dfs.read_bytes("/rita/a/one") == b"1"
+
+
+def test_other_users_cannot_see_restore_or_empty_my_trash(shared_cluster):
+    with shared_cluster.client("una") as una, shared_cluster.client("vic") as vic:
+        una.put_bytes("/una-secret", b"private")
+        una.rm("/una-secret")
+        assert vic.trash_list() == []
+        with pytest.raises(errors.FileNotFound):
+            vic.trash_restore("/una-secret")
+        assert vic.trash_empty() == 0
+        assert [t.path for t in una.trash_list()] == ["/una-secret"]
+        assert una.trash_empty() == 1
+        assert una.trash_list() == []
+
+
+def test_trash_expiry_and_empty_free_the_chunks(tmp_path):
+    config = cluster_config(tmp_path / "c", workers=2, trash_seconds=3.0)
+    with LocalCluster(config) as cluster, cluster.client("alice") as dfs:
+        dfs.put_bytes("/short-lived", random_bytes(2 * C, seed=3))
+        ids = _chunk_ids(dfs, "/short-lived")
+        dfs.rm("/short-lived")
+        assert [t.path for t in dfs.trash_list()] == ["/short-lived"]
+        wait_for(lambda: dfs.trash_list() == [], 30, "the trashed file to expire")
+        wait_for(lambda: not any(_on_disk(cluster, cid) for cid in ids), 30,
+                 "the expired file's chunk files to be deleted")
+        with pytest.raises(errors.FileNotFound):
+            dfs.trash_restore("/short-lived")
+
+
+def test_trash_survives_a_master_restart(tmp_path):
+    with LocalCluster(cluster_config(tmp_path / "c", workers=2, shadow=False)) as cluster:
+        with cluster.client("alice") as dfs:
+            dfs.put_bytes("/keep", b"journaled")
+            dfs.rm("/keep")
+        cluster.restart_master()
+        cluster.wait_workers(2)
+        with cluster.client("alice") as dfs:
+            assert [t.path for t in dfs.trash_list()] == ["/keep"]
+            dfs.trash_restore("/keep")
+            assert dfs.read_bytes("/keep") == b"journaled"
