@@ -909,9 +909,14 @@ class MasterService(rpyc.Service):
             return self.state.ns.chunk_size, self.state.epoch
 
     @boundary
-    def exposed_worker_heartbeat(self, free, used, load, added, removed):
+    def exposed_worker_heartbeat(self, free, used, load, added, removed, bad=()):
+        """``bad``: ((chunk id, kind), ...) the worker's scrubber found corrupt."""
         worker_id = self._worker()
+        expect(bad, tuple, "bad chunks")
         with self.state.lock:
+            if bad and self.state.serving():  # the leader acts; the worker reports again
+                for chunk_id, _kind in bad:
+                    self.state.workers.drop_corrupt(chunk_id, worker_id)
             commands = self.state.workers.heartbeat(worker_id, free, used, load, added, removed,
                                                     self.state.clock())
             if commands is None:

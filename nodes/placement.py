@@ -98,6 +98,19 @@ class WorkerTable:
         self._remove(chunk_id, worker)
         worker.commands.append(("delete", chunk_id, kind))
 
+    def drop_corrupt(self, chunk_id, worker_id):
+        """A worker's own check found its replica corrupt: drop it and let repair copy a
+        good one, unless it is the last copy (kept: a partly readable chunk beats none).
+        -> True if dropped."""
+        others = [r for r in self.replicas(chunk_id) if r.worker_id != worker_id]
+        if not others:
+            if chunk_id in self.locations:
+                log.error("chunk %d: the only copy (on %s) is corrupt; keeping it", chunk_id,
+                          worker_id)
+            return False
+        self.report_bad(chunk_id, worker_id)
+        return True
+
     def add_location(self, chunk_id, worker_id, kind):
         """A client stored a copy here (it says so at commit; the worker confirms later)."""
         worker = self.workers.get(worker_id)

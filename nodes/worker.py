@@ -11,10 +11,11 @@ A chunk is complete when its data file exists: the ``.crc`` file is renamed into
 first, the data file last, both after an fsync. Every read checks the CRC32C of each
 64 KiB block it touches; a mismatch raises ChunkCorrupt and no byte of it leaves.
 
-Threads: one per rpyc connection (clients, other workers), one ``Reporter`` that logs in
-to the master, registers, heartbeats and hands master commands to a one-thread executor
-(so a slow replication never delays a heartbeat). ``ChunkStore.lock`` guards the staging
-table and the counters.
+Threads: one per rpyc connection (clients, other workers), one ``Reporter`` per metadata
+server that logs in, registers, heartbeats and hands master commands to a small executor
+(so a slow replication never delays a heartbeat), and one ``Scrubber`` that re-reads the
+stored chunks at a bounded rate and queues checksum failures for the next heartbeat.
+``ChunkStore.lock`` guards the staging table, the counters and the report feeds.
 """
 
 import array
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("chunks", "backups")
 MAX_PIECE = 16 * MIB
+SCRUB_PIECE = MIB  # bytes read at a time when verifying a whole chunk (a BLOCK_SIZE multiple)
 
 
 def _kind(kind):
@@ -62,7 +64,7 @@ class ChunkStore:
         os.makedirs(self.tmp_dir)
         self.staging = {}  # (chunk_id, kind) -> Upload
         self.used = 0
-        self.feeds = {}  # reporter name -> ([added], [removed]) not yet told to that master
+        self.feeds = {}  # reporter name -> ([added], [removed], [bad]) not yet told to it
         self.busy = 0
         self.chunk_size = 64 * MIB  # until the master says
         for chunk_id, kind in self.inventory():
@@ -150,7 +152,7 @@ class ChunkStore:
         fsync_dir(self.dirs[kind])  # the renames too must survive a power cut
         with self.lock:
             self.used += upload.total
-            for added, _removed in self.feeds.values():
+            for added, _removed, _bad in self.feeds.values():
                 added.append((chunk_id, kind))
 
     # --- reading ---------------------------------------------------------------------
@@ -191,22 +193,112 @@ class ChunkStore:
             pass
         with self.lock:
             self.used -= size
-            for _added, removed in self.feeds.values():
+            for _added, removed, _bad in self.feeds.values():
                 removed.append((chunk_id, kind))
 
-    def take_changes(self, feed):
-        """What changed since ``feed`` (one per metadata server) last asked."""
+    def report_bad(self, chunk_id, kind):
+        """A replica here failed its checksum: tell every metadata server."""
         with self.lock:
-            added, removed = self.feeds.get(feed, ([], []))
-            self.feeds[feed] = ([], [])
-        return tuple(added), tuple(removed)
+            for _added, _removed, bad in self.feeds.values():
+                if (chunk_id, kind) not in bad:
+                    bad.append((chunk_id, kind))
 
-    def give_back(self, feed, added, removed):
+    def take_changes(self, feed):
+        """What changed since ``feed`` (one per metadata server) last asked:
+        -> (added, removed, bad)."""
+        with self.lock:
+            added, removed, bad = self.feeds.get(feed, ([], [], []))
+            self.feeds[feed] = ([], [], [])
+        return tuple(added), tuple(removed), tuple(bad)
+
+    def give_back(self, feed, added, removed, bad=()):
         """A heartbeat failed: report these again next time."""
         with self.lock:
-            pending_added, pending_removed = self.feeds.setdefault(feed, ([], []))
+            pending_added, pending_removed, pending_bad = self.feeds.setdefault(feed, ([], [], []))
             pending_added[:0] = added
             pending_removed[:0] = removed
+            pending_bad[:0] = bad
+
+    def verify(self, chunk_id, kind, pace=None):
+        """Re-read a whole replica and check every block's CRC. -> True if good, False if
+        corrupt, None if it is gone (deleted meanwhile). ``pace(nbytes)`` is called after
+        each piece read (the scrubber sleeps there to keep to its rate)."""
+        path = self.path(chunk_id, kind)
+        try:
+            crcs = self.block_crcs(path)
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if len(crcs) != (size + BLOCK_SIZE - 1) // BLOCK_SIZE:
+                    return False
+                block = 0
+                while True:
+                    data = f.read(SCRUB_PIECE)
+                    if not data:
+                        return True
+                    if chunks.first_bad_block(data, crcs, BLOCK_SIZE, block) is not None:
+                        return False
+                    block += (len(data) + BLOCK_SIZE - 1) // BLOCK_SIZE
+                    if pace is not None:
+                        pace(len(data))
+        except FileNotFoundError:
+            return None
+
+
+class Scrubber:
+    """Background checking of every stored replica (``run()``/``stop()``, one thread
+    named ``scrubber``, owned by the worker).
+
+    Each pass re-reads every complete chunk file at no more than ``rate`` bytes per second
+    and verifies each 64 KiB block against its stored CRC32C. A replica that fails is
+    logged and queued in ``ChunkStore.report_bad``; the next heartbeat carries it to the
+    metadata servers, and the leader drops that replica and re-replicates a good copy (the
+    usual repair path), without any client having to read it first. A pass starts at most
+    every ``min_pass`` seconds, so a small store is not re-read in a tight loop. The
+    thread only reads files and takes ``ChunkStore.lock`` briefly to queue a report.
+    """
+
+    def __init__(self, store, rate, min_pass=5.0):
+        self.store = store
+        self.rate = rate
+        self.min_pass = min_pass
+        self.passes = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="scrubber", daemon=True)
+
+    def start(self):
+        if self.rate > 0:
+            self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+
+    def run(self):
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.scrub_pass()
+            except Exception:
+                log.exception("scrub pass failed")
+            self.passes += 1
+            self._stop.wait(max(0.0, started + self.min_pass - time.monotonic()))
+
+    def scrub_pass(self):
+        started = time.monotonic()
+        done = 0
+
+        def pace(nbytes):
+            nonlocal done
+            done += nbytes
+            delay = started + done / self.rate - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+        for chunk_id, kind in sorted(self.store.inventory()):
+            if self._stop.is_set():
+                return
+            if self.store.verify(chunk_id, kind, pace) is False:
+                log.error("scrub: chunk %d (%s) fails its checksum: reporting it", chunk_id,
+                          kind)
+                self.store.report_bad(chunk_id, kind)
 
 
 class Upload:
@@ -410,12 +502,12 @@ class Reporter:
                 store.chunk_size = chunk_size
             log.info("registered with %s:%d as %s", host, port, worker.worker_id)
             while not self._stop.wait(self.interval):
-                added, removed = store.take_changes(self.feed)
+                added, removed, bad = store.take_changes(self.feed)
                 try:
                     commands = conn.root.worker_heartbeat(store.free(), store.used, store.busy,
-                                                          added, removed)
+                                                          added, removed, bad)
                 except Exception:
-                    store.give_back(self.feed, added, removed)
+                    store.give_back(self.feed, added, removed, bad)
                     raise
                 if commands is None:
                     return  # the master forgot us (restart, or we were declared dead)
@@ -437,6 +529,8 @@ def run(config, ready=None):
     reporters = [Reporter(worker, address) for address in config.masters]
     for reporter in reporters:
         reporter.start()
+    scrubber = Scrubber(worker.store, config.scrub_bytes_per_second)
+    scrubber.start()
     log.info("worker %s serving on %s:%d (data in %s)", worker.worker_id, config.host,
              server.port, config.data_dir)
     if ready is not None:
@@ -444,6 +538,7 @@ def run(config, ready=None):
     try:
         server.start()
     finally:
+        scrubber.stop()
         for reporter in reporters:
             reporter.stop()
         server.close()

@@ -233,3 +233,23 @@ def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_pa
     on_disk = sum(f.stat().st_size for f in (tmp_path / "cache").iterdir())
     assert on_disk == cache.size
     assert on_disk <= 4 * 65536 + 8 * 65536  # bounded (in-flight puts may overshoot briefly)
+
+
+def test_chunk_store_verify_finds_a_flipped_byte_and_reports_it_once(tmp_path):
+    from nodes.worker import ChunkStore
+    store = ChunkStore(str(tmp_path))
+    store.chunk_size = 1 << 20
+    data = os.urandom(300_000)
+    store.write(7, "chunks", 0, data, len(data), chunks.crc(data))
+    store.take_changes("m")
+    read = []
+    assert store.verify(7, "chunks", read.append) is True and sum(read) == len(data)
+    with open(store.path(7, "chunks"), "r+b") as f:
+        f.seek(200_000)
+        f.write(b"\0" if data[200_000] else b"\1")
+    assert store.verify(7, "chunks") is False
+    store.report_bad(7, "chunks")
+    store.report_bad(7, "chunks")
+    assert store.take_changes("m") == ((), (), ((7, "chunks"),))
+    store.delete(7, "chunks")
+    assert store.verify(7, "chunks") is None

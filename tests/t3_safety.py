@@ -103,3 +103,44 @@ def test_trash_survives_a_master_restart(tmp_path):
             assert [t.path for t in dfs.trash_list()] == ["/keep"]
             dfs.trash_restore("/keep")
             assert dfs.read_bytes("/keep") == b"journaled"
+
+
+# --- scrubbing --------------------------------------------------------------------------------
+
+def _flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+def _good_copies(cluster, cid, data):
+    good = []
+    for i, kind in _on_disk(cluster, cid):
+        try:
+            with open(os.path.join(cluster.worker_dir(i), kind, str(cid)), "rb") as f:
+                if f.read() == data:
+                    good.append((i, kind))
+        except FileNotFoundError:
+            pass
+    return good
+
+
+def test_the_scrubber_finds_a_flipped_byte_and_it_is_repaired_without_a_read(tmp_path):
+    config = cluster_config(tmp_path / "c", workers=3, scrub_bytes_per_second=256 * C)
+    with LocalCluster(config) as cluster, cluster.client("alice") as dfs:
+        data = random_bytes(C + 500, seed=31)
+        dfs.put_bytes("/scrubbed", data)
+        cid = _chunk_ids(dfs, "/scrubbed")[0]
+        index = chunk_files(cluster, "chunks")[cid][0]
+        _flip_byte(os.path.join(cluster.worker_dir(index), "chunks", str(cid)), 4321)
+        assert len(_good_copies(cluster, cid, data[:C])) == 1
+
+        def repaired():
+            return len(_on_disk(cluster, cid)) == 2 and \
+                len(_good_copies(cluster, cid, data[:C])) == 2
+        wait_for(repaired, 60, "the scrubber to report the bad replica and a good copy to return")
+        with open(os.path.join(cluster.log_dir, f"worker-{index + 1}.log")) as f:
+            assert "scrub" in f.read()
+        assert dfs.read_bytes("/scrubbed") == data
