@@ -353,6 +353,35 @@ def cmd_trash(args):
     return 0
 
 
+def cmd_fsck(args):
+    with _client(args) as dfs:
+        report = dfs.fsck(repair=args.repair, deadline=args.deadline)
+    counts = {}
+    for problem in report.problems:
+        counts[problem.kind] = counts.get(problem.kind, 0) + 1
+    print(f"checked {report.files} files, {report.chunks} chunks on {report.workers} workers"
+          + (f"; {report.repairs} repairs scheduled" if args.repair else ""))
+    if report.unreachable:
+        print(f"workers not scanned: {', '.join(report.unreachable)}")
+    if report.clean:
+        print("clean")
+        return 0
+    labels = {"missing": "missing (no good copy left)", "under": "under-replicated",
+              "corrupt": "corrupt copies", "orphan": "orphan chunk files"}
+    for kind in ("missing", "under", "corrupt", "orphan"):
+        if counts.get(kind):
+            print(f"{labels[kind]}: {counts[kind]}")
+    for problem in report.problems[:args.show]:
+        where = problem.path or f"on {problem.worker_id}"
+        extra = f" on {problem.worker_id}" if problem.path and problem.worker_id else ""
+        print(f"  {problem.kind:<8} chunk {problem.chunk_id}{extra}: {where}")
+    if len(report.problems) > args.show:
+        print(f"  ... and {len(report.problems) - args.show} more")
+    if any(p.kind == "missing" for p in report.problems):
+        print("files with missing chunks cannot be repaired: restore them from a backup")
+    return 1
+
+
 # --- the mount and the backup watcher (their own modules, imported only here) -------------
 
 def cmd_mount(args):
@@ -478,6 +507,12 @@ def build_parser():
     p.add_argument("name", nargs="?")
     p.add_argument("--admin", action="store_true", help="with add: an admin user")
     p.add_argument("--out", default=None, help="with add: write their auth file here")
+    p = client_command("fsck", cmd_fsck, "check files against the workers' chunks (admin)")
+    p.add_argument("--repair", action="store_true",
+                   help="re-replicate, drop corrupt copies, delete orphans; then check again")
+    p.add_argument("--deadline", type=float, default=120.0,
+                   help="seconds to wait for the check (and the repairs)")
+    p.add_argument("--show", type=int, default=10, help="problems listed in detail")
     p = client_command("trash", cmd_trash, "deleted files: list, restore PATH, empty")
     p.add_argument("action", choices=["list", "restore", "empty"])
     p.add_argument("path", nargs="?")

@@ -17,6 +17,7 @@ Thread-safe: the mount calls it from many threads.
 
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -36,6 +37,29 @@ class TrashEntry(NamedTuple):
     size: int
     deleted_at: float  # Unix seconds
     expires: float  # its chunks are freed after this
+
+
+class FsckProblem(NamedTuple):
+    kind: str  # "missing", "under", "corrupt" or "orphan"
+    chunk_id: int
+    worker_id: str  # the worker holding the bad or orphan copy ("" for missing/under)
+    path: str  # the file the chunk belongs to ("" for an orphan)
+
+
+class FsckReport(NamedTuple):
+    files: int
+    chunks: int
+    workers: int  # workers scanned
+    unreachable: tuple  # workers that could not be scanned
+    problems: list  # of FsckProblem
+    repairs: int  # repairs scheduled (with repair=True)
+
+    @property
+    def clean(self):
+        return not self.problems and not self.unreachable
+
+
+FSCK_FIXABLE = ("under", "corrupt", "orphan")
 
 
 class PutResult(NamedTuple):
@@ -191,6 +215,39 @@ class DfsClient:
     def trash_empty(self):
         """Free this user's trash now. -> how many files it held."""
         return self._call("trash_empty")
+
+    # --- fsck (admin) ------------------------------------------------------------------
+
+    def _fsck_once(self, repair, deadline):
+        job = self._call("fsck_start", bool(repair))
+        end = time.monotonic() + deadline
+        while True:
+            state, value = self._call("fsck_result", job)
+            if state == "done":
+                files, nchunks, workers, unreachable, problems, repairs = value
+                return FsckReport(files, nchunks, workers, tuple(unreachable),
+                                  [FsckProblem(*p) for p in problems], repairs)
+            if state == "failed":
+                raise errors.DfsError(f"fsck failed: {value}")
+            if time.monotonic() > end:
+                raise errors.Unavailable(f"fsck did not finish within {deadline:.0f}s")
+            time.sleep(0.2)
+
+    def fsck(self, repair=False, deadline=120.0):
+        """Check every file's chunks against what the workers hold (admin only).
+
+        With ``repair``: schedule the fixes (new copies for under-replicated and corrupt
+        chunks, orphans deleted), then check again until only unrecoverable problems
+        (missing chunks) are left or ``deadline`` seconds pass. -> the last FsckReport."""
+        end = time.monotonic() + deadline
+        report = self._fsck_once(repair, deadline)
+        repairs = report.repairs
+        while repair and any(p.kind in FSCK_FIXABLE for p in report.problems) \
+                and time.monotonic() < end:
+            time.sleep(1.0)  # give the master's repair loop time to copy chunks
+            report = self._fsck_once(True, max(1.0, end - time.monotonic()))
+            repairs += report.repairs
+        return report._replace(repairs=repairs)
 
     # --- users (admin) -----------------------------------------------------------------
 

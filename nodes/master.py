@@ -27,6 +27,7 @@ from dfs import auth, errors, wire
 from dfs.journal import Journal
 from dfs.model import ROOT_INO, ROOT_OWNER, W, R, X, split_path
 from nodes.election import LEADER, Leadership
+from nodes.fsck import Fsck
 from nodes.links import Link, PeerLink, serve_voter_call
 from nodes.placement import WorkerTable
 from nodes.replication import Replicator, apply_replicated, install_snapshot
@@ -74,6 +75,7 @@ class MasterState:
                                      executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
         self.leadership.on_change = self._role_changed
         self.replicator = Replicator(self, peer)
+        self.fsck = Fsck(self)
         self.started = clock()
         self.next_sync_report = 0.0
         self.after_load()
@@ -395,7 +397,7 @@ class MasterService(rpyc.Service):
     def _admin(self):
         user = self._me()
         if not self.state.ns.is_admin(user):
-            raise errors.NotPermitted("only an admin may manage users")
+            raise errors.NotPermitted("only an admin may do that")
         return user
 
     @boundary
@@ -860,6 +862,23 @@ class MasterService(rpyc.Service):
         expect(worker_id, str, "worker id")
         with self.state.lock:
             self.state.workers.report_bad(chunk_id, worker_id)
+
+    @boundary
+    def exposed_fsck_start(self, repair=False):
+        """Admin: start checking the namespace against the workers' chunks (nodes/fsck.py).
+        -> job id for fsck_result."""
+        expect(repair, bool, "repair")
+        self._admin()
+        with self.state.lock:
+            self.state.require_serving()
+        return self.state.fsck.start(repair)
+
+    @boundary
+    def exposed_fsck_result(self, job):
+        """-> ("running", None) | ("done", report) | ("failed", message)."""
+        expect(job, int, "job")
+        self._admin()
+        return self.state.fsck.result(job)
 
     @boundary
     def exposed_statfs(self):

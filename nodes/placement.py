@@ -111,6 +111,26 @@ class WorkerTable:
         self.report_bad(chunk_id, worker_id)
         return True
 
+    def forget_location(self, chunk_id, worker_id):
+        """fsck found the worker no longer has this chunk: stop counting on it, so repair
+        makes a new copy. -> 1 if a location was forgotten."""
+        worker = self.workers.get(worker_id)
+        if worker is None or chunk_id not in worker.chunks:
+            return 0
+        log.warning("chunk %d is gone from worker %s: forgetting that replica", chunk_id,
+                    worker_id)
+        self._remove(chunk_id, worker)
+        return 1
+
+    def delete_replica(self, chunk_id, worker_id, kind):
+        """Have the worker delete a chunk file (an orphan fsck found). -> 1 if queued."""
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.alive:
+            return 0
+        self._remove(chunk_id, worker)
+        worker.commands.append(("delete", chunk_id, kind))
+        return 1
+
     def add_location(self, chunk_id, worker_id, kind):
         """A client stored a copy here (it says so at commit; the worker confirms later)."""
         worker = self.workers.get(worker_id)

@@ -368,6 +368,19 @@ class WorkerService(rpyc.Service):
                                 stamp, mac)
 
     @boundary
+    def exposed_fsck_scan(self, stamp, mac):
+        """A metadata server (signed with the voter secret) asks for every chunk here, each
+        re-read and checked: -> ((chunk id, kind, checksums good), ...)."""
+        auth.verify_voter_call(self.worker.voter_secret, "fsck_scan", (), stamp, mac)
+        store = self.worker.store
+        found = []
+        for chunk_id, kind in sorted(store.inventory()):
+            ok = store.verify(chunk_id, kind)
+            if ok is not None:
+                found.append((chunk_id, kind, ok))
+        return tuple(found)
+
+    @boundary
     def exposed_read(self, token, chunk_id, offset, length):
         """-> (bytes, chunk length); every block touched is checksum-verified first."""
         expect(chunk_id, int, "chunk id")

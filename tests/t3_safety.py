@@ -144,3 +144,58 @@ def test_the_scrubber_finds_a_flipped_byte_and_it_is_repaired_without_a_read(tmp
         with open(os.path.join(cluster.log_dir, f"worker-{index + 1}.log")) as f:
             assert "scrub" in f.read()
         assert dfs.read_bytes("/scrubbed") == data
+
+
+# --- fsck -------------------------------------------------------------------------------------
+
+def _dfs_cli(cluster, *args):
+    import subprocess
+    import sys
+    env = dict(cluster.env, DFS_AUTH=cluster.admin_auth_file)
+    return subprocess.run([sys.executable, "-m", "dfs.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_fsck_on_a_clean_cluster_says_clean_and_is_for_admins_only(shared_cluster):
+    with shared_cluster.client("fay") as fay:
+        fay.put_bytes("/fay-file", random_bytes(3 * C, seed=41))
+        with pytest.raises(errors.NotPermitted):
+            fay.fsck()
+    result = _dfs_cli(shared_cluster, "fsck")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "clean" in result.stdout
+
+
+def test_fsck_finds_a_deleted_replica_and_an_orphan_and_repair_fixes_both(cluster, dfs):
+    data = random_bytes(2 * C, seed=51)
+    dfs.put_bytes("/precious", data)
+    dfs.put_bytes("/replaced", b"first version")
+    [old] = _chunk_ids(dfs, "/replaced")
+    dfs.put_bytes("/replaced", b"second version")  # frees the old chunk
+    wait_for(lambda: not _on_disk(cluster, old), 30, "the replaced chunk to be collected")
+    cid = _chunk_ids(dfs, "/precious")[0]
+    (index, kind), other = _on_disk(cluster, cid)
+    victim = os.path.join(cluster.worker_dir(index), kind, str(cid))
+    os.unlink(victim)
+    os.unlink(victim + ".crc")
+    orphan_dir = os.path.join(cluster.worker_dir(index), "chunks")
+    for suffix in (".crc", ""):  # a leftover nobody references (the data file last)
+        good_copy = os.path.join(cluster.worker_dir(other[0]), other[1], str(cid))
+        with open(good_copy + suffix, "rb") as src, \
+                open(os.path.join(orphan_dir, str(old)) + suffix, "wb") as dst:
+            dst.write(src.read())
+
+    with cluster.admin_client() as admin:
+        report = admin.fsck()
+    kinds = {(p.kind, p.chunk_id) for p in report.problems}
+    assert ("under", cid) in kinds and ("orphan", old) in kinds, report
+    assert [p.path for p in report.problems if p.kind == "under"] == ["/precious"]
+
+    result = _dfs_cli(cluster, "fsck")
+    assert result.returncode == 1 and "/precious" in result.stdout, result.stdout
+
+    result = _dfs_cli(cluster, "fsck", "--repair")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(_good_copies(cluster, cid, data[:C])) == 2
+    assert not _on_disk(cluster, old)
+    assert dfs.read_bytes("/precious") == data
