@@ -88,7 +88,8 @@ def test_a_dead_worker_is_re_replicated_and_reads_go_on(cluster, dfs):
     cluster.kill_worker(0, signal.SIGKILL)
     for path, data in files.items():  # at once, before the master notices
         assert dfs.read_bytes(path) == data
-    wait_for(lambda: _under_replicated(cluster) == 0 and _dead_seen(cluster), 60,
+    # dead first: before the master notices, the dead worker's copies still count
+    wait_for(lambda: _dead_seen(cluster) and _under_replicated(cluster) == 0, 60,
              "every chunk back at 2 copies")
     live = [1, 2, 3]
     for path in files:
