@@ -314,7 +314,7 @@ class DfsClient:
         try:
             targets = []
             for index in range(count):
-                if not targets:
+                if not targets and count > 1:  # one chunk: from the reserved ids
                     targets = wire.targets_from_wire(
                         self._call("allocate", remote, min(64, count - index), ()))
                     allocated.extend(t.chunk_id for t in targets)
@@ -323,7 +323,7 @@ class DfsClient:
                 if len(data) != want:
                     raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
                 futures.append(self.chunk_pool.submit(self.transfer.store_chunk, remote, data,
-                                                      targets.pop(0)))
+                                                      targets.pop(0) if targets else None))
                 if len(futures) >= self.config.parallel_chunks:
                     collect(futures.pop(0))
             while futures:
