@@ -465,7 +465,7 @@ def build_parser():
     p.add_argument("--token", default="", help="the cluster's join token")
     p.add_argument("--token-file", default="", help="file holding the join token")
     p.add_argument("--capacity", type=int, default=0, help="bytes this worker may use")
-    p.add_argument("--scrub-rate", type=int, default=8 * MIB,
+    p.add_argument("--scrub-rate", type=int, default=4 * MIB,
                    help="bytes per second the scrubber re-reads to verify checksums (0: off)")
 
     p = sub.add_parser("register", help="get a key from the master and write auth.txt")

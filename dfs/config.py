@@ -111,7 +111,7 @@ class WorkerConfig:
     port: int = DEFAULT_WORKER_BASE_PORT
     capacity: int = 0
     """Bytes this worker may use; 0 means the free space of its disk."""
-    scrub_bytes_per_second: int = 8 * MIB
+    scrub_bytes_per_second: int = 4 * MIB
     """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
 
     def validate(self):
@@ -169,7 +169,7 @@ class ClusterConfig:
     lease: float = 3.0
     trash_seconds: float = 24 * 3600.0
     """How long deleted files stay in the trash (the masters' --trash-hours)."""
-    scrub_bytes_per_second: int = 8 * MIB
+    scrub_bytes_per_second: int = 4 * MIB
     """The workers' scrub rate (--scrub-rate, bytes per second)."""
     extra_env: dict = field(default_factory=dict)
 
