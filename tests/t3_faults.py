@@ -62,8 +62,9 @@ def test_kill_9_of_the_master_during_puts_loses_nothing_acknowledged(tmp_path):
             assert sha256(data) == sha256(random_bytes(1000 + (i * 7919) % (3 * C), seed=i))
 
 
-def test_master_restart_rebuilds_from_snapshot_and_journal(tmp_path):
-    config = cluster_config(tmp_path / "c", snapshot_every=5)
+@pytest.mark.parametrize("shadow", [False, True], ids=["lone-master", "with-shadow"])
+def test_master_restart_rebuilds_from_snapshot_and_journal(tmp_path, shadow):
+    config = cluster_config(tmp_path / "c", snapshot_every=5, shadow=shadow)
     with LocalCluster(config) as cluster:
         with cluster.client("alice") as dfs:
             for i in range(12):
