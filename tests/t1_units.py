@@ -117,13 +117,18 @@ def _state(ns):
     return json.dumps(ns.to_json(), sort_keys=True)
 
 
-def test_replay_rebuilds_the_same_namespace_and_keeps_invariants(tmp_path):
-    journal = Journal(str(tmp_path))
-    ns = journal.load()
-    for seq, entry in enumerate(_entries(), 1):
+def _record(journal, ns, entries, first_seq=1):
+    """Journal then apply each entry, as the master does."""
+    for seq, entry in enumerate(entries, first_seq):
         entry["seq"] = seq
         journal.append([entry])
         ns.apply(entry)
+
+
+def test_replay_rebuilds_the_same_namespace_and_keeps_invariants(tmp_path):
+    journal = Journal(str(tmp_path))
+    ns = journal.load()
+    _record(journal, ns, _entries())
     journal.close()
     again = Journal(str(tmp_path)).load()
     assert _state(again) == _state(ns)
@@ -137,15 +142,9 @@ def test_snapshot_then_journal_and_a_torn_tail(tmp_path):
     journal = Journal(str(tmp_path))
     ns = journal.load()
     entries = _entries()
-    for seq, entry in enumerate(entries[:4], 1):
-        entry["seq"] = seq
-        journal.append([entry])
-        ns.apply(entry)
+    _record(journal, ns, entries[:4])
     journal.snapshot(ns)
-    for seq, entry in enumerate(entries[4:], 5):
-        entry["seq"] = seq
-        journal.append([entry])
-        ns.apply(entry)
+    _record(journal, ns, entries[4:], first_seq=5)
     journal.close()
     with open(tmp_path / "journal.jsonl", "ab") as f:
         f.write(b'{"op": "mkdir", "parent": 1, "na')  # kill -9 in the middle of a write
@@ -157,10 +156,7 @@ def test_snapshot_then_journal_and_a_torn_tail(tmp_path):
 def test_a_crash_between_snapshot_and_rotation_replays_nothing_twice(tmp_path):
     journal = Journal(str(tmp_path))
     ns = journal.load()
-    for seq, entry in enumerate(_entries(), 1):
-        entry["seq"] = seq
-        journal.append([entry])
-        ns.apply(entry)
+    _record(journal, ns, _entries())
     # snapshot written, journal not yet rotated: every entry is in both
     from dfs.journal import write_atomic
     write_atomic(journal.snapshot_path, json.dumps(ns.to_json()).encode())
