@@ -236,11 +236,13 @@ def cmd_cat(args):
 
 def cmd_ls(args):
     import time
+
+    from dfs.wire import DirEntry
     path = remote_path(args.path)
     with _client(args) as dfs:
         stat = dfs.stat(path)
         entries = dfs.listdir(path) if stat.is_dir else [
-            __import__("dfs.wire", fromlist=["DirEntry"]).DirEntry(posixpath.basename(path), stat)]
+            DirEntry(posixpath.basename(path), stat)]
     for entry in entries:
         name = entry.name + ("/" if entry.stat.is_dir else "")
         if args.long:

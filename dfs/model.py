@@ -323,7 +323,10 @@ class Namespace:
 
     def _drop_link(self, inode, t):
         """One directory entry fewer for ``inode``; frees it when none is left."""
-        inode.nlink -= 1 if inode.kind != "d" else inode.nlink
+        if inode.kind == "d":
+            inode.nlink = 0  # a directory has exactly one name: removing it removes it
+        else:
+            inode.nlink -= 1
         inode.ctime_ns = t
         if inode.nlink > 0:
             return []

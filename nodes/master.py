@@ -47,6 +47,12 @@ def now_ns():
     return time.time_ns()
 
 
+def _is_below(parts, ancestor_parts):
+    """Is the path ``parts`` strictly inside ``ancestor_parts``? Paths are resolved from the
+    root without following symlinks and directories have one name, so prefixes decide."""
+    return len(parts) > len(ancestor_parts) and parts[:len(ancestor_parts)] == ancestor_parts
+
+
 class MasterState:
     """Shared by all connections; public methods take ``lock`` themselves."""
 
@@ -646,7 +652,7 @@ class MasterService(rpyc.Service):
             ns.check_removable(user, src_parent, moved, src)
             dst_parent, dst_name = ns.resolve_parent(dst, user)
             ns.require(user, dst_parent, W | X, dst)
-            if moved.kind == "d" and self._is_inside(dst_parent, moved):
+            if moved.kind == "d" and _is_below(split_path(dst), split_path(src)):
                 raise errors.InvalidArgument(f"cannot move {src} inside itself")
             target = ns.lookup(dst_parent, dst_name)
             if target is not None and target.ino != moved.ino:
@@ -660,24 +666,6 @@ class MasterService(rpyc.Service):
             self.state.commit({"op": "rename", "src_parent": src_parent.ino, "src_name": src_name,
                                "dst_parent": dst_parent.ino, "dst_name": dst_name,
                                "time_ns": now_ns(), **({"rid": rid} if rid else {})})
-
-    def _is_inside(self, directory, ancestor):
-        """True if ``directory`` is ``ancestor`` or below it."""
-        ns = self.state.ns
-        seen = directory
-        while True:
-            if seen.ino == ancestor.ino:
-                return True
-            parent = next((ns.inodes[i] for i in [self._parent_of(seen)] if i), None)
-            if parent is None:
-                return False
-            seen = parent
-
-    def _parent_of(self, directory):
-        for inode in self.state.ns.inodes.values():
-            if inode.kind == "d" and directory.ino in inode.children.values():
-                return inode.ino
-        return None
 
     @boundary
     def exposed_setattr(self, path, mode=None, owner=None, atime_ns=None, mtime_ns=None):

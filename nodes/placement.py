@@ -243,10 +243,11 @@ class WorkerTable:
 
     def _repair(self, now, referenced, sign_read):
         for chunk_id, (target, deadline) in list(self.repairs.items()):
-            if now > deadline or not self.workers.get(target, Worker("", "", 0)).alive:
+            worker = self.workers.get(target)
+            if now > deadline or worker is None or not worker.alive:
                 del self.repairs[chunk_id]
-                if target in self.workers:
-                    self.workers[target].repairs = max(0, self.workers[target].repairs - 1)
+                if worker is not None:
+                    worker.repairs = max(0, worker.repairs - 1)
         endangered = []
         for chunk_id in referenced:
             if chunk_id in self.repairs:

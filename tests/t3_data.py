@@ -1,9 +1,9 @@
 """Real master + 4 workers: round trips, replica placement, balance, streaming files."""
 
-
 import pytest
 
 from conftest import TEST_CHUNK, chunk_files, random_bytes, sha256
+from dfs import errors
 
 C = TEST_CHUNK
 
@@ -101,6 +101,10 @@ def test_namespace_operations(shared_dfs):
     d.mkdir("/ns/a/b", parents=True)
     d.put_bytes("/ns/a/b/f", b"x")
     assert [e.name for e in d.listdir("/ns/a")] == ["b"]
+    with pytest.raises(errors.InvalidArgument, match="inside itself"):
+        d.rename("/ns/a", "/ns/a/b/a")
+    d.rename("/ns/a", "/ns/ab")  # a name that merely starts the same is not inside
+    d.rename("/ns/ab", "/ns/a")
     d.rename("/ns/a/b/f", "/ns/g")
     assert d.read_bytes("/ns/g") == b"x"
     d.put_bytes("/ns/h", b"replaced")
