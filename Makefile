@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: up down test bench system-deps clean
+.PHONY: up down test lint bench system-deps clean
 
 up: $(STAMP)
 	$(BIN)/dfs up
@@ -13,8 +13,13 @@ up: $(STAMP)
 down: $(STAMP)
 	$(BIN)/dfs down
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (style, imports, likely bugs) and mypy (types): part of `make test`, so of CI.
+lint: $(STAMP)
+	$(BIN)/ruff check dfs nodes mount tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

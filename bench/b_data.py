@@ -23,8 +23,8 @@ local figures jump between runs.
 import os
 
 from bench import common
-from dfs.journal import fsync_dir
 from bench.common import MIB, compare
+from dfs.fsutil import fsync_dir
 
 BIG = 1024 * MIB
 ROUNDS = 1

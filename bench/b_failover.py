@@ -14,7 +14,7 @@ import threading
 import time
 
 from bench import common
-from dfs.cluster import wait_for
+from dfs.local.cluster import wait_for
 
 KILLS = 10
 OPS = 500

@@ -21,8 +21,8 @@ import subprocess
 import sys
 
 from bench import common
-from dfs.journal import fsync_dir
 from bench.common import MIB, Skip, Timer, compare
+from dfs.fsutil import fsync_dir
 
 BIG = 1024 * MIB
 SMALL = 4096

@@ -4,7 +4,6 @@ import contextlib
 import os
 import time
 
-
 MIB = 1024 * 1024
 PIECE = 64 * MIB  # random data is generated this much at a time
 
@@ -170,8 +169,8 @@ def start_cluster(workdir, workers=4, client_options=None, **cluster_options):
     ``cluster_options`` go to ClusterConfig (e.g. chunk_size), ``client_options`` to the
     client (e.g. piece_size, parallel_chunks, cache_dir="" to disable the chunk cache).
     """
-    from dfs.cluster import LocalCluster
     from dfs.config import ClusterConfig
+    from dfs.local.cluster import LocalCluster
 
     data_dir = os.path.join(workdir, "cluster")
     config = ClusterConfig(data_dir=data_dir, base_port=0, workers=workers, **cluster_options)

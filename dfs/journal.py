@@ -16,31 +16,13 @@ import json
 import logging
 import os
 
-from dfs.model import Namespace
+from dfs.fsutil import write_atomic
+from dfs.namespace.model import Namespace
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "saved-files.json"
 JOURNAL = "journal.jsonl"
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path, data):
-    """Write bytes to ``path`` so that a crash leaves the old or the new file, never half."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
 
 
 class Journal:

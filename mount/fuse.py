@@ -77,7 +77,7 @@ import threading
 import time
 
 from dfs import auth, errors, paths, wire
-from dfs.files import DfsFile
+from dfs.client.files import DfsFile
 from mount.attrcache import AttrCache
 
 log = logging.getLogger(__name__)
@@ -661,7 +661,7 @@ def all_records():
 
 
 def _write_record(mount_dir, record):
-    from dfs.journal import write_atomic
+    from dfs.fsutil import write_atomic
     os.makedirs(records_dir(), exist_ok=True)
     write_atomic(_record_path(mount_dir, ".json"), json.dumps(record).encode())
 
@@ -702,7 +702,7 @@ def is_mounted(mount_dir):
 
 
 def pid_alive(pid):
-    from dfs.cluster import pid_alive as alive
+    from dfs.local.cluster import pid_alive as alive
     return bool(pid) and alive(pid)
 
 

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from dfs.cluster import LocalCluster
 from dfs.config import MIB, ClusterConfig
+from dfs.local.cluster import LocalCluster
 
 TEST_CHUNK = 1 * MIB
 

@@ -9,8 +9,7 @@ import pytest
 
 from dfs import auth, chunks, errors
 from dfs.journal import Journal
-from dfs.model import Namespace, split_path
-
+from dfs.namespace.model import Namespace, split_path
 
 # --- paths -------------------------------------------------------------------------------
 
@@ -158,7 +157,7 @@ def test_a_crash_between_snapshot_and_rotation_replays_nothing_twice(tmp_path):
     ns = journal.load()
     _record(journal, ns, _entries())
     # snapshot written, journal not yet rotated: every entry is in both
-    from dfs.journal import write_atomic
+    from dfs.fsutil import write_atomic
     write_atomic(journal.snapshot_path, json.dumps(ns.to_json()).encode())
     journal.close()
     assert _state(Journal(str(tmp_path)).load()) == _state(ns)
@@ -211,7 +210,7 @@ def test_importing_the_client_loads_no_server_or_fuse_code():
 def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from dfs.cache import ChunkCache
+    from dfs.client.cache import ChunkCache
     from dfs.wire import ChunkRef
 
     cache = ChunkCache(str(tmp_path / "cache"), max_bytes=4 * 65536)
@@ -232,7 +231,7 @@ def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_pa
 
 
 def test_chunk_store_verify_finds_a_flipped_byte_and_reports_it_once(tmp_path):
-    from nodes.worker import ChunkStore
+    from nodes.worker.service import ChunkStore
     store = ChunkStore(str(tmp_path))
     store.chunk_size = 1 << 20
     data = os.urandom(300_000)

@@ -5,8 +5,8 @@ could change anything."""
 import pytest
 
 from dfs import errors
-from nodes.election import STANDBY, Leadership
-from nodes.voter import Voter
+from nodes.master.election import STANDBY, Leadership
+from nodes.master.voter import Voter
 
 LEASE = 3.0
 STEP = 0.25

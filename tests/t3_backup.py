@@ -16,13 +16,13 @@ import sys
 import time
 
 import pytest
-
 from conftest import cluster_config, random_bytes, sha256
-from dfs import errors
-from dfs.backup_queue import ChangeQueue
-from dfs.cluster import LocalCluster, wait_for
 
-UPLOADED = "dfs.backup: uploaded "
+from dfs import errors
+from dfs.backup.changes import ChangeQueue
+from dfs.local.cluster import LocalCluster, wait_for
+
+UPLOADED = "dfs.backup.watcher: uploaded "
 
 
 # --- the settle logic, with a clock we step by hand -----------------------------------------

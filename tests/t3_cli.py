@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import random_bytes
 
 
@@ -124,7 +123,7 @@ def test_up_then_put_ls_get_then_down(tmp_path):
     finally:
         down = run(["down", "--data", data], environment)
     assert "stopped" in down.stdout
-    from dfs.cluster import running_pids
+    from dfs.local.cluster import running_pids
     assert running_pids(data) == {}
 
 

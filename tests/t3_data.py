@@ -1,8 +1,8 @@
 """Real master + 4 workers: round trips, replica placement, balance, streaming files."""
 
 import pytest
-
 from conftest import TEST_CHUNK, chunk_files, random_bytes, sha256
+
 from dfs import errors
 
 C = TEST_CHUNK
@@ -87,7 +87,7 @@ def test_overwrite_frees_the_old_chunks(shared_cluster, shared_dfs):
     old = {c.ref.chunk_id for c in shared_dfs.layout("/over").chunks}
     shared_dfs.put_bytes("/over", b"small now")
     assert shared_dfs.read_bytes("/over") == b"small now"
-    from dfs.cluster import wait_for
+    from dfs.local.cluster import wait_for
 
     def gone():
         on_disk = set(chunk_files(shared_cluster, "chunks")) | set(

@@ -5,10 +5,10 @@ import signal
 import threading
 
 import pytest
-
 from conftest import cluster_config, random_bytes, sha256
+
 from dfs import errors
-from dfs.cluster import LocalCluster, wait_for
+from dfs.local.cluster import LocalCluster, wait_for
 
 
 @pytest.fixture

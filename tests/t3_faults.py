@@ -7,10 +7,10 @@ import subprocess
 import threading
 
 import pytest
-
 from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes, sha256
+
 from dfs import auth, errors
-from dfs.cluster import LocalCluster, wait_for
+from dfs.local.cluster import LocalCluster, wait_for
 
 C = TEST_CHUNK
 

@@ -4,10 +4,10 @@ scrub their chunks in the background; `dfs fsck` finds (and repairs) what went w
 import os
 
 import pytest
-
 from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes
+
 from dfs import errors
-from dfs.cluster import LocalCluster, wait_for
+from dfs.local.cluster import LocalCluster, wait_for
 
 C = TEST_CHUNK
 

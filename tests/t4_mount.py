@@ -16,12 +16,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import random_bytes, sha256
-from dfs.cluster import wait_for
+
+from dfs.local.cluster import wait_for
+from dfs.wire import DirEntry, Stat
 from mount import fuse
 from mount.attrcache import AttrCache
-from dfs.wire import DirEntry, Stat
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/dev/fuse") or not (shutil.which("fusermount3")
@@ -404,9 +404,8 @@ def test_close_reports_a_failed_upload(cluster, tmp_path):
             f.write(b"fine")
         for index in range(len(cluster.workers)):
             cluster.kill_worker(index)
-        with pytest.raises(OSError) as caught:
-            with open(m.join("lost.bin"), "wb") as f:
-                f.write(random_bytes(3 << 20, seed=5))
+        with pytest.raises(OSError) as caught, open(m.join("lost.bin"), "wb") as f:
+            f.write(random_bytes(3 << 20, seed=5))
         # EIO or ETIMEDOUT; the master currently answers ENOSPC when no worker is alive
         assert caught.value.errno in (errno.EIO, errno.ETIMEDOUT, errno.ENOSPC)
         with cluster.client("alice") as dfs:  # nothing half-written was committed

@@ -24,7 +24,7 @@ import json
 import logging
 
 from dfs import errors
-from dfs.model import Namespace
+from dfs.namespace.model import Namespace
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class Replicator:
     def __init__(self, state, peer):
         self.state = state
-        self.peer = peer  # nodes.links.PeerLink, or None when there is no standby
+        self.peer = peer  # nodes.master.links.PeerLink, or None when there is no standby
         self.in_sync = False
         self.marked_from = None  # the entry the standby is marked stale from, if marked
         self.uncleared = set()  # voters that may still hold a stale mark we lifted

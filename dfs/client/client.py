@@ -6,8 +6,8 @@
         with dfs.open("/notes.txt") as f:
             head = f.read(100)
 
-Metadata calls go to the leader metadata server (dfs.connections.MasterLink: pooled,
-authenticated, failing over); chunk bytes go straight to the workers (dfs.transfer).
+Metadata calls go to the leader metadata server (dfs.client.connections.MasterLink: pooled,
+authenticated, failing over); chunk bytes go straight to the workers (dfs.client.transfer).
 A ``put`` is acknowledged only after every chunk is on its replicas and the master has
 journaled the new file; with a single live worker the file is stored with one copy and
 ``PutResult.under_replicated`` says how many chunks lack their second copy.
@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from dfs import auth, chunks, errors, paths, wire
-from dfs.cache import ChunkCache
+from dfs.client.cache import ChunkCache
+from dfs.client.connections import MasterLink, WorkerLinks
+from dfs.client.files import DfsFile
+from dfs.client.transfer import Transfer
 from dfs.config import ClientConfig, parse_addresses
-from dfs.connections import MasterLink, WorkerLinks
-from dfs.files import DfsFile
-from dfs.transfer import Transfer
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import time
 
 from dfs import auth, errors
 from dfs.config import ClusterConfig
-from dfs.journal import write_atomic
+from dfs.fsutil import write_atomic
 
 START_DEADLINE = 30.0
 STOP_DEADLINE = 10.0

@@ -12,10 +12,17 @@ import posixpath
 import sys
 
 from dfs import auth, errors, paths
+from dfs.config import (
+    DEFAULT_MASTER_PORT,
+    DEFAULT_SHADOW_PORT,
+    MIB,
+    ClusterConfig,
+    MasterConfig,
+    WorkerConfig,
+    parse_address,
+    parse_addresses,
+)
 from dfs.progress import progress_bar
-from dfs.config import (DEFAULT_MASTER_PORT, DEFAULT_SHADOW_PORT, MIB, ClusterConfig,
-                        MasterConfig, WorkerConfig,
-                        parse_address, parse_addresses)
 
 log = logging.getLogger("dfs")
 
@@ -91,7 +98,7 @@ def _read_token(args):
 
 
 def cmd_master(args):
-    from nodes import master
+    from nodes.master import main as master
     _exit_on_sigterm()
     config = MasterConfig(data_dir=os.path.abspath(args.data), host=args.host, port=args.port,
                           chunk_size=args.chunk_size, dead_after=args.dead_after,
@@ -105,7 +112,7 @@ def cmd_master(args):
 
 
 def cmd_worker(args):
-    from nodes import worker
+    from nodes.worker import service as worker
     _exit_on_sigterm()
     token = _read_token(args)
     config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
@@ -118,7 +125,7 @@ def cmd_worker(args):
 # --- the local cluster -------------------------------------------------------------------
 
 def cmd_up(args):
-    from dfs.cluster import LocalCluster, expected_nodes, running_pids, stop_detached
+    from dfs.local.cluster import LocalCluster, expected_nodes, running_pids, stop_detached
     data = os.path.abspath(args.data or paths.default_data_dir())
     running = running_pids(data)
     if running and set(running) >= expected_nodes(data):
@@ -154,7 +161,7 @@ def _mount_for_up(args, auth_file):
 
 
 def cmd_down(args):
-    from dfs.cluster import stop_detached
+    from dfs.local.cluster import stop_detached
     data = os.path.abspath(args.data or paths.default_data_dir())
     try:
         from mount import fuse
@@ -397,7 +404,7 @@ def cmd_umount(args):
 
 
 def cmd_backup(args):
-    from dfs import backup
+    from dfs.backup import watcher as backup
     return backup.cmd_backup(args)
 
 

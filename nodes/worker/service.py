@@ -31,10 +31,10 @@ import rpyc
 
 from dfs import auth, chunks, errors, rpc
 from dfs.config import BLOCK_SIZE, MIB
-from dfs.journal import fsync_dir
-from nodes.links import serve_voter_call
-from nodes.service import boundary, expect
-from nodes.voter import Voter
+from dfs.fsutil import fsync_dir
+from nodes.master.links import serve_voter_call
+from nodes.master.voter import Voter
+from nodes.rpcserver import boundary, expect
 
 log = logging.getLogger(__name__)
 
@@ -533,7 +533,7 @@ class Reporter:
 def run(config, ready=None):
     from rpyc.utils.helpers import classpartial
 
-    from nodes.service import make_server
+    from nodes.rpcserver import make_server
 
     config.validate()
     worker = Worker(config)

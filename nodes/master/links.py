@@ -49,7 +49,7 @@ class Link:
         with self.call_lock:
             self.close_locked()
 
-    # the Voter interface (nodes.voter.Voter)
+    # the Voter interface (nodes.master.voter.Voter)
     def lease(self, epoch, leader):
         return tuple(self._signed("lease", epoch, leader))
 

@@ -9,11 +9,11 @@ backoff; nothing pending is dropped and the watcher does not exit.
 The pieces, each a small object:
 
 - ``Scanner``: walks the local folder -> {relative path: (size, mtime_ns)} and directories.
-- ``ChangeQueue`` (dfs.backup_queue): pending paths with settle logic, ordered operations.
+- ``ChangeQueue`` (dfs.backup.changes): pending paths with settle logic, ordered operations.
 - ``EventHandler``: watchdog events -> queue calls.
 - ``Uploader``: takes work from the queue and applies it to the cluster, retrying while the
   cluster is unavailable; its loop is ``run()`` / ``stop()``.
-- ``StateStore`` (dfs.backup_state): what was uploaded, kept across restarts.
+- ``StateStore`` (dfs.backup.state): what was uploaded, kept across restarts.
 - ``Backup``: owns them all; ``run()`` starts, rescans now and then, and stops.
 
 Threads of a `dfs backup` process: the main thread (``Backup.run``: start-up scan,
@@ -33,8 +33,8 @@ import threading
 import time
 
 from dfs import chunks, errors
-from dfs.backup_queue import ChangeQueue, Op
-from dfs.backup_state import FileRecord, StateStore, default_state_path
+from dfs.backup.changes import ChangeQueue, Op
+from dfs.backup.state import FileRecord, StateStore, default_state_path
 from dfs.config import MIB, format_addresses
 from dfs.progress import progress_bar
 
@@ -705,7 +705,7 @@ def cmd_backup(args):
     """The CLI entry: run until SIGINT/SIGTERM (exit 0), or one sync with --once."""
     from dfs.client import DfsClient
     if not args.debug:
-        for name in (__name__, "dfs.backup_state", "dfs.backup_queue"):
+        for name in (__name__, "dfs.backup.state", "dfs.backup.changes"):
             logging.getLogger(name).setLevel(logging.INFO)
     local = os.path.abspath(os.path.expanduser(args.local_dir))
     if not os.path.isdir(local):

@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from dfs import auth, errors, rpc
-from dfs.model import ROOT_INO
+from dfs.namespace.model import ROOT_INO
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import json
 import os
 import threading
 
-from dfs.journal import write_atomic
+from dfs.fsutil import write_atomic
 
 LEASE = 3.0
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import platformdirs
 
-from dfs.journal import write_atomic
+from dfs.fsutil import write_atomic
 from dfs.paths import APP
 
 log = logging.getLogger(__name__)

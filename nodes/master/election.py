@@ -2,7 +2,7 @@
 
 Pure logic: time comes in as ``now`` and voters are reached through ``links()``, a
 callable returning ``{voter_id: link}`` where a link has ``lease``, ``vote``,
-``mark_stale`` and ``clear_stale`` (the same signatures as nodes.voter.Voter, raising
+``mark_stale`` and ``clear_stale`` (the same signatures as nodes.master.voter.Voter, raising
 dfs.errors.Unavailable when the voter cannot be reached). The master gives it rpyc links;
 tests give it in-process voters and a clock they step by hand.
 

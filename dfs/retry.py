@@ -1,0 +1,66 @@
+"""The one retry policy: exponential backoff up to a deadline.
+
+Every loop that tries something again (the client's failover, the mount, the backup
+watcher, a worker's reporter) asks a ``Backoff`` how long to wait, so the schedule and the
+"give up" rule are decided here once. The clock and the sleep are injectable, so tests
+step time by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+FIRST_DELAY = 0.05
+MAX_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How to wait between tries: ``first`` seconds, doubling up to ``cap``, and no try
+    that would start after ``deadline`` seconds (None: try forever)."""
+
+    deadline: float | None
+    first: float = FIRST_DELAY
+    cap: float = MAX_DELAY
+
+    def start(self, clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], object] = time.sleep) -> Backoff:
+        return Backoff(self, clock, sleep)
+
+
+class Backoff:
+    """One run of tries under a policy: ``wait()`` after each failure."""
+
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] = time.sleep) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
+        self.delay = policy.first
+        self.ends = None if policy.deadline is None else clock() + policy.deadline
+
+    def expired(self) -> bool:
+        return self.ends is not None and self.clock() >= self.ends
+
+    def next_delay(self) -> float | None:
+        """The pause before the next try, or None when that try would miss the deadline.
+        Advances the schedule."""
+        delay = self.delay
+        if self.ends is not None and self.clock() + delay > self.ends:
+            return None
+        self.delay = min(self.delay * 2, self.policy.cap)
+        return delay
+
+    def wait(self) -> bool:
+        """Sleep before the next try; False (without sleeping) when it is time to give up."""
+        delay = self.next_delay()
+        if delay is None:
+            return False
+        self.sleep(delay)
+        return True
+
+    def reset(self) -> None:
+        """A success: the next failure starts the schedule again."""
+        self.delay = self.policy.first

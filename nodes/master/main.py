@@ -1,0 +1,36 @@
+"""Run one metadata server (master or shadow) in this process."""
+
+import logging
+
+from rpyc.utils.helpers import classpartial
+
+from nodes.master.service import MasterService
+from nodes.master.state import MasterState
+from nodes.rpcserver import make_server
+from nodes.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+def run(config, ready=None):
+    """Run a master in this process until interrupted."""
+    config.validate()
+    state = MasterState(config)
+    server = make_server(classpartial(MasterService, state), config.host, config.port)
+    state.address = (config.host, server.port)
+    loops = [Task("master-tick", state.tick, config.tick_interval),
+             Task("master-elect", state.elect, config.lease / 6),
+             Task("master-sync", state.sync_standby, 0.5)]
+    for loop in loops:
+        loop.start()
+    log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
+             config.data_dir)
+    if ready is not None:
+        ready(server.port)
+    try:
+        server.start()
+    finally:
+        for loop in loops:
+            loop.stop()
+        server.close()
+        state.snapshot_and_close()

@@ -1,0 +1,264 @@
+"""A metadata server: namespace, users, placement, the journal, and leadership.
+
+The master and the shadow master are this same code in two roles (``config.role``); which
+one leads is decided by leases and votes (nodes/election.py), never by the role name.
+Only the serving leader answers clients and changes anything; the standby receives every
+journal entry synchronously (nodes/replication.py) and answers clients NotLeader.
+
+Threads: rpyc gives each connection its own thread and its own ``MasterService``; they all
+share one ``MasterState`` whose ``lock`` guards the namespace, the journal and the worker
+table. The ``Elector`` thread renews leases or runs elections (and re-syncs the standby);
+the ``master-tick`` loop, on the leader only, finds dead workers, queues repairs and collects
+garbage. Every mutation is validated, journaled (fsynced) here and on the standby, applied,
+and only then acknowledged: ``MasterState.commit``.
+"""
+
+
+import logging
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from dfs import auth, errors
+from dfs.journal import Journal
+from dfs.namespace.model import ROOT_OWNER
+from nodes.master.election import LEADER, Leadership
+from nodes.master.fsck import Fsck
+from nodes.master.links import Link, PeerLink
+from nodes.master.placement import WorkerTable
+from nodes.master.replication import Replicator, apply_replicated, install_snapshot
+from nodes.master.voter import Voter
+
+log = logging.getLogger(__name__)
+
+JOIN_TOKEN_FILE = "join-token"
+ADMIN_AUTH_FILE = "admin-auth.txt"
+ROLES = ("master", "shadow")
+
+
+def now_ns():
+    return time.time_ns()
+
+
+class MasterState:
+    """Shared by all connections; public methods take ``lock`` themselves."""
+
+    def __init__(self, config, clock=time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        os.makedirs(config.metadata_dir, exist_ok=True)
+        self.join_token = config.join_token or self._load_or_create_join_token()
+        self.chunk_secret = auth.chunk_secret(self.join_token)
+        self.voter_secret = auth.voter_secret(self.join_token)
+        self.journal = Journal(config.metadata_dir)
+        self.ns = self.journal.load()
+        chunk_size = self.ns.chunk_size or config.chunk_size
+        self.workers = WorkerTable(config.replication, config.dead_after, chunk_size)
+        self.address = (config.host, config.port)  # the real port once bound
+        self.me = config.role
+        self.peer_id = ROLES[1 - ROLES.index(self.me)] if config.peer else None
+        peer = PeerLink(*config.peer, self.voter_secret) if config.peer else None
+        self.voter = Voter(os.path.join(config.metadata_dir, "election.json"), clock,
+                           config.lease)
+        self.voters_lock = threading.Lock()
+        self.voter_links = {}  # voter id -> Link: the workers, and the other server
+        self.leadership = Leadership(self.me, self.voter, self.links, config.lease,
+                                     bootstrap=self.me == "master", peer_id=self.peer_id,
+                                     executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
+        self.leadership.on_change = self._role_changed
+        self.replicator = Replicator(self, peer)
+        self.fsck = Fsck(self)
+        self.started = clock()
+        self.next_sync_report = 0.0
+        self.after_load()
+
+    def _load_or_create_join_token(self):
+        path = os.path.join(self.config.data_dir, JOIN_TOKEN_FILE)
+        try:
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            token = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            return token
+
+    @property
+    def epoch(self):
+        return self.voter.epoch
+
+    # --- voters --------------------------------------------------------------------------
+
+    def links(self):
+        """The electorate of this server: every registered worker and the other server."""
+        with self.voters_lock:
+            return dict(self.voter_links)
+
+    def after_load(self):
+        """Rebuild what derives from the namespace (after start or a snapshot install)."""
+        with self.voters_lock:
+            links = {}
+            for wid, (host, port) in self.ns.voters.items():
+                old = self.voter_links.get(wid)
+                same = old is not None and old.address == (host, port)
+                links[wid] = old if same else Link(host, port, self.voter_secret)
+            if self.replicator.peer is not None:
+                links[self.peer_id] = self.replicator.peer
+            self.voter_links = links
+        if self.ns.chunk_size:
+            self.workers.chunk_size = self.ns.chunk_size
+
+    def after_apply(self, entry):
+        if entry["op"] == "voter":
+            self.after_load()
+
+    def _role_changed(self, role, epoch):
+        self.replicator.reset()
+        if role == LEADER:
+            log.info("%s leads epoch %d at entry %d", self.me, epoch, self.ns.seq)
+
+    def serving(self):
+        return self.leadership.serving(self.clock())
+
+    def leader_address(self):
+        hint = self.leadership.leader_hint()
+        if hint == self.me:
+            return "%s:%d" % self.address
+        if hint is not None and hint == self.peer_id:
+            return "%s:%d" % self.config.peer
+        return ""
+
+    # --- journaled mutations ----------------------------------------------------------
+
+    def commit(self, entry):
+        """Journal ``entry`` here and on the standby, apply it, return the chunk ids it
+        freed. Lock held. Raises (nothing acknowledged) if we cannot prove we lead."""
+        if not self.serving():
+            raise errors.NotLeader("not the leader any more", self.leader_address())
+        entry["seq"] = self.ns.seq + 1
+        entry["ep"] = self.epoch
+        self.journal.append([entry])
+        self.replicator.replicate([entry])
+        freed = self.ns.apply(entry)
+        self.after_apply(entry)
+        if self.journal.entries_since_snapshot >= self.config.snapshot_every:
+            self.journal.snapshot(self.ns)
+        return freed
+
+    def ensure_initialised(self):
+        """The first worker initialises the cluster: root directory and admin user."""
+        if self.ns.initialised:
+            return
+        admin_key = auth.new_key()
+        self.commit({"op": "init", "chunk_size": self.config.chunk_size, "time_ns": now_ns()})
+        self.commit({"op": "adduser", "name": ROOT_OWNER, "admin": True,
+                     "stored_key": auth.stored_form(admin_key)})
+        masters = [self.address] + ([self.config.peer] if self.config.peer else [])
+        auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
+                             ROOT_OWNER, admin_key)
+        log.info("cluster initialised (chunk size %d); admin credentials in %s",
+                 self.config.chunk_size, ADMIN_AUTH_FILE)
+
+    def admit_workers(self):
+        """Leader, lock held: the first worker initialises the cluster; every live worker
+        becomes a voter (journaled, so both metadata servers agree on the electorate)."""
+        live = self.workers.live()
+        if not live:
+            return
+        self.ensure_initialised()
+        for worker in live:
+            if self.ns.voters.get(worker.worker_id) != [worker.host, worker.port]:
+                link = Link(worker.host, worker.port, self.voter_secret)
+                if not self.replicator.tell_new_voter(link):
+                    continue  # it must carry our standby's stale mark before it may vote
+                if self.leadership.welcome(worker.worker_id, link, self.clock()):
+                    self.commit({"op": "voter", "worker_id": worker.worker_id,
+                                 "host": worker.host, "port": worker.port})
+
+    def require_serving(self):
+        """Client requests: the serving leader answers; without active workers the answer
+        is a clear NoActiveWorkers. A server that cannot know yet says so (NotLeader or
+        Unavailable), so clients try again instead of hearing a wrong "no workers"."""
+        now = self.clock()
+        workers_alive = self.workers.any_alive(now)
+        settled = now - self.started >= self.config.dead_after  # had time to hear them
+        if self.serving():
+            if not self.ns.initialised:
+                raise errors.NoActiveWorkers()  # the first worker initialises the cluster
+            if not workers_alive:
+                if not settled:
+                    raise errors.Unavailable(f"{self.me} is starting: waiting for workers")
+                raise errors.NoActiveWorkers()
+            return
+        if self.ns.initialised and settled and not workers_alive:
+            raise errors.NoActiveWorkers()  # no leader because no workers: say that
+        raise errors.NotLeader(f"{self.me} is not the leader", self.leader_address())
+
+    def sign(self, op, chunk_id):
+        return auth.sign_chunk_token(self.chunk_secret, op, chunk_id, self.epoch,
+                                     self.config.token_ttl)
+
+    def tick(self):
+        """Placement work: only the serving leader decides anything."""
+        with self.lock:
+            if not self.serving():
+                return
+            self.admit_workers()
+            if not self.ns.initialised:
+                return
+            now = self.clock()
+            expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < time.time()]
+            if expired:
+                self.commit({"op": "unpend", "chunk_ids": expired})
+            old = [tid for tid, item in self.ns.trash.items() if item.expires < time.time()]
+            if old:
+                log.info("trash: %d deleted file(s) expired, freeing their chunks", len(old))
+                self.commit({"op": "purge", "trash_ids": old})
+            referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
+            self.workers.tick(now, referenced, set(self.ns.pending),
+                              lambda cid: self.sign("r", cid))
+
+    def elect(self):
+        """Leases and elections. Nothing else runs on this thread: a lease renewal must
+        never wait behind a slow call to a paused peer."""
+        self.leadership.tick(self.clock())
+
+    def sync_standby(self):
+        """Leader: bring a lagging or restarted standby back in sync (own thread)."""
+        if self.leadership.role != LEADER:
+            return
+        try:
+            if self.replicator.in_sync:
+                self.replicator.finish_clearing()
+            else:
+                self.replicator.sync()
+        except errors.DfsError as exc:
+            now = self.clock()
+            if now >= self.next_sync_report:  # say it now and then, not every half second
+                log.info("standby not in sync yet: %s", exc)
+                self.next_sync_report = now + 10.0
+
+    def peer_call(self, method, epoch=None, payload=None):
+        """The leader calls us (we are its standby): ping, replicate or install."""
+        if method == "ping":
+            return "ok", self.ns.seq
+        if epoch < self.voter.epoch:
+            return "old", self.voter.epoch
+        if self.leadership.role == LEADER:
+            if epoch <= self.epoch:
+                return "old", self.epoch
+            self.leadership.step_down(epoch)
+        self.voter.epoch = max(self.voter.epoch, epoch)
+        if method == "replicate":
+            return apply_replicated(self, epoch, payload)
+        return install_snapshot(self, epoch, payload)
+
+    def snapshot_and_close(self):
+        with self.lock:
+            if self.ns.initialised:
+                self.journal.snapshot(self.ns)
+            self.journal.close()
