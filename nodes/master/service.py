@@ -7,12 +7,11 @@ import re
 import secrets
 import time
 
-import rpyc
-
 from dfs import auth, errors, wire
 from dfs.namespace.model import ROOT_INO, R, W, X, split_path
 from nodes.master.links import serve_voter_call
-from nodes.rpcserver import boundary, expect, is_loopback, peer_host
+from nodes.master.session import Session
+from nodes.rpcserver import boundary, expect, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +29,8 @@ def _is_below(parts, ancestor_parts):
     return len(parts) > len(ancestor_parts) and parts[:len(ancestor_parts)] == ancestor_parts
 
 
-class MasterService(rpyc.Service):
-    """One per connection (rpyc builds it through classpartial): who logged in on it."""
-
-    def __init__(self, state):
-        super().__init__()
-        self.state = state
-        self.user = None
-        self.worker_id = None
-        self.nonce = None
-        self.peer = ""
-
-    def on_connect(self, conn):
-        self.peer = peer_host(conn)
-
-    # --- identity --------------------------------------------------------------------
-
-    def _me(self):
-        if self.user is None:
-            raise errors.AuthenticationFailed("log in first")
-        with self.state.lock:
-            if self.user not in self.state.ns.users:
-                raise errors.AuthenticationFailed(f"key for {self.user} was revoked")
-        return self.user
-
-    def _worker(self):
-        if self.worker_id is None:
-            raise errors.AuthenticationFailed("worker not logged in")
-        return self.worker_id
+class MasterService(Session):
+    """The exposed methods (one service object per connection, see Session)."""
 
     @boundary
     def exposed_hello(self):
@@ -131,12 +104,6 @@ class MasterService(rpyc.Service):
 
     # --- admin -----------------------------------------------------------------------
 
-    def _admin(self):
-        user = self._me()
-        if not self.state.ns.is_admin(user):
-            raise errors.NotPermitted("only an admin may do that")
-        return user
-
     @boundary
     def exposed_users_list(self):
         self._admin()
@@ -164,11 +131,6 @@ class MasterService(rpyc.Service):
             self.state.commit({"op": "revoke", "name": name})
 
     # --- namespace -------------------------------------------------------------------
-
-    def _serving(self):
-        user = self._me()
-        self.state.require_serving()
-        return user
 
     @boundary
     def exposed_stat(self, path):

@@ -1,0 +1,50 @@
+"""Who is on the other end of one rpyc connection to a metadata server.
+
+rpyc builds one service object per connection (through classpartial), so the login state
+lives on it: a user name after ``login``, a worker id after ``worker_login``. Every exposed
+method starts by asking this object who the caller is.
+"""
+
+import rpyc
+
+from dfs import errors
+from nodes.rpcserver import peer_host
+
+
+class Session(rpyc.Service):
+    """One per connection: who logged in on it, and the checks every method starts with."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+        self.user = None
+        self.worker_id = None
+        self.nonce = None
+        self.peer = ""
+
+    def on_connect(self, conn):
+        self.peer = peer_host(conn)
+
+    def _me(self):
+        if self.user is None:
+            raise errors.AuthenticationFailed("log in first")
+        with self.state.lock:
+            if self.user not in self.state.ns.users:
+                raise errors.AuthenticationFailed(f"key for {self.user} was revoked")
+        return self.user
+
+    def _worker(self):
+        if self.worker_id is None:
+            raise errors.AuthenticationFailed("worker not logged in")
+        return self.worker_id
+
+    def _admin(self):
+        user = self._me()
+        if not self.state.ns.is_admin(user):
+            raise errors.NotPermitted("only an admin may do that")
+        return user
+
+    def _serving(self):
+        user = self._me()
+        self.state.require_serving()
+        return user
