@@ -10,13 +10,14 @@ ones; it runs when this module is imported, in every DFS process.
 import ctypes
 import ctypes.util
 import socket
+from collections.abc import Callable
 
 import rpyc
 from rpyc.core import consts
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 
-from dfs import errors
+from dfs import auth, errors
 
 IO_CHUNK = 4 * 1024 * 1024
 
@@ -94,3 +95,33 @@ def hard_close(conn):
 
 
 TRANSPORT_ERRORS = (EOFError, ConnectionError, TimeoutError, socket.timeout, BrokenPipeError)
+
+
+def login(conn: rpyc.Connection, method: str, name: str, key: str) -> tuple:
+    """The login handshake, the one copy of it: ``hello()`` gives the server's nonce, then
+    ``<method>(name, client nonce, proof)`` proves we hold ``key`` without sending it
+    (dfs.auth). -> what the login method answered."""
+    nonce, _role, _epoch = call(conn, "hello")
+    client_nonce = auth.new_nonce()
+    proof = auth.make_proof(key, name, nonce, client_nonce)
+    return call(conn, method, name, client_nonce, proof)
+
+
+def read_pieces(read_piece: Callable[[int], tuple[bytes, int]], length: int | None,
+                what: str) -> bytes:
+    """The one piece-read loop: ``read_piece(offset) -> (data, chunk size)`` until the
+    whole chunk is in (``length`` if known, else the size the worker reports). A piece
+    that comes back empty before the end means the copy is shorter than recorded."""
+    pieces: list[bytes] = []
+    offset = 0
+    while length is None or offset < length:
+        data, size = read_piece(offset)
+        if length is None:
+            length = size
+        if not data:
+            if offset < length:
+                raise errors.ChunkCorrupt(f"{what} is shorter than recorded")
+            break
+        pieces.append(data)
+        offset += len(data)
+    return b"".join(pieces)

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from dfs import auth, errors, rpc
+from dfs import errors, rpc
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ class MasterLink:
         if self.user is None:
             return conn
         try:
-            nonce, _role, _epoch = conn.root.hello()
-            client_nonce = auth.new_nonce()
-            proof = auth.make_proof(self.key, self.user, nonce, client_nonce)
-            _name, self.admin = conn.root.login(self.user, client_nonce, proof)
+            _name, self.admin = rpc.login(conn, "login", self.user, self.key)
             return conn
         except BaseException:
             conn.close()

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dfs import chunks, errors, wire
+from dfs import chunks, errors, rpc, wire
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +134,10 @@ class Transfer:
     # --- download --------------------------------------------------------------------
 
     def _fetch(self, chunk, replica):
-        pieces = []
-        offset = 0
-        while offset < chunk.ref.length:
-            data, _size = self.workers.call(replica, "read", chunk.token, chunk.ref.chunk_id,
-                                            offset, self.piece_size)
-            if not data:
-                raise errors.ChunkCorrupt(f"chunk {chunk.ref.chunk_id} is shorter than recorded")
-            pieces.append(data)
-            offset += len(data)
-        return b"".join(pieces)
+        return rpc.read_pieces(
+            lambda offset: self.workers.call(replica, "read", chunk.token, chunk.ref.chunk_id,
+                                             offset, self.piece_size),
+            chunk.ref.length, f"chunk {chunk.ref.chunk_id}")
 
     def load_chunk(self, chunk, use_cache=True):
         """The bytes of one ReadChunk, verified; raises DataLost if no replica has them."""

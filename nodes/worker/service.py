@@ -423,18 +423,11 @@ class Worker:
         """Copy a chunk from another worker (the master asked, to restore replication)."""
         conn = rpc.connect(host, port)
         try:
-            offset, size, pieces = 0, None, []
-            while size is None or offset < size:
-                data, size = rpc.call(conn, "read", token, chunk_id, offset, MIB)
-                if not data and offset < size:
-                    raise errors.ChunkCorrupt("short read while replicating")
-                pieces.append(data)
-                offset += len(data)
-                if size == 0:
-                    break
+            blob = rpc.read_pieces(
+                lambda offset: rpc.call(conn, "read", token, chunk_id, offset, MIB),
+                None, f"chunk {chunk_id} while replicating")
         finally:
             conn.close()
-        blob = b"".join(pieces)
         if not blob:
             return
         self.store.write(chunk_id, kind, 0, blob, len(blob), chunks.crc(blob))
@@ -502,11 +495,8 @@ class Reporter:
         worker, store = self.worker, self.worker.store
         conn = rpc.connect(host, port, timeout=10)
         try:
-            nonce, _role, epoch = conn.root.hello()
-            client_nonce = auth.new_nonce()
-            proof = auth.make_proof(worker.config.join_token, worker.worker_id, nonce,
-                                    client_nonce)
-            self.interval, _epoch = conn.root.worker_login(worker.worker_id, client_nonce, proof)
+            self.interval, _epoch = rpc.login(conn, "worker_login", worker.worker_id,
+                                              worker.config.join_token)
             store.take_changes(self.feed)  # the full inventory below supersedes them
             chunk_size, epoch = conn.root.worker_register(
                 worker.address[0], worker.address[1], store.free(), store.used,
