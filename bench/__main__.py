@@ -3,6 +3,8 @@
 MODULE is ``b_data`` or ``data``; without one every ``bench/b_*.py`` runs, sorted.
 """
 
+from __future__ import annotations
+
 import argparse
 import importlib
 import os
@@ -17,18 +19,18 @@ import bench
 from bench.common import Skip, format_table
 
 
-def discover():
+def discover() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("b_"))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="b_NAME (or NAME) to run; default: all")
     parser.add_argument("--keep", action="store_true", help="keep the temp work dir")
     args = parser.parse_args(argv)
 
     available = discover()
-    wanted = []
+    wanted: list[str] = []
     for name in args.modules or available:
         name = name if name.startswith("b_") else "b_" + name
         name = name.removesuffix(".py")

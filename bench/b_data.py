@@ -20,11 +20,19 @@ memory (new page-cache pages) can cost more than the disk itself: raise ROUNDS w
 local figures jump between runs.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench import common
-from bench.common import MIB, compare
+from bench.common import MIB, Row, Table, compare
 from dfs.fsutil import fsync_dir
+
+if TYPE_CHECKING:
+    from dfs.client import DfsClient
+    from dfs.local.cluster import LocalCluster
 
 BIG = 1024 * MIB
 ROUNDS = 1
@@ -35,7 +43,8 @@ STATS = 1000
 LISTS = 20
 
 
-def versus(label, dfs_fn, local_fn, amount, unit, rounds=1, before=None):
+def versus(label: str, dfs_fn: Callable[[], object], local_fn: Callable[[], object], amount: int,
+           unit: str, rounds: int = 1, before: Callable[[], object] | None = None) -> Row:
     """Time ``local_fn`` and ``dfs_fn`` (interleaved, best of ``rounds``) -> a compare row.
 
     ``amount`` is bytes for MB/s, a count for the per-second units; ``before()`` runs
@@ -43,13 +52,13 @@ def versus(label, dfs_fn, local_fn, amount, unit, rounds=1, before=None):
     FAILED row: the bench reports what broke and goes on.
     """
     rate = common.mb_per_s if unit == "MB/s" else common.per_s
-    local_best = dfs_best = None
-    error = None
+    local_best = dfs_best = float("inf")
+    error: Exception | None = None
     for _ in range(rounds):
         if before:
             before()
         seconds, _ = common.timed(local_fn)
-        local_best = seconds if local_best is None else min(local_best, seconds)
+        local_best = min(local_best, seconds)
         if error is None:
             if before:
                 before()
@@ -58,26 +67,27 @@ def versus(label, dfs_fn, local_fn, amount, unit, rounds=1, before=None):
             except Exception as exc:
                 error = exc
                 continue
-            dfs_best = seconds if dfs_best is None else min(dfs_best, seconds)
-    if dfs_best is None:
+            dfs_best = min(dfs_best, seconds)
+    if error is not None and dfs_best == float("inf"):  # the first DFS round failed
         return common.failed(label, rate(amount, local_best), unit, error)
     return compare(label, rate(amount, dfs_best), rate(amount, local_best), unit)
 
 
-def remove(*paths):
+def remove(*paths: str) -> None:
     for path in paths:
         if os.path.exists(path):
             os.unlink(path)
 
 
-def bulk(workdir, cluster, dfs, src, local):
+def bulk(workdir: str, cluster: LocalCluster, dfs: DfsClient, src: str,
+         local: str) -> tuple[list[Row], bool]:
     """put / get of the big file. -> (rows, whether caches could be dropped)."""
-    rows = []
+    rows: list[Row] = []
     big_local = os.path.join(local, "big.bin")
     back_local = os.path.join(local, "back.bin")
     got = os.path.join(workdir, "got.bin")
 
-    def local_put():
+    def local_put() -> None:
         remove(big_local)
         common.copy_file(src, big_local, fsync=True)
 
@@ -87,11 +97,11 @@ def bulk(workdir, cluster, dfs, src, local):
     cold = common.drop_caches()
     label = "get 1 GiB, cold" if cold else "get 1 GiB (page cache NOT dropped)"
 
-    def local_get():
+    def local_get() -> None:
         common.copy_file(big_local, back_local)
         remove(back_local)
 
-    def dfs_get(client=dfs):
+    def dfs_get(client: DfsClient = dfs) -> None:
         client.get("/big.bin", got)
         remove(got)
 
@@ -104,13 +114,13 @@ def bulk(workdir, cluster, dfs, src, local):
     return rows, cold
 
 
-def small_files(dfs, local):
-    rows = []
+def small_files(dfs: DfsClient, local: str) -> tuple[list[Row], str]:
+    rows: list[Row] = []
     payloads = [os.urandom(SMALL) for _ in range(SMALL_COUNT)]
     small_local = os.path.join(local, "small")
     os.makedirs(small_local)
 
-    def local_put():
+    def local_put() -> None:
         for i, data in enumerate(payloads):
             fd = os.open(os.path.join(small_local, f"f{i}"), os.O_WRONLY | os.O_CREAT, 0o644)
             try:
@@ -119,16 +129,16 @@ def small_files(dfs, local):
             finally:
                 os.close(fd)
 
-    def dfs_put():
+    def dfs_put() -> None:
         for i, data in enumerate(payloads):
             dfs.put_bytes(f"/small/f{i}", data)
 
-    def local_read():
+    def local_read() -> None:
         for i in range(SMALL_COUNT):
             with open(os.path.join(small_local, f"f{i}"), "rb") as f:
                 f.read()
 
-    def dfs_read():
+    def dfs_read() -> None:
         for i in range(SMALL_COUNT):
             dfs.read_bytes(f"/small/f{i}")
 
@@ -140,42 +150,42 @@ def small_files(dfs, local):
     return rows, small_local
 
 
-def metadata(dfs, local, small_local):
-    rows = []
+def metadata(dfs: DfsClient, local: str, small_local: str) -> list[Row]:
+    rows: list[Row] = []
     dirs_local = os.path.join(local, "dirs")
     os.makedirs(dirs_local)
 
-    def local_mkdir():
+    def local_mkdir() -> None:
         for i in range(DIRS):
             os.mkdir(os.path.join(dirs_local, f"d{i}"))
             fsync_dir(dirs_local)
 
-    def dfs_mkdir():
+    def dfs_mkdir() -> None:
         for i in range(DIRS):
             dfs.mkdir(f"/dirs/d{i}")
 
-    def local_stat():
+    def local_stat() -> None:
         for i in range(STATS):
             os.stat(os.path.join(small_local, f"f{i}"))
 
-    def dfs_stat():
+    def dfs_stat() -> None:
         for i in range(STATS):
             dfs.stat(f"/small/f{i}")
 
-    def local_list():
+    def local_list() -> None:
         for _ in range(LISTS):
             [e.stat() for e in os.scandir(small_local)]
 
-    def dfs_list():
+    def dfs_list() -> None:
         for _ in range(LISTS):
             dfs.listdir("/small")
 
-    def local_unlink():
+    def local_unlink() -> None:
         for i in range(SMALL_COUNT):
             os.unlink(os.path.join(small_local, f"f{i}"))
         fsync_dir(small_local)
 
-    def dfs_unlink():
+    def dfs_unlink() -> None:
         for i in range(SMALL_COUNT):
             dfs.rm(f"/small/f{i}")
 
@@ -188,7 +198,7 @@ def metadata(dfs, local, small_local):
     return rows
 
 
-def run(workdir):
+def run(workdir: str) -> list[Table]:
     local = os.path.join(workdir, "local")
     os.makedirs(local)
     src = common.random_file(os.path.join(workdir, "source.bin"), BIG)
@@ -197,7 +207,7 @@ def run(workdir):
         nodes = common.node_pids(cluster)
         common.reset_peak_rss([os.getpid(), *nodes.values()])
         rows_data, cold = bulk(workdir, cluster, dfs, src, local)
-        rows_memory = [("client (this process)", common.peak_rss_mib(os.getpid()))]
+        rows_memory: list[Row] = [("client (this process)", common.peak_rss_mib(os.getpid()))]
         rows_memory += [(name, common.peak_rss_mib(pid)) for name, pid in nodes.items()]
         os.unlink(src)
         rows_small, small_local = small_files(dfs, local)

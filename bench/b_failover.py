@@ -8,13 +8,22 @@
   fsynced on both before the answer) and with a lone master (``--no-shadow``).
 """
 
+from __future__ import annotations
+
 import signal
 import statistics
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from bench import common
+from bench.common import Row, Table
 from dfs.local.cluster import wait_for
+
+if TYPE_CHECKING:
+    from dfs.client import DfsClient
+    from dfs.local.cluster import LocalCluster
+    from dfs.wire import ClusterStatus
 
 KILLS = 10
 OPS = 500
@@ -24,14 +33,14 @@ PAYLOAD = b"x" * 4096
 class Stream:
     """Puts files in a loop; records when each acknowledged put returned."""
 
-    def __init__(self, client):
+    def __init__(self, client: DfsClient) -> None:
         self.client = client
-        self.acked = []  # (monotonic time, path)
-        self.failures = []
+        self.acked: list[tuple[float, str]] = []  # (monotonic time, path)
+        self.failures: list[Exception] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run)
 
-    def run(self):
+    def run(self) -> None:
         i = 0
         while not self.stop.is_set():
             path = f"/f{i}"
@@ -42,51 +51,55 @@ class Stream:
                 self.failures.append(exc)
             i += 1
 
-    def gap_around(self, moment):
+    def gap_around(self, moment: float) -> float:
         """Longest gap between two acknowledgements from the kill to 10 s after it."""
         times = [t for t, _path in self.acked]
-        gaps = [b - a for a, b in zip(times, times[1:]) if b >= moment and a <= moment + 10]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)
+                if b >= moment and a <= moment + 10]
         return max(gaps or [float("nan")])
 
 
-def _status(cluster):
+def _status(cluster: LocalCluster) -> ClusterStatus:
     with cluster.admin_client(failover_deadline=30) as admin:
         return admin.status()
 
 
-def pauses(workdir):
+def pauses(workdir: str) -> Table:
     with common.cluster(workdir, client_options={"failover_deadline": 60}) as (cluster, client):
         stream = Stream(client)
         stream.thread.start()
-        measured = []
+        measured: list[float] = []
         try:
             wait_for(lambda: len(stream.acked) > 20, 30, "puts to start")
             for _ in range(KILLS):
                 leader = wait_for(cluster.leader, 30, "a leader")
                 moment = time.monotonic()
                 leader.stop(signal.SIGKILL)
-                count = len(stream.acked)
-                wait_for(lambda: len(stream.acked) > count + 5, 60, "puts after the kill")
+
+                def resumed(wanted: int = len(stream.acked) + 5) -> bool:
+                    return len(stream.acked) > wanted
+                wait_for(resumed, 60, "puts after the kill")
                 measured.append(stream.gap_around(moment))
                 leader.start(cluster.env, False)
                 leader.wait_ready()
-                wait_for(lambda: _status(cluster)["standby"] == "in sync", 60, "re-sync")
+                wait_for(lambda: _status(cluster).standby == "in sync", 60, "re-sync")
         finally:
             stream.stop.set()
             stream.thread.join()
         lost = sum(1 for _t, path in stream.acked
                    if not client.read_bytes(path).startswith(PAYLOAD))
-        rows = [("pause seen by a client, median", round(statistics.median(measured), 2), "s"),
-                ("pause seen by a client, max", round(max(measured), 2), "s"),
-                ("acknowledged puts", len(stream.acked), "files"),
-                ("acknowledged puts lost or damaged", lost, "files"),
-                ("puts that failed with an error", len(stream.failures), "files")]
+        rows: list[Row] = [
+            ("pause seen by a client, median", round(statistics.median(measured), 2), "s"),
+            ("pause seen by a client, max", round(max(measured), 2), "s"),
+            ("acknowledged puts", len(stream.acked), "files"),
+            ("acknowledged puts lost or damaged", lost, "files"),
+            ("puts that failed with an error", len(stream.failures), "files")]
         return ("Failover: %d x kill -9 of the leader under a put load (target: pause < 5 s, "
                 "nothing lost)" % KILLS, ("measure", "value", "unit"), rows)
 
 
-def replication_cost(workdir):
-    rates = {}
+def replication_cost(workdir: str) -> Table:
+    rates: dict[str, float] = {}
     for label, shadow in (("master + shadow", True), ("master alone", False)):
         sub = f"{workdir}/{'ha' if shadow else 'solo'}"
         with common.cluster(sub, shadow=shadow) as (_cluster, client):
@@ -96,10 +109,10 @@ def replication_cost(workdir):
                     client.mkdir(f"/d/{i}")
             rates[label] = OPS / timer.seconds
     ratio = rates["master + shadow"] / rates["master alone"]
-    rows = [(label, round(rate, 1), "mkdir/s") for label, rate in rates.items()]
+    rows: list[Row] = [(label, round(rate, 1), "mkdir/s") for label, rate in rates.items()]
     rows.append(("cost of the synchronous standby", f"x{ratio:.2f}", "of the lone rate"))
     return ("Synchronous replication: %d mkdir, one client" % OPS, ("setup", "rate", "unit"), rows)
 
 
-def run(workdir):
+def run(workdir: str) -> list[Table]:
     return [pauses(f"{workdir}/pauses"), replication_cost(f"{workdir}/cost")]

@@ -38,26 +38,26 @@ def _check_fuse():
     if not (shutil.which("fusermount3") or shutil.which("fusermount")):
         raise Skip("no fusermount3: apt-get install fuse3")
     try:
-        from mount import fuse
-        fuse._mfusepy()
+        from mount import binding
+        binding.import_mfusepy()
     except Exception as exc:  # mfusepy or libfuse missing
         raise Skip(f"the mount cannot run here: {exc}") from None
 
 
 class Mount:
     def __init__(self, path, auth_file):
-        from mount import fuse
-        self.fuse = fuse
+        from mount import lifecycle
+        self.lifecycle = lifecycle
         self.path = path
         self.auth_file = auth_file
         os.makedirs(path, exist_ok=True)
 
     def up(self):
-        self.fuse.mount_background(self.path, self.auth_file, cache_dir="")
+        self.lifecycle.mount_background(self.path, self.auth_file, cache_dir="")
 
     def down(self):
-        if self.fuse.is_mounted(self.path):
-            self.fuse.unmount(self.path)
+        if self.lifecycle.is_mounted(self.path):
+            self.lifecycle.unmount(self.path)
 
     def again(self):
         """Unmount and mount again: the kernel's page cache of the mount is gone."""
@@ -214,8 +214,8 @@ def run(workdir):
                 with Timer() as t_local:
                     fn(os.path.join(local, "dirs"), True)
                 rows_files.append(timed_or_failed(
-                    label, lambda: fn(os.path.join(mnt, "dirs"), False), t_local.seconds, DIRS,
-                    "ops/s")[0])
+                    label, lambda fn=fn: fn(os.path.join(mnt, "dirs"), False), t_local.seconds,
+                    DIRS, "ops/s")[0])
         finally:
             m.down()
 

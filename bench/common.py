@@ -1,10 +1,26 @@
 """Helpers shared by the bench modules: timing, formatting, comparisons, a local cluster."""
 
+from __future__ import annotations
+
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-MIB = 1024 * 1024
+from dfs.config import MIB
+
+if TYPE_CHECKING:
+    from dfs.client import DfsClient
+    from dfs.local.cluster import LocalCluster
+
+T = TypeVar("T")
+
+Cell = str | int | float | None
+Row = tuple[Cell, ...]
+Table = tuple[str, Sequence[str], list[Row]]
+"""(title, header, rows): what a bench module's ``run(workdir)`` returns a list of."""
+
 PIECE = 64 * MIB  # random data is generated this much at a time
 
 COMPARE_HEADER = ("operation", "DFS", "local", "unit", "DFS/local", "")
@@ -17,35 +33,35 @@ class Skip(Exception):
 class Timer:
     """``with Timer() as t: ...`` then ``t.seconds`` (monotonic, high resolution)."""
 
-    def __init__(self):
-        self.start = None
+    def __init__(self) -> None:
+        self.start = 0.0
         self.seconds = 0.0
 
-    def __enter__(self):
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
 
 
-def timed(fn, *args, **kwargs):
+def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
     """-> (seconds, fn's result)."""
     with Timer() as t:
         result = fn(*args, **kwargs)
     return t.seconds, result
 
 
-def mb_per_s(nbytes, seconds):
+def mb_per_s(nbytes: float, seconds: float) -> float:
     """Throughput in MB/s (10^6 bytes, as dd and fio print)."""
     return nbytes / 1e6 / seconds if seconds > 0 else float("inf")
 
 
-def per_s(count, seconds):
+def per_s(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def fmt_number(value):
+def fmt_number(value: Cell) -> str:
     """3 significant digits for small values, no decimals for big ones."""
     if isinstance(value, str):
         return value
@@ -65,11 +81,12 @@ def fmt_number(value):
     return f"{value:.3g}"
 
 
-def fmt_mbs(nbytes, seconds):
+def fmt_mbs(nbytes: float, seconds: float) -> str:
     return fmt_number(mb_per_s(nbytes, seconds))
 
 
-def compare(label, dfs_value, local_value, unit, higher_is_better=True):
+def compare(label: str, dfs_value: float | None, local_value: float | None, unit: str,
+            higher_is_better: bool = True) -> Row:
     """A row under COMPARE_HEADER: the two figures, the ratio DFS/local, and a verdict."""
     if not local_value or dfs_value is None:
         return (label, fmt_number(dfs_value), fmt_number(local_value), unit, "-", "")
@@ -85,19 +102,19 @@ def compare(label, dfs_value, local_value, unit, higher_is_better=True):
     return (label, fmt_number(dfs_value), fmt_number(local_value), unit, shown, verdict)
 
 
-def failed(label, local_value, unit, exc):
+def failed(label: str, local_value: float | None, unit: str, exc: BaseException) -> Row:
     """A row under COMPARE_HEADER for a DFS measurement that raised: the error, not a number."""
     message = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return (label, "FAILED", fmt_number(local_value), unit, "-", message[:80])
 
 
-def format_table(title, header, rows):
+def format_table(title: str, header: Sequence[str], rows: Sequence[Row]) -> str:
     """Aligned plain text: text columns to the left, numbers to the right."""
     cells = [[str(c) for c in header]] + [[fmt_number(c) if not isinstance(c, str) else c
                                            for c in row] for row in rows]
     width = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(header))]
 
-    def numeric(text):
+    def numeric(text: str) -> bool:
         text = text.lstrip("x").rstrip("%")
         try:
             float(text)
@@ -121,11 +138,11 @@ def format_table(title, header, rows):
 
 # --- data and the local disk ------------------------------------------------------------
 
-def random_bytes(size):
+def random_bytes(size: int) -> bytes:
     return os.urandom(size)
 
 
-def random_file(path, size):
+def random_file(path: str, size: int) -> str:
     """Write ``size`` random bytes to ``path`` (64 MiB at a time; no fsync)."""
     with open(path, "wb") as f:
         left = size
@@ -136,7 +153,7 @@ def random_file(path, size):
     return path
 
 
-def drop_caches():
+def drop_caches() -> bool:
     """Flush dirty pages and drop the page cache. -> True if it worked (needs root)."""
     os.sync()
     try:
@@ -147,7 +164,7 @@ def drop_caches():
         return False
 
 
-def copy_file(src, dst, fsync=False, block=4 * MIB):
+def copy_file(src: str, dst: str, fsync: bool = False, block: int = 4 * MIB) -> None:
     """The local-disk baseline for a transfer: read ``src``, write ``dst``."""
     with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
         buf = bytearray(block)
@@ -163,7 +180,8 @@ def copy_file(src, dst, fsync=False, block=4 * MIB):
 
 # --- a local cluster ---------------------------------------------------------------------
 
-def start_cluster(workdir, workers=4, client_options=None, **cluster_options):
+def start_cluster(workdir: str, workers: int = 4, client_options: dict[str, Any] | None = None,
+                  **cluster_options: Any) -> tuple[LocalCluster, DfsClient]:
     """Start a LocalCluster under ``workdir/cluster``. -> (cluster, client "bench").
 
     ``cluster_options`` go to ClusterConfig (e.g. chunk_size), ``client_options`` to the
@@ -183,7 +201,7 @@ def start_cluster(workdir, workers=4, client_options=None, **cluster_options):
     return cluster, client
 
 
-def stop(cluster, client):
+def stop(cluster: LocalCluster, client: DfsClient) -> None:
     try:
         client.close()
     finally:
@@ -191,7 +209,8 @@ def stop(cluster, client):
 
 
 @contextlib.contextmanager
-def cluster(workdir, workers=4, client_options=None, **cluster_options):
+def cluster(workdir: str, workers: int = 4, client_options: dict[str, Any] | None = None,
+            **cluster_options: Any) -> Iterator[tuple[LocalCluster, DfsClient]]:
     """``with cluster(workdir) as (cluster, client):`` -- always stopped."""
     running, client = start_cluster(workdir, workers, client_options, **cluster_options)
     try:
@@ -202,13 +221,13 @@ def cluster(workdir, workers=4, client_options=None, **cluster_options):
 
 # --- memory ------------------------------------------------------------------------------
 
-def node_pids(cluster):
+def node_pids(cluster: LocalCluster) -> dict[str, int]:
     """{name: pid} of a LocalCluster's running nodes."""
     nodes = [cluster.master, *cluster.workers]
     return {node.name: node.pid for node in nodes if node is not None and node.pid}
 
 
-def reset_peak_rss(pids):
+def reset_peak_rss(pids: Sequence[int]) -> None:
     """Start measuring peak RSS afresh (Linux: clear_refs 5); silently skipped elsewhere."""
     for pid in pids:
         try:
@@ -218,7 +237,7 @@ def reset_peak_rss(pids):
             pass
 
 
-def peak_rss_mib(pid):
+def peak_rss_mib(pid: int) -> float | None:
     """Peak resident memory of ``pid`` in MiB since start or reset_peak_rss (Linux)."""
     try:
         with open(f"/proc/{pid}/status") as f:

@@ -11,33 +11,36 @@ cluster join token, which every worker knows; a worker serves or stores a chunk 
 against a valid token for that chunk and op.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import os
 import secrets
 import time
+from collections.abc import Sequence
 
-from dfs.config import format_addresses, parse_addresses
+from dfs.config import Address, format_addresses, parse_addresses
 from dfs.errors import AuthenticationFailed, InvalidArgument, StaleToken
 
 KEY_BYTES = 32
 NONCE_BYTES = 16
 
 
-def new_key():
+def new_key() -> str:
     return secrets.token_hex(KEY_BYTES)
 
 
-def new_nonce():
+def new_nonce() -> bytes:
     return secrets.token_bytes(NONCE_BYTES)
 
 
-def stored_form(key_hex):
+def stored_form(key_hex: str) -> str:
     """What the master keeps of a key: sha256 of its bytes, hex."""
     return hashlib.sha256(_key_bytes(key_hex)).hexdigest()
 
 
-def _key_bytes(key_hex):
+def _key_bytes(key_hex: str) -> bytes:
     try:
         key = bytes.fromhex(key_hex)
     except (ValueError, TypeError):
@@ -47,15 +50,15 @@ def _key_bytes(key_hex):
     return key
 
 
-def _transcript(name, server_nonce, client_nonce):
+def _transcript(name: str, server_nonce: bytes, client_nonce: bytes) -> bytes:
     return b"dfs-login\0" + name.encode() + b"\0" + server_nonce + client_nonce
 
 
-def _xor(a, b):
-    return bytes(x ^ y for x, y in zip(a, b))
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=False))
 
 
-def make_proof(key_hex, name, server_nonce, client_nonce):
+def make_proof(key_hex: str, name: str, server_nonce: bytes, client_nonce: bytes) -> bytes:
     """Client side: the proof that we hold ``key_hex``."""
     key = _key_bytes(key_hex)
     stored = hashlib.sha256(key).digest()
@@ -63,7 +66,8 @@ def make_proof(key_hex, name, server_nonce, client_nonce):
     return _xor(key, signature)
 
 
-def check_proof(stored_hex, name, server_nonce, client_nonce, proof):
+def check_proof(stored_hex: str, name: str, server_nonce: bytes, client_nonce: bytes,
+                proof: object) -> bool:
     """Master side: True when ``proof`` shows knowledge of the key behind ``stored_hex``."""
     if not isinstance(proof, bytes) or len(proof) != KEY_BYTES:
         return False
@@ -75,18 +79,20 @@ def check_proof(stored_hex, name, server_nonce, client_nonce, proof):
 
 # --- chunk tokens ---------------------------------------------------------------------
 
-def chunk_secret(join_token):
+def chunk_secret(join_token: str) -> bytes:
     return hmac.new(join_token.encode(), b"dfs chunk tokens v1", "sha256").digest()
 
 
-def sign_chunk_token(secret, op, chunk_id, epoch, ttl, now=None):
+def sign_chunk_token(secret: bytes, op: str, chunk_id: int, epoch: int, ttl: float,
+                     now: float | None = None) -> str:
     expires = int((now if now is not None else time.time()) + ttl)
     body = f"{op}:{chunk_id}:{epoch}:{expires}"
     mac = hmac.new(secret, body.encode(), "sha256").hexdigest()[:32]
     return f"{body}:{mac}"
 
 
-def verify_chunk_token(secret, token, op, chunk_id, min_epoch, now=None):
+def verify_chunk_token(secret: bytes, token: object, op: str, chunk_id: int, min_epoch: int,
+                       now: float | None = None) -> int:
     """Raise StaleToken unless ``token`` allows ``op`` on ``chunk_id``; returns its epoch."""
     if not isinstance(token, str) or token.count(":") != 4:
         raise StaleToken("malformed chunk token")
@@ -106,7 +112,7 @@ def verify_chunk_token(secret, token, op, chunk_id, min_epoch, now=None):
 
 # --- auth.txt ------------------------------------------------------------------------
 
-def write_auth_file(path, masters, user, key):
+def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str) -> None:
     """Write auth.txt with mode 0600 (created that way, never world-readable)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -125,7 +131,7 @@ def write_auth_file(path, masters, user, key):
     os.replace(tmp, path)
 
 
-def read_auth_file(path):
+def read_auth_file(path: str) -> tuple[tuple[Address, ...], str, str]:
     """-> (masters, user, key). A missing or malformed file is a clear error."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -135,7 +141,7 @@ def read_auth_file(path):
             f"no auth file at {path}: run `dfs register NAME` (or `make up`) first") from None
     except OSError as exc:
         raise AuthenticationFailed(f"cannot read auth file {path}: {exc.strerror}") from None
-    values = {}
+    values: dict[str, str] = {}
     for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
@@ -155,21 +161,23 @@ def read_auth_file(path):
 VOTER_WINDOW = 30.0
 
 
-def voter_secret(join_token):
+def voter_secret(join_token: str) -> bytes:
     return hmac.new(join_token.encode(), b"dfs voters v1", "sha256").digest()
 
 
-def _voter_body(method, args, stamp):
+def _voter_body(method: str, args: object, stamp: float) -> bytes:
     return f"{method}|{args!r}|{stamp:.6f}".encode()
 
 
-def sign_voter_call(secret, method, args, now=None):
+def sign_voter_call(secret: bytes, method: str, args: object,
+                    now: float | None = None) -> tuple[float, str]:
     """-> (stamp, mac) proving a metadata server (it knows the join token) sent this call."""
     stamp = now if now is not None else time.time()
     return stamp, hmac.new(secret, _voter_body(method, args, stamp), "sha256").hexdigest()
 
 
-def verify_voter_call(secret, method, args, stamp, mac, now=None):
+def verify_voter_call(secret: bytes, method: str, args: object, stamp: object, mac: object,
+                      now: float | None = None) -> None:
     now = now if now is not None else time.time()
     if not isinstance(stamp, float) or abs(now - stamp) > VOTER_WINDOW:
         raise AuthenticationFailed("voter call too old or from a clock far off")

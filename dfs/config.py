@@ -3,10 +3,18 @@
 Built once in a ``main()`` (the CLI or LocalCluster) and passed down; nothing here reads
 files relative to the working directory. Each field says what it is for; ``validate()``
 turns a bad value into an InvalidArgument with a clear message.
+
+Every default lives here once, as a field: anything else that needs one (an argparse
+default, another class) reads it with ``default(MasterConfig, "lease")``.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dfs.errors import InvalidArgument
 
@@ -16,8 +24,26 @@ DEFAULT_WORKER_BASE_PORT = 18870
 MIB = 1024 * 1024
 BLOCK_SIZE = 64 * 1024  # one CRC32C per block of a chunk
 
+Address = tuple[str, int]
 
-def parse_address(text, default_port=DEFAULT_MASTER_PORT):
+
+def default(config_class: type, name: str) -> Any:
+    """The default value of field ``name`` of one of the dataclasses below.
+
+    ``Any`` on purpose: the field's own annotation says what it is, and callers use it as
+    an argparse default or as another field's default."""
+    for item in dataclasses.fields(config_class):
+        if item.name != name:
+            continue
+        if item.default is not dataclasses.MISSING:
+            return item.default
+        if item.default_factory is not dataclasses.MISSING:
+            return item.default_factory()
+        raise InvalidArgument(f"{config_class.__name__}.{name} has no default")
+    raise InvalidArgument(f"{config_class.__name__} has no field {name!r}")
+
+
+def parse_address(text: str, default_port: int = DEFAULT_MASTER_PORT) -> Address:
     """'host:port' or 'host' -> (host, port)."""
     text = text.strip()
     if not text:
@@ -34,16 +60,16 @@ def parse_address(text, default_port=DEFAULT_MASTER_PORT):
     return host.strip("[]") or "127.0.0.1", port_number
 
 
-def parse_addresses(text):
+def parse_addresses(text: str) -> tuple[Address, ...]:
     """'h1:p1,h2:p2' -> ((h1, p1), (h2, p2))."""
     return tuple(parse_address(part) for part in text.split(",") if part.strip())
 
 
-def format_addresses(addresses):
+def format_addresses(addresses: Iterable[Address]) -> str:
     return ",".join(f"{host}:{port}" for host, port in addresses)
 
 
-def _require(condition, message):
+def _require(condition: object, message: str) -> None:
     if not condition:
         raise InvalidArgument(message)
 
@@ -72,7 +98,7 @@ class MasterConfig:
     tick_interval: float = 0.5
     role: str = "master"
     """"master" or "shadow": the same code; the role only names it and breaks ties."""
-    peer: tuple = None
+    peer: Address | None = None
     """(host, port) of the other metadata server, or None to run alone."""
     lease: float = 3.0
     """Seconds a voter's lease lasts; a failover takes about one lease."""
@@ -82,7 +108,7 @@ class MasterConfig:
     """How long a deleted file stays in its owner's trash before its chunks are freed;
     0 frees them at once (no trash)."""
 
-    def validate(self):
+    def validate(self) -> MasterConfig:
         _require(self.trash_seconds >= 0, "trash time must not be negative")
         _require(self.role in ("master", "shadow"), "role must be master or shadow")
         _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
@@ -96,7 +122,7 @@ class MasterConfig:
         return self
 
     @property
-    def metadata_dir(self):
+    def metadata_dir(self) -> str:
         return os.path.join(self.data_dir, "cache-metadata")
 
 
@@ -104,7 +130,7 @@ class MasterConfig:
 class WorkerConfig:
     data_dir: str
     """Holds chunks/ (primary copies), backups/ (backup copies) and worker-id."""
-    masters: tuple
+    masters: tuple[Address, ...]
     """((host, port), ...) of the metadata servers."""
     join_token: str
     host: str = "127.0.0.1"
@@ -113,11 +139,14 @@ class WorkerConfig:
     """Bytes this worker may use; 0 means the free space of its disk."""
     scrub_bytes_per_second: int = 4 * MIB
     """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
+    lease: float = default(MasterConfig, "lease")
+    """Seconds a lease this worker grants as a voter lasts (the masters' lease)."""
 
-    def validate(self):
+    def validate(self) -> WorkerConfig:
         _require(self.masters, "a worker needs at least one master address")
         _require(0 <= self.port < 65536, "worker port out of range")
-        _require(len(self.join_token) == 64 and all(c in "0123456789abcdef" for c in self.join_token),
+        hex_digits = all(c in "0123456789abcdef" for c in self.join_token)
+        _require(len(self.join_token) == 64 and hex_digits,
                  "a worker needs the cluster's join token (64 hex digits)")
         _require(self.capacity >= 0, "capacity must not be negative")
         _require(self.scrub_bytes_per_second >= 0, "scrub rate must not be negative")
@@ -126,7 +155,7 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    masters: tuple
+    masters: tuple[Address, ...]
     user: str
     key: str
     cache_dir: str = ""
@@ -135,20 +164,31 @@ class ClientConfig:
     piece_size: int = MIB
     """Bytes per data call to a worker: rpyc is fastest at about 1 MiB."""
     timeout: float = 30.0
-    """Deadline for one data call to a worker."""
+    """Deadline for one data call to a worker (the mount's --timeout)."""
     master_timeout: float = 5.0
     """Deadline for one metadata call: they take milliseconds, so a leader that does not
     answer in time is treated as gone (a paused leader then costs this much, not more)."""
     failover_deadline: float = 60.0
     """How long to keep retrying the metadata servers before a clear error."""
+    no_workers_wait: float = 10.0
+    """How long a "no active workers" answer is asked again before it is raised (never
+    longer than failover_deadline): a master that has just restarted gives it until the
+    workers have reported again, a cluster that really has none still says so."""
     parallel_chunks: int = 4
     """Chunks uploaded or downloaded at once by one file operation."""
+    fsck_deadline: float = 120.0
+    """How long `dfs fsck` waits for the check (and with --repair, the repairs)."""
+    register_timeout: float = 10.0
+    """Deadline for the `dfs register` call (the master hashes the new key)."""
+    register_deadline: float = 30.0
+    """How long `dfs register` keeps retrying the metadata servers."""
 
-    def validate(self):
+    def validate(self) -> ClientConfig:
         _require(self.masters, "no master address: run `dfs register` first")
         _require(self.user and self.key, "auth file has no user or key")
         _require(64 * 1024 <= self.piece_size <= 16 * MIB, "piece size out of range")
         _require(self.timeout > 0 and self.failover_deadline > 0, "timeouts must be positive")
+        _require(self.no_workers_wait >= 0, "no_workers_wait must not be negative")
         return self
 
 
@@ -162,18 +202,18 @@ class ClusterConfig:
     """Master on base_port, shadow on base_port + 1, workers from base_port + 9."""
     mount_dir: str = ""
     shadow: bool = True
-    chunk_size: int = 4 * MIB
-    dead_after: float = 10.0
-    heartbeat_interval: float = 1.0
-    snapshot_every: int = 1000
-    lease: float = 3.0
-    trash_seconds: float = 24 * 3600.0
+    chunk_size: int = default(MasterConfig, "chunk_size")
+    dead_after: float = default(MasterConfig, "dead_after")
+    heartbeat_interval: float = default(MasterConfig, "heartbeat_interval")
+    snapshot_every: int = default(MasterConfig, "snapshot_every")
+    lease: float = default(MasterConfig, "lease")
+    trash_seconds: float = default(MasterConfig, "trash_seconds")
     """How long deleted files stay in the trash (the masters' --trash-hours)."""
-    scrub_bytes_per_second: int = 4 * MIB
+    scrub_bytes_per_second: int = default(WorkerConfig, "scrub_bytes_per_second")
     """The workers' scrub rate (--scrub-rate, bytes per second)."""
-    extra_env: dict = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
-    def validate(self):
+    def validate(self) -> ClusterConfig:
         _require(0 <= self.workers <= 64, "workers must be between 0 and 64")
         _require(0 <= self.base_port < 65000, "base port out of range")
         return self

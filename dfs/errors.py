@@ -9,22 +9,24 @@ connections) are turned into ``MasterUnavailable`` / ``WorkerUnavailable`` insid
 ``dfs.client``, never shown raw.
 """
 
+from __future__ import annotations
+
 import errno as _errno
 
 
 class DfsError(Exception):
     """Base class. ``errno`` is what the mount returns; ``str(e)`` is the user's message."""
 
-    errno = _errno.EIO
+    errno: int = _errno.EIO
 
-    def __init__(self, message=""):
+    def __init__(self, message: str = "") -> None:
         super().__init__(message)
 
     @property
-    def message(self):
-        return self.args[0] if self.args else self.__class__.__name__
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
 
-    def __str__(self):
+    def __str__(self) -> str:
         # rpyc appends the remote traceback to str(); users only see the message.
         return self.message
 
@@ -34,7 +36,7 @@ class InvalidArgument(DfsError):
 
 
 class InvalidPath(InvalidArgument):
-    pass
+    errno = _errno.EINVAL
 
 
 class NameTooLong(DfsError):
@@ -90,7 +92,11 @@ class Unavailable(DfsError):
 
 
 class NoActiveWorkers(Unavailable):
-    def __init__(self, message="no active workers: start a worker (dfs worker) and retry"):
+    errno = _errno.EIO
+
+    def __init__(self,
+                 message: str = "no active workers: start a worker (dfs worker) and retry"
+                 ) -> None:
         super().__init__(message)
 
 
@@ -99,13 +105,15 @@ class MasterUnavailable(Unavailable):
 
 
 class WorkerUnavailable(Unavailable):
-    pass
+    errno = _errno.EIO
 
 
 class NotLeader(Unavailable):
     """This metadata server is not the leader; ``leader`` names the one to ask, if known."""
 
-    def __init__(self, message="not the leader", leader=""):
+    errno = _errno.EIO
+
+    def __init__(self, message: str = "not the leader", leader: str = "") -> None:
         super().__init__(message)
         self.leader = leader
 
@@ -132,7 +140,7 @@ class StaleToken(DfsError):
     errno = _errno.EACCES
 
 
-def errno_of(exc):
+def errno_of(exc: BaseException) -> int:
     """The errno the mount returns for ``exc``; anything unexpected is EIO."""
     if isinstance(exc, DfsError):
         return exc.errno

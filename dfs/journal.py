@@ -2,8 +2,9 @@
 
 ``cache-metadata/saved-files.json`` is the namespace at sequence number ``seq``, written
 atomically (temp file, fsync, rename, fsync of the directory). ``journal.jsonl`` holds one
-entry per line, each with its ``seq``; an entry is fsynced before the change it records
-is acknowledged. Start-up loads the snapshot and replays entries with a larger ``seq``.
+entry per line (``Record.to_line``: the entry's JSON with its ``seq`` and epoch ``ep``);
+an entry is fsynced before the change it records is acknowledged. Start-up loads the
+snapshot and replays entries with a larger ``seq``.
 
 A kill -9 can leave a torn last line: it was never fsynced, so never acknowledged, and
 ``load`` cuts it off. A crash between writing a snapshot and rotating the journal leaves
@@ -12,11 +13,15 @@ entries the snapshot already holds: replay skips them by ``seq``.
 Thread safety: one writer; the master calls it under its metadata lock.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
+from typing import BinaryIO
 
 from dfs.fsutil import write_atomic
+from dfs.namespace.entries import Record
 from dfs.namespace.model import Namespace
 
 log = logging.getLogger(__name__)
@@ -26,14 +31,14 @@ JOURNAL = "journal.jsonl"
 
 
 class Journal:
-    def __init__(self, directory):
+    def __init__(self, directory: str) -> None:
         self.directory = directory
         self.snapshot_path = os.path.join(directory, SNAPSHOT)
         self.journal_path = os.path.join(directory, JOURNAL)
-        self._file = None
+        self._file: BinaryIO | None = None
         self.entries_since_snapshot = 0
 
-    def load(self):
+    def load(self) -> Namespace:
         """-> Namespace rebuilt from snapshot + journal (empty if there is neither)."""
         os.makedirs(self.directory, exist_ok=True)
         if os.path.exists(self.snapshot_path):
@@ -47,7 +52,7 @@ class Journal:
             with open(self.journal_path, "rb") as f:
                 for line in f:
                     try:
-                        entry = json.loads(line)
+                        record = Record.from_line(line)
                     except ValueError:
                         log.warning("journal: cutting off a torn last entry (never acknowledged)")
                         break
@@ -55,9 +60,9 @@ class Journal:
                         log.warning("journal: cutting off an unterminated last entry")
                         break
                     good_bytes += len(line)
-                    if entry["seq"] <= ns.seq:
+                    if record.seq <= ns.seq:
                         continue
-                    ns.apply(entry)
+                    ns.apply(record)
                     replayed += 1
             with open(self.journal_path, "r+b") as f:
                 f.truncate(good_bytes)
@@ -65,20 +70,20 @@ class Journal:
         log.info("metadata loaded: snapshot seq %d, %d journal entries replayed", ns.seq, replayed)
         return ns
 
-    def _open(self):
+    def _open(self) -> BinaryIO:
         if self._file is None:
             self._file = open(self.journal_path, "ab")
         return self._file
 
-    def append(self, entries):
-        """Write entries and fsync once (group commit); only then may they be acknowledged."""
+    def append(self, records: list[Record]) -> None:
+        """Write records and fsync once (group commit); only then may they be acknowledged."""
         f = self._open()
-        f.write(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries))
+        f.write(b"".join(r.to_line().encode() + b"\n" for r in records))
         f.flush()
         os.fdatasync(f.fileno())
-        self.entries_since_snapshot += len(entries)
+        self.entries_since_snapshot += len(records)
 
-    def snapshot(self, ns):
+    def snapshot(self, ns: Namespace) -> None:
         """Write saved-files.json for ``ns``, then start an empty journal."""
         data = json.dumps(ns.to_json(), indent=1, sort_keys=True).encode()
         write_atomic(self.snapshot_path, data)
@@ -86,19 +91,19 @@ class Journal:
         write_atomic(self.journal_path, b"")
         self.entries_since_snapshot = 0
 
-    def read_tail(self, after_seq):
-        """Journal entries with seq > after_seq (for a standby catching up), or None if
+    def read_tail(self, after_seq: int) -> list[Record] | None:
+        """Journal records with seq > after_seq (for a standby catching up), or None if
         the journal no longer reaches back that far."""
-        entries = []
+        records = []
         with open(self.journal_path, "rb") as f:
             for line in f:
                 if line.endswith(b"\n"):
-                    entries.append(json.loads(line))
-        if entries and entries[0]["seq"] > after_seq + 1:
+                    records.append(Record.from_line(line))
+        if records and records[0].seq > after_seq + 1:
             return None
-        return [e for e in entries if e["seq"] > after_seq]
+        return [r for r in records if r.seq > after_seq]
 
-    def close(self):
+    def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

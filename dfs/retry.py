@@ -1,19 +1,31 @@
 """The one retry policy: exponential backoff up to a deadline.
 
 Every loop that tries something again (the client's failover, the mount, the backup
-watcher, a worker's reporter) asks a ``Backoff`` how long to wait, so the schedule and the
-"give up" rule are decided here once. The clock and the sleep are injectable, so tests
-step time by hand.
+watcher, a worker's reporter, a poll for a result) asks a ``Backoff`` how long to wait, so
+the schedule and the "give up" rule are decided here once. The clock and the sleep are
+injectable, so tests step time by hand.
+
+    backoff = RetryPolicy(deadline=60.0).start()
+    while True:
+        try:
+            return attempt()
+        except Unavailable:
+            if not backoff.wait():
+                raise
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 FIRST_DELAY = 0.05
 MAX_DELAY = 1.0
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], object]
 
 
 @dataclass(frozen=True)
@@ -25,16 +37,19 @@ class RetryPolicy:
     first: float = FIRST_DELAY
     cap: float = MAX_DELAY
 
-    def start(self, clock: Callable[[], float] = time.monotonic,
-              sleep: Callable[[float], object] = time.sleep) -> Backoff:
+    def within(self, deadline: float | None) -> RetryPolicy:
+        """The same schedule with another deadline."""
+        return dataclasses.replace(self, deadline=deadline)
+
+    def start(self, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> Backoff:
         return Backoff(self, clock, sleep)
 
 
 class Backoff:
     """One run of tries under a policy: ``wait()`` after each failure."""
 
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Clock = time.monotonic,
+                 sleep: Sleep = time.sleep) -> None:
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
@@ -43,6 +58,10 @@ class Backoff:
 
     def expired(self) -> bool:
         return self.ends is not None and self.clock() >= self.ends
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (never negative), None without one."""
+        return None if self.ends is None else max(0.0, self.ends - self.clock())
 
     def next_delay(self) -> float | None:
         """The pause before the next try, or None when that try would miss the deadline.

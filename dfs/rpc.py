@@ -2,15 +2,18 @@
 
 Stock rpyc moves about 10 MB/s of chunk data on loopback. Three settings fix it (measured
 in the foundation issue): no zlib compression of large frames, TCP_NODELAY on both ends
-(the server side is set in nodes/service.py), and a socket write size big enough that
+(the server side is set in nodes/rpcserver.py), and a socket write size big enough that
 a 1 MiB frame is not re-sliced and copied 16 times. ``tune()`` applies the class-level
 ones; it runs when this module is imported, in every DFS process.
 """
+
+from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import rpyc
 from rpyc.core import consts
@@ -21,7 +24,7 @@ from dfs import auth, errors
 
 IO_CHUNK = 4 * 1024 * 1024
 
-CLIENT_CONFIG = {
+CLIENT_CONFIG: dict[str, Any] = {
     "allow_public_attrs": False,
     "allow_pickle": False,
     "import_custom_exceptions": False,
@@ -31,14 +34,14 @@ CLIENT_CONFIG = {
 }
 
 
-def tune():
+def tune() -> None:
     Channel.COMPRESSION_LEVEL = 0
     Channel.COMPRESSION_THRESHOLD = 1 << 62  # never compress: chunk data is mostly incompressible
     SocketStream.MAX_IO_CHUNK = IO_CHUNK
     _keep_big_buffers()
 
 
-def _keep_big_buffers():
+def _keep_big_buffers() -> None:
     """rpyc copies each 1 MiB piece several times; glibc maps and unmaps a fresh buffer
     for each copy (page faults every time). Raising its thresholds keeps them reused:
     measured 200-230 -> 470-1000 MB/s for 1 MiB rpyc writes. glibc only; else a no-op."""
@@ -55,14 +58,15 @@ def _keep_big_buffers():
 tune()
 
 
-def set_nodelay(sock):
+def set_nodelay(sock: socket.socket) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass  # not TCP (e.g. a unix socket): nothing to tune
 
 
-def connect(host, port, timeout=30.0, connect_timeout=5.0):
+def connect(host: str, port: int, timeout: float = 30.0,
+            connect_timeout: float = 5.0) -> rpyc.Connection:
     """An rpyc connection with nodelay and no compression; raises Unavailable on failure."""
     try:
         stream = SocketStream.connect(host, port, timeout=connect_timeout, nodelay=True,
@@ -74,14 +78,14 @@ def connect(host, port, timeout=30.0, connect_timeout=5.0):
         raise errors.Unavailable(f"cannot reach {host}:{port}: {exc}") from None
 
 
-def call(conn, name, *args, **kwargs):
+def call(conn: rpyc.Connection, name: str, *args: Any, **kwargs: Any) -> Any:
     """``conn.root.<name>(*args, **kwargs)`` in one round trip: the plain spelling costs a
     getattr request, the call, and a release message (measured 860 -> 240 us)."""
     return conn.sync_request(consts.HANDLE_CALLATTR, conn.root, name, args,
                              tuple(kwargs.items()))
 
 
-def hard_close(conn):
+def hard_close(conn: rpyc.Connection) -> None:
     """Close a connection whose peer may be dead or paused: drop the socket first, so the
     polite close message rpyc sends cannot block on it."""
     try:
@@ -97,7 +101,7 @@ def hard_close(conn):
 TRANSPORT_ERRORS = (EOFError, ConnectionError, TimeoutError, socket.timeout, BrokenPipeError)
 
 
-def login(conn: rpyc.Connection, method: str, name: str, key: str) -> tuple:
+def login(conn: rpyc.Connection, method: str, name: str, key: str) -> Any:
     """The login handshake, the one copy of it: ``hello()`` gives the server's nonce, then
     ``<method>(name, client nonce, proof)`` proves we hold ``key`` without sending it
     (dfs.auth). -> what the login method answered."""

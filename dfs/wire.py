@@ -2,11 +2,18 @@
 
 rpyc sends those by value; anything else (lists, dicts, named tuples, dataclasses,
 bytearray, memoryview) becomes a remote proxy costing one round trip per attribute. So
-every service returns ``to_wire(...)`` of the records below and every caller rebuilds
-them with ``from_wire``. This module is the one place the wire format is decided.
+every service returns ``..._to_wire(...)`` of the records below and every caller rebuilds
+them with ``..._from_wire``. This module is the one place the wire format is decided: the
+comment above each pair of functions gives the tuple layout.
 """
 
-from typing import NamedTuple
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+# What arrives from rpyc: plain tuples whose layout the ``..._from_wire`` functions know.
+Wire = Any
 
 
 class Stat(NamedTuple):
@@ -23,7 +30,7 @@ class Stat(NamedTuple):
     nlink: int
 
     @property
-    def is_dir(self):
+    def is_dir(self) -> bool:
         return self.kind == "d"
 
 
@@ -50,7 +57,7 @@ class Replica(NamedTuple):
 
 class ReadChunk(NamedTuple):
     ref: ChunkRef
-    replicas: tuple  # of Replica, primary first
+    replicas: tuple[Replica, ...]  # primary first
     token: str
 
 
@@ -59,13 +66,13 @@ class FileLayout(NamedTuple):
 
     stat: Stat
     chunk_size: int
-    chunks: tuple  # of ReadChunk
+    chunks: tuple[ReadChunk, ...]
 
 
 class WriteTarget(NamedTuple):
     chunk_id: int
     version: int
-    replicas: tuple  # of Replica, primary first
+    replicas: tuple[Replica, ...]  # primary first
     token: str  # allows writing this chunk
     read_token: str  # allows reading it back before the file is committed
 
@@ -74,7 +81,7 @@ class WrittenChunk(NamedTuple):
     """A chunk the client stored, with the workers that acknowledged it."""
 
     ref: ChunkRef
-    stored_on: tuple  # of (worker id, kind); empty for a chunk the file already had
+    stored_on: tuple[tuple[str, str], ...]  # (worker id, kind); empty for a chunk the file had
 
 
 class WorkerStatus(NamedTuple):
@@ -89,76 +96,239 @@ class WorkerStatus(NamedTuple):
     seconds_since_heartbeat: float
 
 
-def stat_to_wire(stat):
+class PutResult(NamedTuple):
+    """The answer to a put or a commit: the file's new attributes."""
+
+    stat: Stat
+    under_replicated: int  # chunks stored with fewer copies than wanted
+
+
+class StatFs(NamedTuple):
+    """The whole cluster's capacity, after replication."""
+
+    total: int  # bytes
+    free: int  # bytes
+    chunk_size: int
+    files: int  # inodes
+
+
+class TrashEntry(NamedTuple):
+    trash_id: str
+    path: str  # where the file was (a restore puts it back there)
+    size: int
+    deleted_at: float  # Unix seconds
+    expires: float  # its chunks are freed after this
+
+
+FSCK_FIXABLE = ("under", "corrupt", "orphan")  # problem kinds a repair can fix
+
+
+class FsckProblem(NamedTuple):
+    kind: str  # "missing", "under", "corrupt" or "orphan"
+    chunk_id: int
+    worker_id: str  # the worker holding the bad or orphan copy ("" for missing/under)
+    path: str  # the file the chunk belongs to ("" for an orphan)
+
+
+class FsckReport(NamedTuple):
+    files: int
+    chunks: int
+    workers: int  # workers scanned
+    unreachable: tuple[str, ...]  # workers that could not be scanned
+    problems: tuple[FsckProblem, ...]
+    repairs: int  # repairs scheduled (with repair=True)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems and not self.unreachable
+
+
+class FsckResult(NamedTuple):
+    """Where an fsck job is: "running", "done" (with its report) or "failed" (a message)."""
+
+    state: str
+    report: FsckReport | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """`dfs status`: the answering server and what it knows of the cluster."""
+
+    leader: str  # the answering server's id
+    epoch: int
+    address: str  # "host:port" of the answering server
+    workers: tuple[WorkerStatus, ...]
+    under_replicated: int  # chunks with fewer copies than wanted
+    files: int  # inodes
+    standby: str  # the standby's state, e.g. "in sync" or "stale from entry N"
+    lease_holders: tuple[str, ...]  # voters whose lease the server holds
+
+
+# Stat: (ino, kind, mode, owner, size, atime_ns, mtime_ns, ctime_ns, nlink)
+
+def stat_to_wire(stat: Stat) -> Wire:
     return tuple(stat)
 
 
-def stat_from_wire(data):
+def stat_from_wire(data: Wire) -> Stat:
     return Stat(*data)
 
 
-def entries_to_wire(entries):
+# directory listing: ((name, stat), ...)
+
+def entries_to_wire(entries: list[DirEntry] | tuple[DirEntry, ...]) -> Wire:
     return tuple((e.name, tuple(e.stat)) for e in entries)
 
 
-def entries_from_wire(data):
+def entries_from_wire(data: Wire) -> list[DirEntry]:
     return [DirEntry(name, Stat(*stat)) for name, stat in data]
 
 
-def replicas_to_wire(replicas):
+# replicas: ((worker id, host, port, kind), ...)
+
+def replicas_to_wire(replicas: tuple[Replica, ...] | list[Replica]) -> Wire:
     return tuple(tuple(r) for r in replicas)
 
 
-def replicas_from_wire(data):
+def replicas_from_wire(data: Wire) -> tuple[Replica, ...]:
     return tuple(Replica(*r) for r in data)
 
 
-def layout_to_wire(layout):
+# layout: (stat, chunk size, ((chunk ref, replicas, read token), ...)); a chunk ref is
+# (chunk id, version, length, crc)
+
+def layout_to_wire(layout: FileLayout) -> Wire:
     return (tuple(layout.stat), layout.chunk_size,
             tuple((tuple(c.ref), replicas_to_wire(c.replicas), c.token) for c in layout.chunks))
 
 
-def layout_from_wire(data):
+def layout_from_wire(data: Wire) -> FileLayout:
     stat, chunk_size, chunks = data
     return FileLayout(Stat(*stat), chunk_size, tuple(
         ReadChunk(ChunkRef(*ref), replicas_from_wire(replicas), token)
         for ref, replicas, token in chunks))
 
 
-def targets_to_wire(targets):
+# write targets: ((chunk id, version, replicas, write token, read token), ...)
+
+def targets_to_wire(targets: list[WriteTarget] | tuple[WriteTarget, ...]) -> Wire:
     return tuple((t.chunk_id, t.version, replicas_to_wire(t.replicas), t.token, t.read_token)
                  for t in targets)
 
 
-def targets_from_wire(data):
+def targets_from_wire(data: Wire) -> list[WriteTarget]:
     return [WriteTarget(cid, ver, replicas_from_wire(reps), token, read_token)
             for cid, ver, reps, token, read_token in data]
 
 
-def written_to_wire(written):
+# written chunks: ((chunk ref, ((worker id, kind), ...)), ...)
+
+def written_to_wire(written: list[WrittenChunk] | tuple[WrittenChunk, ...]) -> Wire:
     return tuple((tuple(w.ref), tuple(tuple(s) for s in w.stored_on)) for w in written)
 
 
-def written_from_wire(data):
+def written_from_wire(data: Wire) -> list[WrittenChunk]:
     return [WrittenChunk(ChunkRef(*ref), tuple((str(wid), str(kind)) for wid, kind in stored))
             for ref, stored in data]
 
 
-def written_from_read(chunk, new):
+def written_from_read(chunk: ReadChunk, new: bool) -> WrittenChunk:
     """The commit record of a ReadChunk: with its replicas if ``new``, else bare."""
     stored = tuple((r.worker_id, r.kind) for r in chunk.replicas) if new else ()
     return WrittenChunk(chunk.ref, stored)
 
 
-def workers_to_wire(workers):
+# put / commit answer: (stat, under-replicated chunks)
+
+def put_result_to_wire(result: PutResult) -> Wire:
+    return tuple(result.stat), result.under_replicated
+
+
+def put_result_from_wire(data: Wire) -> PutResult:
+    stat, under = data
+    return PutResult(Stat(*stat), under)
+
+
+# workers: ((worker id, host, port, alive, chunks, used, free, load, seconds since heartbeat),
+# ...)
+
+def workers_to_wire(workers: list[WorkerStatus] | tuple[WorkerStatus, ...]) -> Wire:
     return tuple(tuple(w) for w in workers)
 
 
-def workers_from_wire(data):
+def workers_from_wire(data: Wire) -> list[WorkerStatus]:
     return [WorkerStatus(*w) for w in data]
 
 
-def plain(value):
+# statfs: (total bytes, free bytes, chunk size, files)
+
+def statfs_to_wire(statfs: StatFs) -> Wire:
+    return tuple(statfs)
+
+
+def statfs_from_wire(data: Wire) -> StatFs:
+    return StatFs(*data)
+
+
+# status: (server id, epoch, "host:port", workers, under-replicated chunks, files,
+# standby state, (lease holder, ...))
+
+def status_to_wire(status: ClusterStatus) -> Wire:
+    return (status.leader, status.epoch, status.address, workers_to_wire(status.workers),
+            status.under_replicated, status.files, status.standby, tuple(status.lease_holders))
+
+
+def status_from_wire(data: Wire) -> ClusterStatus:
+    leader, epoch, address, workers, under, files, standby, holders = data
+    return ClusterStatus(leader, epoch, address, tuple(workers_from_wire(workers)), under,
+                         files, standby, tuple(holders))
+
+
+# trash: ((trash id, path, size, deleted at, expires), ...), newest first; times are floats
+
+def trash_to_wire(entries: list[TrashEntry] | tuple[TrashEntry, ...]) -> Wire:
+    return tuple((e.trash_id, e.path, e.size, float(e.deleted_at), float(e.expires))
+                 for e in entries)
+
+
+def trash_from_wire(data: Wire) -> list[TrashEntry]:
+    return [TrashEntry(*item) for item in data]
+
+
+# fsck report: (files, chunks, workers scanned, (unreachable worker, ...),
+# ((kind, chunk id, worker id or "", path or ""), ...), repairs scheduled)
+# fsck result: ("running", None) | ("done", report) | ("failed", message)
+
+def fsck_report_to_wire(report: FsckReport) -> Wire:
+    return (report.files, report.chunks, report.workers, tuple(report.unreachable),
+            tuple(tuple(p) for p in report.problems), report.repairs)
+
+
+def fsck_report_from_wire(data: Wire) -> FsckReport:
+    files, chunks, workers, unreachable, problems, repairs = data
+    return FsckReport(files, chunks, workers, tuple(unreachable),
+                      tuple(FsckProblem(*p) for p in problems), repairs)
+
+
+def fsck_result_to_wire(result: FsckResult) -> Wire:
+    if result.state == "done" and result.report is not None:
+        return "done", fsck_report_to_wire(result.report)
+    if result.state == "failed":
+        return "failed", result.message
+    return "running", None
+
+
+def fsck_result_from_wire(data: Wire) -> FsckResult:
+    state, value = data
+    if state == "done":
+        return FsckResult("done", fsck_report_from_wire(value))
+    if state == "failed":
+        return FsckResult("failed", message=str(value))
+    return FsckResult("running")
+
+
+def plain(value: object) -> object:
     """Deep-convert lists/dicts to tuples of pairs so they cross by value (for small dicts)."""
     if isinstance(value, dict):
         return tuple((k, plain(v)) for k, v in value.items())

@@ -12,28 +12,33 @@ just created it, and close-to-open consistency promises it is visible).
 Thread-safe: one lock around the dict; nothing slow happens under it.
 """
 
+from __future__ import annotations
+
 import posixpath
 import threading
 import time
+from collections.abc import Callable, Iterable
+
+from dfs.wire import DirEntry, Stat
 
 SWEEP_EVERY = 4096  # insertions between sweeps of expired entries
 
 
-def parent_of(path):
+def parent_of(path: str) -> str:
     return posixpath.dirname(path) or "/"
 
 
 class AttrCache:
-    def __init__(self, ttl=1.0, clock=time.monotonic):
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.clock = clock
         self.guard = threading.Lock()
-        self.stats = {}  # path -> (expires, Stat)
+        self.stats: dict[str, tuple[float, Stat]] = {}  # path -> (expires, Stat)
         self.inserts = 0
 
     # --- reading -------------------------------------------------------------------------
 
-    def get(self, path):
+    def get(self, path: str) -> Stat | None:
         """The cached Stat of ``path``, or None if unknown or expired."""
         if self.ttl <= 0:
             return None
@@ -43,7 +48,7 @@ class AttrCache:
                 return None
             return item[1]
 
-    def last_known(self, path):
+    def last_known(self, path: str) -> Stat | None:
         """The Stat last cached for ``path``, even expired (kept 2 ttl): the kernel may
         still hold it, since its own timeout started when it was told, later."""
         with self.guard:
@@ -52,13 +57,13 @@ class AttrCache:
 
     # --- filling -------------------------------------------------------------------------
 
-    def put(self, path, stat):
+    def put(self, path: str, stat: Stat) -> None:
         if self.ttl <= 0:
             return
         with self.guard:
             self._put(path, stat)
 
-    def _put(self, path, stat):
+    def _put(self, path: str, stat: Stat) -> None:
         self.stats[path] = (self.clock() + self.ttl, stat)
         self.inserts += 1
         if self.inserts % SWEEP_EVERY == 0:
@@ -66,7 +71,7 @@ class AttrCache:
             for key in [k for k, (expires, _v) in self.stats.items() if expires < too_old]:
                 del self.stats[key]
 
-    def put_listing(self, directory, entries):
+    def put_listing(self, directory: str, entries: Iterable[DirEntry]) -> None:
         """Remember the attributes of a directory's entries: [DirEntry(name, stat)]."""
         if self.ttl <= 0:
             return
@@ -77,7 +82,7 @@ class AttrCache:
 
     # --- this mount's own changes ----------------------------------------------------------
 
-    def added(self, path, stat):
+    def added(self, path: str, stat: Stat) -> None:
         """``path`` was just created by this mount with attributes ``stat``."""
         if self.ttl <= 0:
             return
@@ -89,7 +94,7 @@ class AttrCache:
                 self.stats[parent] = (item[0], item[1]._replace(
                     mtime_ns=stat.ctime_ns, ctime_ns=stat.ctime_ns))
 
-    def removed(self, path, tree=False):
+    def removed(self, path: str, tree: bool = False) -> None:
         """``path`` no longer exists (with ``tree``: nor anything that was below it)."""
         with self.guard:
             self.stats.pop(path, None)
@@ -97,24 +102,24 @@ class AttrCache:
                 self._drop_tree(path)
             self.stats.pop(parent_of(path), None)  # mtime and, for directories, nlink changed
 
-    def moved(self, old, new):
+    def moved(self, old: str, new: str) -> None:
         """``old`` was renamed to ``new`` (replacing whatever ``new`` was)."""
         with self.guard:
             for path in (old, new):
                 self._drop_tree(path)
                 self.stats.pop(parent_of(path), None)
 
-    def forget(self, path):
+    def forget(self, path: str) -> None:
         """Drop what is known about ``path`` itself (its attributes changed)."""
         with self.guard:
             self.stats.pop(path, None)
 
-    def _drop_tree(self, path):
+    def _drop_tree(self, path: str) -> None:
         self.stats.pop(path, None)
         prefix = path.rstrip("/") + "/"
         for key in [k for k in self.stats if k.startswith(prefix)]:
             del self.stats[key]
 
-    def clear(self):
+    def clear(self) -> None:
         with self.guard:
             self.stats.clear()

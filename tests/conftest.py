@@ -3,11 +3,20 @@
 ``cluster`` is a fresh LocalCluster (master + 4 workers, 1 MiB chunks, workers declared
 dead after 3 s) in a temp dir; ``dfs`` is a client for user alice on it. Readiness is
 polled with deadlines inside LocalCluster; nothing here sleeps a fixed time.
+
+Every test also fails when a node (or a backup watcher) logged a WARNING or ERROR it did
+not expect: ``logs_stay_clean`` reads what every ``*.log`` under pytest's temp dir gained
+during the test. A test that provokes a warning on purpose says which, with
+``@pytest.mark.log_allows(r"regex", ...)``; ``EXPECTED_ANYWHERE`` lists the few that any
+test may cause, each with the reason.
 """
 
 import os
+import re
+from pathlib import Path
 
 import pytest
+from helpers import random_bytes, sha256
 
 from dfs.config import MIB, ClusterConfig
 from dfs.local.cluster import LocalCluster
@@ -48,15 +57,56 @@ def shared_dfs(shared_cluster):
         yield client
 
 
-def random_bytes(size, seed=0):
-    """Incompressible test data, reproducible per seed (os.urandom is fine too)."""
-    import random
-    return random.Random(seed).randbytes(size) if size else b""
+__all__ = ["TEST_CHUNK", "chunk_files", "cluster_config", "random_bytes", "sha256"]
+
+PROBLEM = re.compile(r" (WARNING|ERROR|CRITICAL) ")
+
+# Warnings that any test may cause, and why they are not a fault of the test.
+EXPECTED_ANYWHERE = [re.compile(p) for p in (
+    # a change of leader is a WARNING so that operators see failovers; every new cluster
+    # starts with one
+    r"nodes\.master\.election: \w+ is now the leader \(epoch \d+\)",
+)]
 
 
-def sha256(data):
-    import hashlib
-    return hashlib.sha256(data).hexdigest()
+def _log_sizes(base):
+    sizes = {}
+    for path in Path(base).rglob("*.log"):
+        try:
+            sizes[path] = path.stat().st_size
+        except FileNotFoundError:  # removed meanwhile (a mount's log at unmount)
+            pass
+    return sizes
+
+
+def _new_problems(base, before, allowed):
+    problems = []
+    for path, size in _log_sizes(base).items():
+        start = before.get(path, 0)
+        if size <= start:
+            continue
+        with open(path, errors="replace") as f:
+            f.seek(start)
+            text = f.read(size - start)
+        for line in text.splitlines():
+            if PROBLEM.search(line) and not any(p.search(line) for p in allowed):
+                problems.append(f"{path.parent.name}/{path.name}: {line}")
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def logs_stay_clean(request, tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    before = _log_sizes(base)
+    yield
+    allowed = [re.compile(pattern) for marker in request.node.iter_markers("log_allows")
+               for pattern in marker.args] + EXPECTED_ANYWHERE
+    problems = _new_problems(base, before, allowed)
+    if problems:
+        shown = "\n".join(problems[:20])
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        pytest.fail(f"unexpected warnings or errors in node logs:\n{shown}{more}",
+                    pytrace=False)
 
 
 def chunk_files(cluster, kind):

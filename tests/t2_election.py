@@ -2,73 +2,73 @@
 a network that drops, partitions and pauses. After every step: never two servers that
 could change anything."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
+from helpers import SteppedClock
 
 from dfs import errors
-from nodes.master.election import STANDBY, Leadership
-from nodes.master.voter import Voter
+from nodes.master.election import STANDBY, Electorate, Leadership
+from nodes.master.voter import Answer, Voter
 
 LEASE = 3.0
 STEP = 0.25
 WORKERS = ["w1", "w2", "w3", "w4"]
 
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 class Link:
     """A voter as seen from ``source`` through the simulated network."""
 
-    def __init__(self, world, source, target):
+    def __init__(self, world: World, source: str, target: str) -> None:
         self.world, self.source, self.target = world, source, target
 
-    def _voter(self):
+    def _voter(self) -> Voter:
         if not self.world.reachable(self.source, self.target):
             raise errors.Unavailable(f"{self.target} unreachable from {self.source}")
         return self.world.voters[self.target]
 
-    def lease(self, *args):
-        return self._voter().lease(*args)
+    def lease(self, epoch: int, leader: str) -> Answer:
+        return self._voter().lease(epoch, leader)
 
-    def vote(self, *args):
-        return self._voter().vote(*args)
+    def vote(self, epoch: int, candidate: str) -> Answer:
+        return self._voter().vote(epoch, candidate)
 
-    def mark_stale(self, *args):
-        return self._voter().mark_stale(*args)
+    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer:
+        return self._voter().mark_stale(epoch, server, from_seq)
 
-    def clear_stale(self, *args):
-        return self._voter().clear_stale(*args)
+    def clear_stale(self, epoch: int, server: str) -> Answer:
+        return self._voter().clear_stale(epoch, server)
 
 
 class World:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
-        self.clock = Clock()
-        self.down = set()  # crashed or paused: neither answers nor ticks
-        self.cut = set()  # frozenset({a, b}) pairs that cannot talk
+        self.clock = SteppedClock()
+        self.down: set[str] = set()  # crashed or paused: neither answers nor ticks
+        self.cut: set[frozenset[str]] = set()  # pairs that cannot talk
         self.voters = {w: Voter(str(tmp_path / f"{w}.json"), self.clock, LEASE) for w in WORKERS}
-        self.servers = {}
+        self.servers: dict[str, Leadership] = {}
         for name in ("A", "B"):
             self.start_server(name)
 
-    def start_server(self, name):
+    def start_server(self, name: str) -> None:
         voter = Voter(str(self.tmp / f"{name}.json"), self.clock, LEASE)
         self.voters[name] = voter
         peer = "B" if name == "A" else "A"
-        links = lambda: {v: Link(self, name, v) for v in [*WORKERS, peer]}
+
+        def links() -> Electorate:
+            return {v: Link(self, name, v) for v in [*WORKERS, peer]}
         self.servers[name] = Leadership(name, voter, links, LEASE, bootstrap=(name == "A"),
                                         peer_id=peer)
         self.down.discard(name)
 
-    def reachable(self, a, b):
+    def reachable(self, a: str, b: str) -> bool:
         return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cut
 
-    def step(self, count=1):
+    def step(self, count: int = 1) -> None:
         for _ in range(count):
             self.clock.now += STEP
             for name, server in self.servers.items():
@@ -76,13 +76,13 @@ class World:
                     server.tick(self.clock.now)
             self.check()
 
-    def serving(self):
+    def serving(self) -> list[str]:
         return [n for n, s in self.servers.items() if s.serving(self.clock.now)]
 
-    def check(self):
+    def check(self) -> None:
         assert len(self.serving()) <= 1, f"two leaders at {self.clock.now}: {self.serving()}"
 
-    def run_until(self, condition, seconds=30):
+    def run_until(self, condition: Callable[[], bool], seconds: float = 30) -> None:
         for _ in range(int(seconds / STEP)):
             if condition():
                 return
@@ -91,31 +91,31 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path: Path) -> World:
     w = World(tmp_path)
     w.run_until(lambda: w.serving() == ["A"])
     return w
 
 
-def test_a_fresh_cluster_elects_the_master(world):
+def test_a_fresh_cluster_elects_the_master(world: World) -> None:
     assert world.servers["A"].epoch >= 1 and world.servers["B"].role == STANDBY
 
 
-def test_leader_dies_the_standby_takes_over(world):
+def test_leader_dies_the_standby_takes_over(world: World) -> None:
     epoch = world.servers["A"].epoch
     world.down.add("A")
     world.run_until(lambda: world.serving() == ["B"])
     assert world.servers["B"].epoch > epoch
 
 
-def test_standby_dies_the_leader_goes_on(world):
+def test_standby_dies_the_leader_goes_on(world: World) -> None:
     world.down.add("B")
     for _ in range(40):
         world.step()
         assert world.serving() == ["A"]
 
 
-def test_paused_leader_resumes_and_steps_down(world):
+def test_paused_leader_resumes_and_steps_down(world: World) -> None:
     world.down.add("A")  # SIGSTOP: no ticks, no answers; its clock runs on
     world.run_until(lambda: world.serving() == ["B"])
     world.down.discard("A")  # SIGCONT
@@ -126,7 +126,7 @@ def test_paused_leader_resumes_and_steps_down(world):
         assert world.serving() == ["B"]
 
 
-def test_leader_cut_off_from_the_workers_loses_to_the_standby(world):
+def test_leader_cut_off_from_the_workers_loses_to_the_standby(world: World) -> None:
     for w in WORKERS:
         world.cut.add(frozenset(("A", w)))
     world.run_until(lambda: world.serving() == ["B"])
@@ -135,7 +135,7 @@ def test_leader_cut_off_from_the_workers_loses_to_the_standby(world):
     world.run_until(lambda: world.servers["A"].role == STANDBY)
 
 
-def test_both_servers_restart_and_one_leads(world):
+def test_both_servers_restart_and_one_leads(world: World) -> None:
     world.down.update(("A", "B"))
     world.step(4)
     world.start_server("A")
@@ -143,7 +143,7 @@ def test_both_servers_restart_and_one_leads(world):
     world.run_until(lambda: len(world.serving()) == 1)
 
 
-def test_a_stale_standby_can_never_win(world):
+def test_a_stale_standby_can_never_win(world: World) -> None:
     world.down.add("B")
     assert world.servers["A"].mark_standby_stale(from_seq=42)
     world.down.add("A")
@@ -155,14 +155,14 @@ def test_a_stale_standby_can_never_win(world):
     world.run_until(lambda: world.serving() == ["A"])
 
 
-def test_a_minority_cannot_mark_the_standby_stale(world):
+def test_a_minority_cannot_mark_the_standby_stale(world: World) -> None:
     for w in WORKERS[:3]:
         world.down.add(w)
     world.down.add("B")
     assert not world.servers["A"].mark_standby_stale(from_seq=7)
 
 
-def test_a_restarted_voter_keeps_its_vote(world, tmp_path):
+def test_a_restarted_voter_keeps_its_vote(world: World, tmp_path: Path) -> None:
     world.down.add("A")
     world.clock.now += LEASE + 1  # w1's lease to A has run out
     voter = world.voters["w1"]

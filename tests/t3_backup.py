@@ -22,7 +22,7 @@ from dfs import errors
 from dfs.backup.changes import ChangeQueue
 from dfs.local.cluster import LocalCluster, wait_for
 
-UPLOADED = "dfs.backup.watcher: uploaded "
+UPLOADED = "dfs.backup.operations: uploaded "  # the log line of each upload
 
 
 # --- the settle logic, with a clock we step by hand -----------------------------------------
@@ -294,6 +294,10 @@ def lone_dfs(lone_master_cluster):
         yield client
 
 
+# The outage is on purpose: the watcher warns while the master is down, the restarted master
+# is elected again, and uploads begun with the old epoch's chunk tokens are refused.
+@pytest.mark.log_allows(r"cluster unavailable", r"is now the leader",
+                        r"chunk token from old epoch")
 def test_files_that_appear_while_the_cluster_is_down_arrive_when_it_is_back(
         lone_master_cluster, lone_dfs, tmp_path, watchers):
     cluster, dfs = lone_master_cluster, lone_dfs

@@ -91,6 +91,7 @@ def test_missing_auth_file_says_what_to_do(tmp_path):
     assert result.returncode == 1 and "dfs register" in result.stderr
 
 
+@pytest.mark.log_allows(r"failed login for 'dora'")  # her revoked key, tried on purpose
 def test_status_and_users_for_the_admin(shared_cluster):
     environment = dict(os.environ, DFS_AUTH=shared_cluster.admin_auth_file)
     status = run(["status"], environment).stdout
@@ -103,6 +104,7 @@ def test_status_and_users_for_the_admin(shared_cluster):
     assert result.returncode == 1 and "wrong key" in result.stderr
 
 
+@pytest.mark.log_allows(r"is now the leader")  # the cluster it starts elects its master
 def test_up_then_put_ls_get_then_down(tmp_path):
     """What the README promises a new user: `dfs up`, then plain commands just work."""
     environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"),

@@ -72,7 +72,7 @@ def _leader(cluster):
 
 
 def _in_sync(cluster):
-    wait_for(lambda: _status(cluster)["standby"] == "in sync", 60, "the standby in sync")
+    wait_for(lambda: _status(cluster).standby == "in sync", 60, "the standby in sync")
 
 
 def test_kill_9_of_the_leader_under_load_loses_nothing(ha):
@@ -111,7 +111,7 @@ def test_standby_killed_under_load_catches_up_and_can_take_over(ha):
         standby = ha.shadow if leader is ha.master else ha.master
         standby.stop(signal.SIGKILL)
         writer.wait_for_more(10)
-        assert _status(ha)["standby"].startswith("stale from entry")
+        assert _status(ha).standby.startswith("stale from entry")
         standby.start(ha.env, False)
         standby.wait_ready()
         _in_sync(ha)

@@ -17,7 +17,7 @@ C = TEST_CHUNK
 
 def _under_replicated(cluster):
     with cluster.admin_client() as admin:
-        return admin.status()["under_replicated"]
+        return admin.status().under_replicated
 
 
 def test_kill_9_of_the_master_during_puts_loses_nothing_acknowledged(tmp_path):
@@ -103,7 +103,7 @@ def test_a_dead_worker_is_re_replicated_and_reads_go_on(cluster, dfs):
 
 def _dead_seen(cluster):
     with cluster.admin_client() as admin:
-        return any(not w.alive for w in admin.status()["workers"])
+        return any(not w.alive for w in admin.status().workers)
 
 
 def test_a_flipped_byte_is_caught_served_from_the_other_copy_and_repaired(cluster, dfs):
@@ -238,7 +238,7 @@ def test_a_full_worker_disk_sends_writes_elsewhere(tmp_path):
                        for cid, where in chunk_files(cluster, kind).items() if 0 in where]
             assert len(on_full) <= 3  # what fits on 3 MiB; the rest went elsewhere
             with cluster.admin_client() as admin:
-                assert admin.status()["under_replicated"] == 0
+                assert admin.status().under_replicated == 0
     finally:
         _umount(full)
 

@@ -20,7 +20,7 @@ from conftest import random_bytes, sha256
 
 from dfs.local.cluster import wait_for
 from dfs.wire import DirEntry, Stat
-from mount import fuse
+from mount import lifecycle, ops, records
 from mount.attrcache import AttrCache
 
 pytestmark = pytest.mark.skipif(
@@ -62,7 +62,7 @@ class Mounted:
         dfs_command("mount", self.path, "--auth", self.auth, "--timeout", str(self.timeout),
                     "--cache-dir", self.cache_dir, timeout=MOUNT_DEADLINE + 30)
         wait_for(lambda: os.path.ismount(self.path), MOUNT_DEADLINE, f"{self.path} to mount")
-        self.pid = fuse.read_record(self.path)["pid"]
+        self.pid = records.read_record(self.path)["pid"]
         return self
 
     def __exit__(self, *exc):
@@ -76,18 +76,18 @@ class Mounted:
         if self.pid is None:
             return
         pid, self.pid = self.pid, None
-        done = dfs_command("umount", self.path, check=False, timeout=fuse.UMOUNT_DEADLINE + 30)
-        if done.returncode != 0 or fuse.is_mounted(self.path) or fuse.pid_alive(pid):
-            subprocess.run(fuse._fusermount_argv(self.path, lazy=True), capture_output=True)
+        done = dfs_command("umount", self.path, check=False, timeout=lifecycle.UMOUNT_DEADLINE + 30)
+        if done.returncode != 0 or lifecycle.is_mounted(self.path) or lifecycle.pid_alive(pid):
+            subprocess.run(lifecycle.fusermount_argv(self.path, lazy=True), capture_output=True)
             if not wait_until_gone(pid, 10):
                 os.kill(pid, signal.SIGKILL)
                 wait_until_gone(pid, 10)
-            fuse._remove_record(self.path, pid)
+            records.remove_record(self.path, pid)
             raise AssertionError(f"dfs umount {self.path} failed: {done.stdout}{done.stderr}")
 
 
 def wait_until_gone(pid, deadline):
-    return fuse.wait_until(lambda: not fuse.pid_alive(pid), deadline)
+    return lifecycle.wait_until(lambda: not lifecycle.pid_alive(pid), deadline)
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +339,7 @@ def test_other_users_see_only_what_is_shared(shared_cluster, shared_mount, tmp_p
         try:
             alice_uid = pwd.getpwnam("alice").pw_uid
         except KeyError:
-            alice_uid = fuse.NOBODY
+            alice_uid = ops.NOBODY
         assert st.st_uid == alice_uid  # not bob's: owners are mapped by name
         with pytest.raises(OSError):  # shared for reading only
             with open(bob.join("alice-notes"), "r+b") as f:
@@ -450,11 +450,11 @@ def test_unmount_while_idle_leaves_no_process(cluster, tmp_path):
     m = Mounted(cluster, tmp_path / "mnt")
     with m:
         pid = m.pid
-        assert fuse.pid_alive(pid)
+        assert lifecycle.pid_alive(pid)
         os.listdir(m.path)
-    assert not fuse.pid_alive(pid)
+    assert not lifecycle.pid_alive(pid)
     assert not os.path.ismount(m.path)
-    assert fuse.read_record(m.path) is None
+    assert records.read_record(m.path) is None
     done = dfs_command("umount", m.path, check=False)
     assert done.returncode == 1 and "not mounted" in done.stderr
 
@@ -475,7 +475,7 @@ def test_foreground_mount_ends_when_unmounted(cluster, tmp_path):
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
-            subprocess.run(fuse._fusermount_argv(folder, lazy=True), capture_output=True)
+            subprocess.run(lifecycle.fusermount_argv(folder, lazy=True), capture_output=True)
             proc.kill()
             proc.wait()
     assert not os.path.ismount(folder)
@@ -505,7 +505,7 @@ def test_dfs_up_mounts_and_dfs_down_unmounts(tmp_path):
     finally:
         down = dfs_command("down", "--data", data, env=env, check=False)
         if os.path.ismount(folder):
-            subprocess.run(fuse._fusermount_argv(folder, lazy=True), capture_output=True)
+            subprocess.run(lifecycle.fusermount_argv(folder, lazy=True), capture_output=True)
     assert down.returncode == 0 and f"unmounted {folder}" in down.stdout, down.stderr
     assert not os.path.ismount(folder)
 

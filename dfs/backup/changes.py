@@ -15,10 +15,25 @@ Nothing is dropped: a path stays pending until it is taken; a taken op is the ta
 finish or to retry (the uploader keeps retrying it while the cluster is away).
 """
 
+from __future__ import annotations
+
 import threading
 import time
 from collections import deque
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+Signature = tuple[int, int]
+"""(size, mtime_ns) of a local regular file: it changed when this changed."""
+
+
+class Scan(NamedTuple):
+    """What a walk of the local folder found (relative, '/'-separated paths)."""
+
+    files: dict[str, Signature]
+    dirs: list[str]
 
 
 class Op(NamedTuple):
@@ -28,9 +43,10 @@ class Op(NamedTuple):
     path: str
     dest: str = ""
     is_dir: bool = False
-    data: object = None
+    scan: Scan | None = None
+    """verify only: the start-up scan to check against the cluster."""
 
-    def describe(self):
+    def describe(self) -> str:
         if self.kind == "move":
             return f"rename {self.path} -> {self.dest}"
         if self.kind == "verify":
@@ -43,14 +59,20 @@ class _Settling:
 
     __slots__ = ("signature", "since", "checked")
 
-    def __init__(self, now):
-        self.signature = None
+    def __init__(self, now: float) -> None:
+        self.signature: Signature | None = None
         self.since = now
         self.checked = float("-inf")
 
 
-def _under(rel, prefix):
+def _under(rel: str, prefix: str) -> bool:
     return rel == prefix or rel.startswith(prefix + "/")
+
+
+def _rename(table: dict[str, T], src: str, dst: str, is_dir: bool) -> None:
+    """Re-key the entry ``src`` (or, ``is_dir``, every entry under it) to ``dst``."""
+    for rel in [r for r in table if (_under(r, src) if is_dir else r == src)]:
+        table[dst + rel[len(src):]] = table.pop(rel)
 
 
 class ChangeQueue:
@@ -64,7 +86,9 @@ class ChangeQueue:
     taker. ``stat`` runs outside the lock, so a slow disk never blocks the event thread.
     """
 
-    def __init__(self, settle, stat, clock=time.monotonic, check_interval=None):
+    def __init__(self, settle: float, stat: Callable[[str], Signature | None],
+                 clock: Callable[[], float] = time.monotonic,
+                 check_interval: float | None = None) -> None:
         self.settle = settle
         self.check_interval = check_interval if check_interval is not None else \
             max(0.02, min(0.25, settle / 4))
@@ -72,15 +96,15 @@ class ChangeQueue:
         self._clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._ops = deque()
-        self._pending = {}  # rel -> _Settling
-        self._ready = {}  # rel -> None, in the order they became due
+        self._ops: deque[Op] = deque()
+        self._pending: dict[str, _Settling] = {}
+        self._ready: dict[str, None] = {}  # in the order they became due
         self._busy = 0
         self._closed = False
 
     # --- producers ------------------------------------------------------------------------
 
-    def changed(self, rel):
+    def changed(self, rel: str) -> None:
         """``rel`` appeared or changed: sync it once it has been still for ``settle``."""
         with self._lock:
             now = self._clock()
@@ -92,16 +116,15 @@ class ChangeQueue:
             else:
                 entry.since = now
 
-    def moved(self, src, dst, is_dir):
+    def moved(self, src: str, dst: str, is_dir: bool) -> None:
         """A local rename: pending syncs follow the file, and the rename is queued."""
         with self._lock:
-            for table in (self._pending, self._ready):
-                for rel in [r for r in table if (_under(r, src) if is_dir else r == src)]:
-                    table[dst + rel[len(src):]] = table.pop(rel)
+            _rename(self._pending, src, dst, is_dir)
+            _rename(self._ready, src, dst, is_dir)
             self._ops.append(Op("move", src, dst, is_dir))
             self._wake.notify()
 
-    def deleted(self, rel, is_dir, mirror):
+    def deleted(self, rel: str, is_dir: bool, mirror: bool) -> None:
         """A local delete: forget pending syncs under it; queue a remote delete if ``mirror``."""
         with self._lock:
             for table in (self._pending, self._ready):
@@ -111,14 +134,14 @@ class ChangeQueue:
                 self._ops.append(Op("delete", rel, is_dir=is_dir))
                 self._wake.notify()
 
-    def add(self, op):
+    def add(self, op: Op) -> None:
         with self._lock:
             self._ops.append(op)
             self._wake.notify()
 
     # --- the taker ----------------------------------------------------------------------
 
-    def take(self, timeout):
+    def take(self, timeout: float) -> Op | None:
         """The next Op (operations first, then due syncs), or None after ``timeout`` seconds
         or once closed. The caller must call ``done()`` after finishing what it took."""
         deadline = self._clock() + timeout
@@ -147,7 +170,7 @@ class ChangeQueue:
                     continue
             self._check(due)
 
-    def _check(self, due):
+    def _check(self, due: list[tuple[str, _Settling]]) -> None:
         seen = [(rel, entry, self._stat(rel)) for rel, entry in due]
         with self._lock:
             now = self._clock()
@@ -164,23 +187,23 @@ class ChangeQueue:
                     del self._pending[rel]
                     self._ready[rel] = None
 
-    def done(self):
+    def done(self) -> None:
         with self._lock:
             self._busy -= 1
 
     # --- state ------------------------------------------------------------------------------
 
-    def idle(self):
+    def idle(self) -> bool:
         """Nothing pending, due, queued or being worked on."""
         with self._lock:
             return not (self._ops or self._pending or self._ready or self._busy)
 
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         with self._lock:
             return {"ops": len(self._ops), "settling": len(self._pending),
                     "due": len(self._ready), "busy": self._busy}
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._closed = True
             self._wake.notify_all()

@@ -18,16 +18,20 @@ entries, never invent one; a forgotten entry costs a checksum comparison against
 cluster's chunk CRCs at the next start, not a re-upload.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import platformdirs
 
+from dfs.backup.changes import Signature
 from dfs.fsutil import write_atomic
 from dfs.paths import APP
 
@@ -45,11 +49,11 @@ class FileRecord(NamedTuple):
     ino: int
 
     @property
-    def signature(self):
+    def signature(self) -> Signature:
         return (self.size, self.mtime_ns)
 
 
-def default_state_path(local_dir, remote_dir, masters, user):
+def default_state_path(local_dir: str, remote_dir: str, masters: str, user: str) -> str:
     """A file name unique to this (local dir, remote dir, masters, user)."""
     identity = json.dumps([os.path.abspath(local_dir), remote_dir, masters, user])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -64,8 +68,9 @@ class StateStore:
     thread reads during scans. ``flush`` serialises under the lock and writes outside it.
     """
 
-    def __init__(self, path, local_dir, remote_dir, masters, user, flush_interval=1.0,
-                 clock=time.monotonic):
+    def __init__(self, path: str, local_dir: str, remote_dir: str, masters: str, user: str,
+                 flush_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.identity = {"local_dir": os.path.abspath(local_dir), "remote_dir": remote_dir,
                          "masters": masters, "user": user}
@@ -73,13 +78,13 @@ class StateStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._files = {}
+        self._files: dict[str, FileRecord] = {}
         self._dirty = False
         self._last_flush = clock()
 
     # --- load and save ------------------------------------------------------------------
 
-    def load(self):
+    def load(self) -> bool:
         """Read the file if there is one. -> True if it was there and readable."""
         try:
             with open(self.path, encoding="utf-8") as f:
@@ -96,7 +101,7 @@ class StateStore:
                                                  for k, v in self.identity.items()):
             log.warning("state file %s is for another folder or cluster; ignoring it", self.path)
             return False
-        files = {}
+        files: dict[str, FileRecord] = {}
         for rel, entry in data.get("files", {}).items():
             try:
                 files[rel] = FileRecord(int(entry["size"]), int(entry["mtime_ns"]),
@@ -108,7 +113,7 @@ class StateStore:
         log.debug("state: %d files from %s", len(files), self.path)
         return True
 
-    def flush(self):
+    def flush(self) -> None:
         """Write the state now if anything changed (atomically: old or new file, never half)."""
         with self._write_lock:
             with self._lock:
@@ -126,7 +131,7 @@ class StateStore:
                     self._dirty = True
                 log.warning("could not save the backup state to %s: %s", self.path, exc)
 
-    def flush_if_due(self):
+    def flush_if_due(self) -> None:
         with self._lock:
             due = self._dirty and self._clock() - self._last_flush >= self.flush_interval
         if due:
@@ -134,21 +139,21 @@ class StateStore:
 
     # --- entries ------------------------------------------------------------------------
 
-    def get(self, rel):
+    def get(self, rel: str) -> FileRecord | None:
         with self._lock:
             return self._files.get(rel)
 
-    def record(self, rel, record):
+    def record(self, rel: str, record: FileRecord) -> None:
         with self._lock:
             self._files[rel] = record
             self._dirty = True
 
-    def forget(self, rel):
+    def forget(self, rel: str) -> None:
         with self._lock:
             if self._files.pop(rel, None) is not None:
                 self._dirty = True
 
-    def rename(self, src, dst, is_dir=False):
+    def rename(self, src: str, dst: str, is_dir: bool = False) -> None:
         """Move one entry, or (is_dir) every entry under ``src/``, to the new name."""
         with self._lock:
             if not is_dir:
@@ -161,16 +166,16 @@ class StateStore:
                 self._files[dst + "/" + rel[len(prefix):]] = self._files.pop(rel)
                 self._dirty = True
 
-    def under(self, rel):
+    def under(self, rel: str) -> dict[str, FileRecord]:
         """{path: record} of the entries inside directory ``rel`` ('' is the root)."""
         prefix = rel + "/" if rel else ""
         with self._lock:
             return {r: v for r, v in self._files.items() if r.startswith(prefix)}
 
-    def paths(self):
+    def paths(self) -> list[str]:
         with self._lock:
             return list(self._files)
 
-    def __len__(self):
+    def __len__(self) -> int:
         with self._lock:
             return len(self._files)

@@ -1,3 +1,5 @@
+"""`python -m dfs.cli ...`: the same as the `dfs` command."""
+
 import sys
 
 from dfs.cli.main import main

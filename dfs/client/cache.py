@@ -11,11 +11,14 @@ Thread-safe: many threads read and fill it at once (parallel downloads, the moun
 operation tolerates another thread having removed the file first.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import threading
 
 from dfs import chunks
+from dfs.wire import ChunkRef
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ TEMP_MARK = ".tmp"
 
 
 class ChunkCache:
-    def __init__(self, directory, max_bytes):
+    def __init__(self, directory: str, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.lock = threading.Lock()
@@ -36,18 +39,18 @@ class ChunkCache:
             else:
                 self.size += self._size(entry.path)
 
-    def _path(self, chunk_id, version):
+    def _path(self, chunk_id: int, version: int) -> str:
         return os.path.join(self.directory, f"{chunk_id}-{version}")
 
     @staticmethod
-    def _size(path):
+    def _size(path: str) -> int:
         try:
             return os.stat(path).st_size
         except FileNotFoundError:
             return 0
 
     @staticmethod
-    def _unlink(path):
+    def _unlink(path: str) -> int:
         """Remove ``path``; -> its size, or 0 if another thread removed it first."""
         try:
             size = os.stat(path).st_size
@@ -56,7 +59,7 @@ class ChunkCache:
         except FileNotFoundError:
             return 0
 
-    def get(self, ref):
+    def get(self, ref: ChunkRef) -> bytes | None:
         path = self._path(ref.chunk_id, ref.version)
         try:
             with open(path, "rb") as f:
@@ -70,7 +73,7 @@ class ChunkCache:
             return None
         return data
 
-    def put(self, ref, data):
+    def put(self, ref: ChunkRef, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
         path = self._path(ref.chunk_id, ref.version)
@@ -92,15 +95,15 @@ class ChunkCache:
         if over:
             self._evict()
 
-    def _forget(self, path):
+    def _forget(self, path: str) -> None:
         with self.lock:
             self.size -= self._unlink(path)
 
-    def _evict(self):
+    def _evict(self) -> None:
         if not self.evicting.acquire(blocking=False):
             return  # another thread is already making room
         try:
-            entries = []
+            entries: list[tuple[float, str]] = []
             for entry in os.scandir(self.directory):
                 if TEMP_MARK in entry.name:
                     continue  # being written by another thread

@@ -7,80 +7,71 @@
             head = f.read(100)
 
 Metadata calls go to the leader metadata server (dfs.client.connections.MasterLink: pooled,
-authenticated, failing over); chunk bytes go straight to the workers (dfs.client.transfer).
-A ``put`` is acknowledged only after every chunk is on its replicas and the master has
-journaled the new file; with a single live worker the file is stored with one copy and
-``PutResult.under_replicated`` says how many chunks lack their second copy.
+authenticated, failing over); chunk bytes go straight to the workers (dfs.client.transfer;
+whole files in dfs.client.bulk). A ``put`` is acknowledged only after every chunk is on its
+replicas and the master has journaled the new file; with a single live worker the file is
+stored with one copy and ``PutResult.under_replicated`` says how many chunks lack their
+second copy.
 
 Thread-safe: the mount calls it from many threads.
 """
 
-import logging
-import os
-import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from __future__ import annotations
 
-from dfs import auth, chunks, errors, paths, wire
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from dfs import auth, errors, paths, wire
+from dfs.client import bulk
 from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
 from dfs.client.files import DfsFile
 from dfs.client.transfer import Transfer
-from dfs.config import ClientConfig, parse_addresses
+from dfs.config import Address, ClientConfig, default, parse_addresses
+from dfs.retry import RetryPolicy
+from dfs.wire import (
+    FSCK_FIXABLE,
+    ClusterStatus,
+    FsckProblem,
+    FsckReport,
+    PutResult,
+    StatFs,
+    TrashEntry,
+)
+
+__all__ = ["DfsClient", "FsckProblem", "FsckReport", "PutResult", "TrashEntry", "register"]
 
 log = logging.getLogger(__name__)
 
+FILE_MODES = ("rb", "wb", "xb", "ab", "r+b")
+# An fsck job is asked for its result every 0.2 s; between repair rounds the master's repair
+# loop gets a second to copy chunks. Each call sets the deadline.
+FSCK_POLL = RetryPolicy(deadline=None, first=0.2, cap=0.2)
+REPAIR_POLL = RetryPolicy(deadline=None, first=1.0, cap=1.0)
 
-class TrashEntry(NamedTuple):
-    trash_id: str
-    path: str  # where the file was (a restore puts it back there)
-    size: int
-    deleted_at: float  # Unix seconds
-    expires: float  # its chunks are freed after this
-
-
-class FsckProblem(NamedTuple):
-    kind: str  # "missing", "under", "corrupt" or "orphan"
-    chunk_id: int
-    worker_id: str  # the worker holding the bad or orphan copy ("" for missing/under)
-    path: str  # the file the chunk belongs to ("" for an orphan)
+Progress = Callable[[int], object]
 
 
-class FsckReport(NamedTuple):
-    files: int
-    chunks: int
-    workers: int  # workers scanned
-    unreachable: tuple  # workers that could not be scanned
-    problems: list  # of FsckProblem
-    repairs: int  # repairs scheduled (with repair=True)
-
-    @property
-    def clean(self):
-        return not self.problems and not self.unreachable
-
-
-FSCK_FIXABLE = ("under", "corrupt", "orphan")
-
-
-class PutResult(NamedTuple):
-    stat: wire.Stat
-    under_replicated: int
-
-
-def register(masters, name, token=None, timeout=10.0, failover_deadline=30.0):
+def register(masters: Sequence[Address], name: str, token: str | None = None,
+             timeout: float = default(ClientConfig, "register_timeout"),
+             failover_deadline: float = default(ClientConfig, "register_deadline")) -> str:
     """Ask the leading metadata server for a new key for user ``name``. -> key (hex)."""
-    link = MasterLink(masters, None, None, timeout, failover_deadline)
+    link = MasterLink(masters, None, None, timeout, failover_deadline,
+                      default(ClientConfig, "no_workers_wait"))
     try:
-        return link.call("register", name, token)
+        key: str = link.call("register", name, token)
+        return key
     finally:
         link.close()
 
 
 class DfsClient:
-    def __init__(self, config):
+    def __init__(self, config: ClientConfig) -> None:
         self.config = config.validate()
         self.master = MasterLink(config.masters, config.user, config.key, config.master_timeout,
-                                 config.failover_deadline)
+                                 config.failover_deadline, config.no_workers_wait)
         self.workers = WorkerLinks(config.timeout)
         cache = ChunkCache(config.cache_dir, config.cache_bytes) if config.cache_dir else None
         # Two pools: chunk-level work may wait on replica-level work, never the reverse.
@@ -88,59 +79,61 @@ class DfsClient:
                                              thread_name_prefix="dfs-chunk")
         self.transfer = Transfer(self.master, self.workers, cache, config.piece_size,
                                  config.parallel_chunks)
-        self._chunk_size = None
+        self._chunk_size: int | None = None
 
     @classmethod
-    def from_auth_file(cls, path=None, **overrides):
+    def from_auth_file(cls, path: str | None = None, **overrides: Any) -> DfsClient:
         """A client for the user in ``path`` (default: $DFS_AUTH, then the config dir)."""
         path = path or paths.default_auth_file()
         masters, user, key = auth.read_auth_file(path)
-        options = {"cache_dir": paths.default_cache_dir(user)}
+        options: dict[str, Any] = {"cache_dir": paths.default_cache_dir(user)}
         options.update(overrides)
         return cls(ClientConfig(masters=masters, user=user, key=key, **options))
 
     @classmethod
-    def connect(cls, masters, user, key, **options):
+    def connect(cls, masters: str | Sequence[Address], user: str, key: str,
+                **options: Any) -> DfsClient:
         if isinstance(masters, str):
             masters = parse_addresses(masters)
         return cls(ClientConfig(masters=tuple(masters), user=user, key=key, **options))
 
-    def close(self):
+    def close(self) -> None:
         self.chunk_pool.shutdown(wait=True, cancel_futures=True)
         self.transfer.close()
         self.master.close()
         self.workers.close()
 
-    def __enter__(self):
+    def __enter__(self) -> DfsClient:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
-    def user(self):
+    def user(self) -> str:
         return self.config.user
 
-    def _call(self, name, *args):
+    def _call(self, name: str, *args: Any) -> Any:
         return self.master.call(name, *args)
 
     # --- namespace ---------------------------------------------------------------------
 
-    def stat(self, path):
+    def stat(self, path: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("stat", path))
 
-    def exists(self, path):
+    def exists(self, path: str) -> bool:
         try:
             self.stat(path)
             return True
         except errors.FileNotFound:
             return False
 
-    def listdir(self, path="/"):
+    def listdir(self, path: str = "/") -> list[wire.DirEntry]:
         """[DirEntry(name, stat)] of a directory, in one call."""
         return wire.entries_from_wire(self._call("listdir", path))
 
-    def mkdir(self, path, mode=0o700, parents=False, exist_ok=False):
+    def mkdir(self, path: str, mode: int = 0o700, parents: bool = False,
+              exist_ok: bool = False) -> wire.Stat:
         if parents:
             parts = [p for p in path.split("/") if p]
             for i in range(1, len(parts)):
@@ -153,16 +146,16 @@ class DfsClient:
                 return self.stat(path)
             raise
 
-    def create(self, path, mode=0o600):
+    def create(self, path: str, mode: int = 0o600) -> wire.Stat:
         return wire.stat_from_wire(self._call("create", path, mode))
 
-    def rm(self, path):
+    def rm(self, path: str) -> None:
         self._call("unlink", path)
 
-    def rmdir(self, path):
+    def rmdir(self, path: str) -> None:
         self._call("rmdir", path)
 
-    def rm_tree(self, path):
+    def rm_tree(self, path: str) -> None:
         for entry in self.listdir(path):
             child = path.rstrip("/") + "/" + entry.name
             if entry.stat.is_dir:
@@ -171,116 +164,119 @@ class DfsClient:
                 self.rm(child)
         self.rmdir(path)
 
-    def rename(self, src, dst):
+    def rename(self, src: str, dst: str) -> None:
         self._call("rename", src, dst)
 
-    def chmod(self, path, mode):
+    def chmod(self, path: str, mode: int) -> wire.Stat:
         return wire.stat_from_wire(self._call("setattr", path, mode))
 
-    def chown(self, path, owner):
+    def chown(self, path: str, owner: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("setattr", path, None, owner))
 
-    def utimens(self, path, atime_ns=None, mtime_ns=None):
+    def utimens(self, path: str, atime_ns: int | None = None,
+                mtime_ns: int | None = None) -> wire.Stat:
         return wire.stat_from_wire(self._call("setattr", path, None, None, atime_ns, mtime_ns))
 
-    def symlink(self, path, target):
+    def symlink(self, path: str, target: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("symlink", path, target))
 
-    def readlink(self, path):
-        return self._call("readlink", path)
+    def readlink(self, path: str) -> str:
+        target: str = self._call("readlink", path)
+        return target
 
-    def link(self, existing, path):
+    def link(self, existing: str, path: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("link", existing, path))
 
-    def statfs(self):
-        """-> (total bytes, free bytes, chunk size, files) for the whole cluster."""
-        return self._call("statfs")
+    def statfs(self) -> StatFs:
+        """(total bytes, free bytes, chunk size, files) of the whole cluster."""
+        return wire.statfs_from_wire(self._call("statfs"))
 
-    def status(self):
-        server, epoch, address, workers, under, files, standby, holders = self._call("status")
-        return {"leader": server, "epoch": epoch, "address": address, "files": files,
-                "workers": wire.workers_from_wire(workers), "under_replicated": under,
-                "standby": standby, "lease_holders": list(holders)}
+    def status(self) -> ClusterStatus:
+        return wire.status_from_wire(self._call("status"))
 
     # --- trash ------------------------------------------------------------------------
 
-    def trash_list(self):
+    def trash_list(self) -> list[TrashEntry]:
         """[TrashEntry] of this user's deleted files, newest first."""
-        return [TrashEntry(*item) for item in self._call("trash_list")]
+        return wire.trash_from_wire(self._call("trash_list"))
 
-    def trash_restore(self, path):
+    def trash_restore(self, path: str) -> wire.Stat:
         """Put the newest deleted version of ``path`` back; FileExists if the path is taken."""
         return wire.stat_from_wire(self._call("trash_restore", path))
 
-    def trash_empty(self):
+    def trash_empty(self) -> int:
         """Free this user's trash now. -> how many files it held."""
-        return self._call("trash_empty")
+        count: int = self._call("trash_empty")
+        return count
 
     # --- fsck (admin) ------------------------------------------------------------------
 
-    def _fsck_once(self, repair, deadline):
+    def _fsck_once(self, repair: bool, deadline: float) -> FsckReport:
         job = self._call("fsck_start", bool(repair))
-        end = time.monotonic() + deadline
+        poll = FSCK_POLL.within(deadline).start()
         while True:
-            state, value = self._call("fsck_result", job)
-            if state == "done":
-                files, nchunks, workers, unreachable, problems, repairs = value
-                return FsckReport(files, nchunks, workers, tuple(unreachable),
-                                  [FsckProblem(*p) for p in problems], repairs)
-            if state == "failed":
-                raise errors.DfsError(f"fsck failed: {value}")
-            if time.monotonic() > end:
+            result = wire.fsck_result_from_wire(self._call("fsck_result", job))
+            if result.report is not None:
+                return result.report
+            if result.state == "failed":
+                raise errors.DfsError(f"fsck failed: {result.message}")
+            if not poll.wait():
                 raise errors.Unavailable(f"fsck did not finish within {deadline:.0f}s")
-            time.sleep(0.2)
 
-    def fsck(self, repair=False, deadline=120.0):
+    def fsck(self, repair: bool = False, deadline: float | None = None) -> FsckReport:
         """Check every file's chunks against what the workers hold (admin only).
 
         With ``repair``: schedule the fixes (new copies for under-replicated and corrupt
         chunks, orphans deleted), then check again until only unrecoverable problems
-        (missing chunks) are left or ``deadline`` seconds pass. -> the last FsckReport."""
-        end = time.monotonic() + deadline
+        (missing chunks) are left or ``deadline`` seconds (default: the config's
+        fsck_deadline) pass. -> the last FsckReport."""
+        if deadline is None:
+            deadline = self.config.fsck_deadline
+        rounds = REPAIR_POLL.within(deadline).start()
         report = self._fsck_once(repair, deadline)
         repairs = report.repairs
-        while repair and any(p.kind in FSCK_FIXABLE for p in report.problems) \
-                and time.monotonic() < end:
-            time.sleep(1.0)  # give the master's repair loop time to copy chunks
-            report = self._fsck_once(True, max(1.0, end - time.monotonic()))
+        while repair and any(p.kind in FSCK_FIXABLE for p in report.problems) and rounds.wait():
+            report = self._fsck_once(True, max(1.0, rounds.remaining() or 0.0))
             repairs += report.repairs
         return report._replace(repairs=repairs)
 
     # --- users (admin) -----------------------------------------------------------------
 
-    def users_list(self):
-        return list(self._call("users_list"))
+    def users_list(self) -> list[tuple[str, bool]]:
+        """[(name, is admin)]."""
+        return [(str(name), bool(admin)) for name, admin in self._call("users_list")]
 
-    def users_add(self, name, admin=False):
-        return self._call("users_add", name, admin)
+    def users_add(self, name: str, admin: bool = False) -> str:
+        """Register user ``name``. -> their new key (hex)."""
+        key: str = self._call("users_add", name, admin)
+        return key
 
-    def users_revoke(self, name):
+    def users_revoke(self, name: str) -> None:
         self._call("users_revoke", name)
 
     # --- data --------------------------------------------------------------------------
 
     @property
-    def chunk_size(self):
+    def chunk_size(self) -> int:
         if self._chunk_size is None:
-            self._chunk_size = self.statfs()[2]
+            self._chunk_size = self.statfs().chunk_size
         return self._chunk_size
 
-    def layout(self, path):
+    def layout(self, path: str) -> wire.FileLayout:
         return wire.layout_from_wire(self._call("layout", path))
 
-    def commit(self, ino, written, size):
-        stat, under = self._call("commit", ino, wire.written_to_wire(written), size)
-        if under:
-            log.warning("%d chunk(s) stored with fewer copies than wanted", under)
-        return PutResult(wire.stat_from_wire(stat), under)
+    def commit(self, ino: int, written: list[wire.WrittenChunk], size: int) -> PutResult:
+        result = wire.put_result_from_wire(
+            self._call("commit", ino, wire.written_to_wire(written), size))
+        if result.under_replicated:
+            log.warning("%d chunk(s) stored with fewer copies than wanted",
+                        result.under_replicated)
+        return result
 
-    def open(self, path, mode="rb"):
+    def open(self, path: str, mode: str = "rb") -> DfsFile:
         """A DfsFile. Modes: rb, wb (create or truncate), xb (create, must not exist),
         ab (append), r+b (read and write in place)."""
-        if mode not in ("rb", "wb", "xb", "ab", "r+b"):
+        if mode not in FILE_MODES:
             raise errors.InvalidArgument(f"unsupported mode {mode!r}")
         if mode in ("wb", "xb"):
             try:
@@ -296,113 +292,31 @@ class DfsClient:
             f.seek(0, 2)
         return f
 
-    def put_stream(self, stream, remote, size, mode=0o600, overwrite=True, progress=None):
-        """Store ``size`` bytes read from ``stream`` as ``remote`` in one commit.
+    def put_stream(self, stream: IO[bytes], remote: str, size: int, mode: int = 0o600,
+                   overwrite: bool = True, progress: Progress | None = None) -> PutResult:
+        """Store ``size`` bytes read from ``stream`` as ``remote`` in one commit."""
+        return bulk.put_stream(self, stream, remote, size, mode, overwrite, progress)
 
-        Up to ``parallel_chunks`` chunks are in flight; on any failure the chunks already
-        stored are handed back to the master (abandon) so their space is freed at once."""
-        chunk_size = self.chunk_size
-        count = chunks.chunk_count(size, chunk_size)
-        allocated = []
-        futures = []
-        stored = []
-
-        def collect(future):
-            stored.append(future.result())
-            if progress:
-                progress(stored[-1].ref.length)
-        try:
-            targets = []
-            for index in range(count):
-                if not targets and count > 1:  # one chunk: from the reserved ids
-                    targets = wire.targets_from_wire(
-                        self._call("allocate", remote, min(64, count - index), ()))
-                    allocated.extend(t.chunk_id for t in targets)
-                want = min(chunk_size, size - index * chunk_size)
-                data = stream.read(want)
-                if len(data) != want:
-                    raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
-                futures.append(self.chunk_pool.submit(self.transfer.store_chunk, remote, data,
-                                                      targets.pop(0) if targets else None))
-                if len(futures) >= self.config.parallel_chunks:
-                    collect(futures.pop(0))
-            while futures:
-                collect(futures.pop(0))
-            written = [wire.written_from_read(chunk, True) for chunk in stored]
-            stat, under = self._call("put", remote, mode, wire.written_to_wire(written), size,
-                                     overwrite)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            self._abandon(allocated + [c.ref.chunk_id for c in stored])
-            raise
-        if under:
-            log.warning("%s: %d chunk(s) stored with fewer copies than wanted", remote, under)
-        return PutResult(wire.stat_from_wire(stat), under)
-
-    def _abandon(self, chunk_ids):
-        if not chunk_ids:
-            return
-        try:
-            self._call("abandon", tuple(sorted(set(chunk_ids))))
-        except errors.DfsError as exc:
-            log.debug("could not hand back chunks (the master frees them later): %s", exc)
-
-    def put_bytes(self, remote, data, mode=0o600, overwrite=True):
+    def put_bytes(self, remote: str, data: bytes, mode: int = 0o600,
+                  overwrite: bool = True) -> PutResult:
         import io
         return self.put_stream(io.BytesIO(data), remote, len(data), mode, overwrite)
 
-    def put(self, local, remote, mode=None, overwrite=True, progress=None):
+    def put(self, local: str, remote: str, mode: int | None = None, overwrite: bool = True,
+            progress: Progress | None = None) -> PutResult:
         """Upload local file ``local`` to ``remote`` (created or replaced atomically).
 
         The file is private (the local owner bits only) unless ``mode`` says otherwise:
         sharing with other DFS users is an explicit chmod."""
-        try:
-            with open(local, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not os.path.isfile(local):
-                    raise errors.InvalidArgument(f"{local} is not a regular file")
-                return self.put_stream(f, remote, st.st_size,
-                                       mode if mode is not None else st.st_mode & 0o700,
-                                       overwrite, progress)
-        except FileNotFoundError:
-            raise errors.FileNotFound(f"{local}: no such local file") from None
-        except IsADirectoryError:
-            raise errors.IsADirectory(f"{local} is a directory") from None
-        except PermissionError:
-            raise errors.PermissionDenied(f"{local}: permission denied") from None
+        return bulk.put_file(self, local, remote, mode, overwrite, progress)
 
-    def iter_chunks(self, remote):
-        """Yield a file's bytes chunk by chunk, downloading a few chunks ahead.
+    def iter_chunks(self, remote: str) -> Iterator[bytes]:
+        """Yield a file's bytes chunk by chunk, downloading a few chunks ahead."""
+        return bulk.iter_chunks(self, remote)
 
-        Files larger than half the cache bypass it: they would only push out everything
-        else and never be read from it (and writing them costs about 20% of a get)."""
-        layout = self.layout(remote)
-        use_cache = layout.stat.size <= self.config.cache_bytes // 2
-        ahead = []
-        queue = list(layout.chunks)
-        while queue or ahead:
-            while queue and len(ahead) < self.config.parallel_chunks:
-                ahead.append(self.chunk_pool.submit(self.transfer.load_chunk, queue.pop(0),
-                                                    use_cache))
-            yield ahead.pop(0).result()
-
-    def read_bytes(self, remote):
+    def read_bytes(self, remote: str) -> bytes:
         return b"".join(self.iter_chunks(remote))
 
-    def get(self, remote, local, progress=None):
+    def get(self, remote: str, local: str, progress: Progress | None = None) -> None:
         """Download ``remote`` to ``local`` (written to a temp file, then renamed)."""
-        tmp = f"{local}.dfs-partial"
-        try:
-            with open(tmp, "wb") as f:
-                for data in self.iter_chunks(remote):
-                    f.write(data)
-                    if progress:
-                        progress(len(data))
-            os.replace(tmp, local)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        bulk.get_file(self, remote, local, progress)

@@ -2,21 +2,33 @@
 
 ``MasterLink.call(name, *args)`` runs one request on the leader: it takes an authenticated
 connection from a small pool (rpyc connections are not shared between threads here), and
-on a dead connection or NotLeader tries the other addresses with backoff until the
-failover deadline, then raises MasterUnavailable. ``WorkerLinks.call(replica, ...)``
-does the same for a worker without retries: the caller decides what to do with another
-replica.
+on a dead connection or NotLeader tries the other addresses with backoff (dfs.retry) until
+the failover deadline, then raises MasterUnavailable. A "no active workers" answer is
+asked again for up to ``no_workers_wait`` (a master that has just restarted gives it until
+the workers have reported again; the request was refused before anything changed, so
+asking again is safe), then raised as it is. ``WorkerLinks.call(replica, ...)`` does the
+same for a worker without retries: the caller decides what to do with another replica.
 
 Errors that cross rpyc arrive as their DfsError class with the remote traceback glued to
 ``str()``; ``clean()`` gives back a plain instance so users see one line.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import rpyc
 
 from dfs import errors, rpc
+from dfs.config import Address
+from dfs.retry import Backoff, Clock, RetryPolicy, Sleep
+from dfs.wire import Replica
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +37,20 @@ SUSPECT_SECONDS = 10.0
 # Requests that must not take effect twice: each carries a request id, kept the same across
 # retries, so a retry after a failover gets the first attempt's answer, not FileExists.
 ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "link", "unlink", "rmdir", "rename"})
+# The schedule between rounds over the metadata servers; each call sets its deadline.
+FAILOVER = RetryPolicy(deadline=None)
+
+E = TypeVar("E", bound=BaseException)
 
 
-def clean(exc):
+def clean(exc: E) -> E:
     """A fresh DfsError of the same class as a remote one, without the remote traceback."""
-    cls = type(exc)
     if getattr(exc, "_remote_tb", None) is None:
         return exc
-    base = cls.__mro__[1] if cls.__name__ == cls.__mro__[1].__name__ else cls
+    # rpyc raises a subclass of the same name that carries the remote traceback
+    cls = type(exc)
+    parent = cls.__mro__[1]
+    base = cast("type[E]", parent) if cls.__name__ == parent.__name__ else cls
     fresh = base.__new__(base)
     fresh.args = exc.args
     for name in ("leader",):
@@ -44,44 +62,61 @@ def clean(exc):
 class _Pool:
     """Idle connections to one address; a connection is used by one thread at a time."""
 
-    def __init__(self):
-        self.idle = []
+    def __init__(self) -> None:
+        self.idle: list[rpyc.Connection] = []
         self.lock = threading.Lock()
 
-    def take(self):
+    def take(self) -> rpyc.Connection | None:
         with self.lock:
             return self.idle.pop() if self.idle else None
 
-    def give(self, conn):
+    def give(self, conn: rpyc.Connection) -> None:
         with self.lock:
             if len(self.idle) < POOL_SIZE and not conn.closed:
                 self.idle.append(conn)
                 return
         conn.close()
 
-    def clear(self):
+    def clear(self) -> None:
         with self.lock:
             idle, self.idle = self.idle, []
         for conn in idle:
             rpc.hard_close(conn)
 
 
+@dataclass
+class _Round:
+    """What one pass over the metadata servers gave: an answer, or the last failure."""
+
+    answered: bool = False
+    result: Any = None
+    last: BaseException | None = None
+    no_workers: errors.NoActiveWorkers | None = None
+    """Set when a server said "no active workers" and none served the request."""
+
+
 class MasterLink:
-    def __init__(self, masters, user, key, timeout=30.0, failover_deadline=60.0):
+    def __init__(self, masters: Sequence[Address], user: str | None, key: str | None,
+                 timeout: float, failover_deadline: float, no_workers_wait: float,
+                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
         self.masters = list(masters)
         self.user = user
         self.key = key
         self.timeout = timeout
         self.failover_deadline = failover_deadline
+        self.failover = FAILOVER.within(failover_deadline)
+        self.no_workers_wait = no_workers_wait
+        self.clock = clock
+        self.sleep = sleep
         self.pools = {address: _Pool() for address in self.masters}
         self.preferred = 0  # index of the address that answered last
-        self.suspects = {}  # index -> until when it counts as not answering
+        self.suspects: dict[int, float] = {}  # index -> until when it counts as not answering
         self.admin = False
 
-    def _login(self, address):
+    def _login(self, address: Address) -> rpyc.Connection:
         """A connection logged in as our user (anonymous when there is no user yet)."""
         conn = rpc.connect(*address, timeout=self.timeout)
-        if self.user is None:
+        if self.user is None or self.key is None:
             return conn
         try:
             _name, self.admin = rpc.login(conn, "login", self.user, self.key)
@@ -90,7 +125,8 @@ class MasterLink:
             conn.close()
             raise
 
-    def _attempt(self, address, name, args, kwargs):
+    def _attempt(self, address: Address, name: str, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
         pool = self.pools[address]
         conn = pool.take() or self._login(address)
         try:
@@ -104,68 +140,85 @@ class MasterLink:
         pool.give(conn)
         return result
 
-    def call(self, name, *args, **kwargs):
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``name(*args, **kwargs)`` on the leader. -> its wire answer (dfs.wire rebuilds it)."""
         if name in ONCE_ONLY:
             kwargs["rid"] = uuid.uuid4().hex
-        deadline = time.monotonic() + self.failover_deadline
-        backoff = 0.05
-        last = None
+        failover = self.failover.start(self.clock, self.sleep)
+        no_workers: Backoff | None = None
         while True:
-            no_workers = None
-            for index in self._order():
-                address = self.masters[index]
-                try:
-                    result = self._attempt(address, name, args, kwargs)
-                    self.preferred = index
-                    self.suspects.pop(index, None)
-                    return result
-                except errors.NotLeader as exc:
-                    last = clean(exc)
-                    self._follow_hint(getattr(exc, "leader", ""))
-                except errors.NoActiveWorkers as exc:
-                    # definite unless another server serves the request in this round
-                    no_workers = last = clean(exc)
-                except errors.Unavailable as exc:
-                    last = clean(exc)
-                    self._suspect(index)
-                except errors.DfsError as exc:
-                    raise clean(exc) from None
-                except rpc.TRANSPORT_ERRORS as exc:
-                    last = exc
-                    self._suspect(index)
-            if no_workers is not None:
-                raise no_workers from None
-            if time.monotonic() + backoff > deadline:
-                where = ", ".join(f"{h}:{p}" for h, p in self.masters)
-                if isinstance(last, errors.NotLeader):
-                    raise errors.MasterUnavailable(
-                        f"no metadata server at {where} is leading after "
-                        f"{self.failover_deadline:.0f}s (a leader needs leases from a majority "
-                        "of the workers and the other metadata server)") from None
-                if isinstance(last, errors.DfsError):
-                    raise last from None
-                raise errors.MasterUnavailable(
-                    f"no metadata server answered at {where} within "
-                    f"{self.failover_deadline:.0f}s ({last})") from None
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            outcome = self._round(name, args, kwargs)
+            if outcome.answered:
+                return outcome.result
+            if outcome.no_workers is not None:
+                if no_workers is None:  # its own window, within what is left of the deadline
+                    left = failover.remaining()
+                    window = self.no_workers_wait if left is None else min(self.no_workers_wait,
+                                                                           left)
+                    no_workers = FAILOVER.within(window).start(self.clock, self.sleep)
+                if not no_workers.wait():
+                    raise outcome.no_workers from None
+            elif not failover.wait():
+                raise self._gave_up(outcome.last) from None
 
-    def _order(self):
+    def _round(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Round:
+        """Try each address once, the likely leader first."""
+        outcome = _Round()
+        for index in self._order():
+            address = self.masters[index]
+            try:
+                outcome.result = self._attempt(address, name, args, kwargs)
+                outcome.answered = True
+                self.preferred = index
+                self.suspects.pop(index, None)
+                return outcome
+            except errors.NotLeader as exc:
+                outcome.last = clean(exc)
+                self._follow_hint(getattr(exc, "leader", ""))
+            except errors.NoActiveWorkers as exc:
+                # definite unless another server serves the request in this round
+                outcome.no_workers = clean(exc)
+                outcome.last = outcome.no_workers
+            except errors.Unavailable as exc:
+                outcome.last = clean(exc)
+                self._suspect(index)
+            except errors.DfsError as exc:
+                raise clean(exc) from None
+            except rpc.TRANSPORT_ERRORS as exc:
+                outcome.last = exc
+                self._suspect(index)
+        return outcome
+
+    def _gave_up(self, last: BaseException | None) -> BaseException:
+        """The error for a call that found no leader within the failover deadline."""
+        where = ", ".join(f"{h}:{p}" for h, p in self.masters)
+        if isinstance(last, errors.NotLeader):
+            return errors.MasterUnavailable(
+                f"no metadata server at {where} is leading after "
+                f"{self.failover_deadline:.0f}s (a leader needs leases from a majority "
+                "of the workers and the other metadata server)")
+        if isinstance(last, errors.DfsError):
+            return last
+        return errors.MasterUnavailable(
+            f"no metadata server answered at {where} within "
+            f"{self.failover_deadline:.0f}s ({last})")
+
+    def _order(self) -> list[int]:
         """Addresses to try this round: the last good one first, and none that just failed
         to answer unless all did (a dead or paused server costs a timeout per try)."""
-        now = time.monotonic()
+        now = self.clock()
         count = len(self.masters)
         order = [(self.preferred + step) % count for step in range(count)]
         answering = [i for i in order if self.suspects.get(i, 0) <= now]
         return answering or order
 
-    def _suspect(self, index):
+    def _suspect(self, index: int) -> None:
         self.pools[self.masters[index]].clear()
-        self.suspects[index] = time.monotonic() + SUSPECT_SECONDS
+        self.suspects[index] = self.clock() + SUSPECT_SECONDS
         if index == self.preferred:
             self.preferred = (index + 1) % len(self.masters)
 
-    def _follow_hint(self, leader):
+    def _follow_hint(self, leader: str) -> None:
         """A NotLeader answer may name the leader: try that address first next."""
         for index, (host, port) in enumerate(self.masters):
             if leader == f"{host}:{port}" or leader.endswith(f":{port}") and host in (
@@ -173,22 +226,22 @@ class MasterLink:
                 self.preferred = index
                 self.suspects.pop(index, None)
 
-    def close(self):
+    def close(self) -> None:
         for pool in self.pools.values():
             pool.clear()
 
 
 class WorkerLinks:
-    def __init__(self, timeout=30.0):
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.pools = {}
+        self.pools: dict[Address, _Pool] = {}
         self.lock = threading.Lock()
 
-    def _pool(self, address):
+    def _pool(self, address: Address) -> _Pool:
         with self.lock:
             return self.pools.setdefault(address, _Pool())
 
-    def call(self, replica, name, *args):
+    def call(self, replica: Replica, name: str, *args: Any) -> Any:
         """One call on a worker; transport failures become WorkerUnavailable."""
         address = (replica.host, replica.port)
         pool = self._pool(address)
@@ -212,7 +265,7 @@ class WorkerLinks:
         pool.give(conn)
         return result
 
-    def close(self):
+    def close(self) -> None:
         with self.lock:
             pools, self.pools = list(self.pools.values()), {}
         for pool in pools:

@@ -11,15 +11,24 @@ a corrupt one reported to the master. When every replica fails the read raises D
 never zeros.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from dfs import chunks, errors, rpc, wire
+from dfs.client.cache import ChunkCache
+from dfs.client.connections import MasterLink, WorkerLinks
+from dfs.wire import ReadChunk, Replica, WriteTarget
 
 log = logging.getLogger(__name__)
 
+# Placements tried for one chunk. A fixed count, not a RetryPolicy: each new placement
+# avoids every worker that failed before and needs no pause (nothing is waited for, a
+# different worker is asked), so more tries would only use up chunk ids on a cluster
+# whose workers are failing one after another.
 UPLOAD_ATTEMPTS = 3
 
 
@@ -34,13 +43,13 @@ class Reservations:
     BATCH = 16
     MAX_AGE = 60.0
 
-    def __init__(self, master):
+    def __init__(self, master: MasterLink) -> None:
         self.master = master
         self.lock = threading.Lock()
-        self.targets = []
+        self.targets: list[WriteTarget] = []
         self.fetched = 0.0
 
-    def take(self, path):
+    def take(self, path: str) -> WriteTarget:
         with self.lock:
             if self.targets and time.monotonic() - self.fetched < self.MAX_AGE:
                 return self.targets.pop(0)
@@ -55,12 +64,12 @@ class Reservations:
             self.fetched = time.monotonic()
         return batch[0]
 
-    def release(self):
+    def release(self) -> None:
         with self.lock:
             unused, self.targets = self.targets, []
         self._hand_back(unused)
 
-    def _hand_back(self, targets):
+    def _hand_back(self, targets: list[WriteTarget]) -> None:
         if targets:
             try:
                 self.master.call("abandon", tuple(t.chunk_id for t in targets))
@@ -69,7 +78,8 @@ class Reservations:
 
 
 class Transfer:
-    def __init__(self, master, workers, cache, piece_size, threads):
+    def __init__(self, master: MasterLink, workers: WorkerLinks, cache: ChunkCache | None,
+                 piece_size: int, threads: int) -> None:
         self.master = master
         self.workers = workers
         self.cache = cache
@@ -79,7 +89,7 @@ class Transfer:
 
     # --- upload ----------------------------------------------------------------------
 
-    def _send(self, target, replica, data, crc):
+    def _send(self, target: WriteTarget, replica: Replica, data: bytes, crc: int) -> None:
         view = memoryview(data)
         total = len(data)
         for offset in range(0, total, self.piece_size):
@@ -87,14 +97,15 @@ class Transfer:
             self.workers.call(replica, "write", target.token, target.chunk_id, replica.kind,
                               offset, piece, total, crc)
 
-    def store_chunk(self, path, data, target=None):
+    def store_chunk(self, path: str, data: bytes,
+                    target: WriteTarget | None = None) -> ReadChunk:
         """Store ``data`` as one new chunk of ``path``. -> ReadChunk of the stored copies.
 
         ``target`` is a WriteTarget from an earlier allocate() (batched), or None.
         """
         crc = chunks.crc(data)
-        failed = set()
-        best = None
+        failed: set[str] = set()
+        best: ReadChunk | None = None
         for _attempt in range(UPLOAD_ATTEMPTS):
             if target is None and not failed:
                 target = self.reservations.take(path)
@@ -119,10 +130,11 @@ class Transfer:
             return best  # fewer copies than wanted: the master repairs it later
         raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
 
-    def _send_all(self, target, data, crc):
+    def _send_all(self, target: WriteTarget, data: bytes,
+                  crc: int) -> list[tuple[Replica, errors.DfsError | None]]:
         futures = [(r, self.pool.submit(self._send, target, r, data, crc))
                    for r in target.replicas]
-        results = []
+        results: list[tuple[Replica, errors.DfsError | None]] = []
         for replica, future in futures:
             try:
                 future.result()
@@ -133,20 +145,20 @@ class Transfer:
 
     # --- download --------------------------------------------------------------------
 
-    def _fetch(self, chunk, replica):
+    def _fetch(self, chunk: ReadChunk, replica: Replica) -> bytes:
         return rpc.read_pieces(
             lambda offset: self.workers.call(replica, "read", chunk.token, chunk.ref.chunk_id,
                                              offset, self.piece_size),
             chunk.ref.length, f"chunk {chunk.ref.chunk_id}")
 
-    def load_chunk(self, chunk, use_cache=True):
+    def load_chunk(self, chunk: ReadChunk, use_cache: bool = True) -> bytes:
         """The bytes of one ReadChunk, verified; raises DataLost if no replica has them."""
         ref = chunk.ref
-        use_cache = use_cache and self.cache is not None
-        if use_cache:
-            data = self.cache.get(ref)
-            if data is not None:
-                return data
+        cache = self.cache if use_cache else None
+        if cache is not None:
+            cached = cache.get(ref)
+            if cached is not None:
+                return cached
         problems = []
         for replica in chunk.replicas:
             try:
@@ -162,19 +174,19 @@ class Transfer:
             except (errors.WorkerUnavailable, errors.ChunkMissing, errors.StaleToken) as exc:
                 problems.append(f"{replica.worker_id}: {exc}")
                 continue
-            if use_cache:
-                self.cache.put(ref, data)
+            if cache is not None:
+                cache.put(ref, data)
             return data
         detail = "; ".join(problems) or "no live replica"
         log.error("chunk %d: every replica failed (%s)", ref.chunk_id, detail)
         raise errors.DataLost(f"chunk {ref.chunk_id} cannot be read from any replica ({detail})")
 
-    def _report_bad(self, chunk_id, worker_id):
+    def _report_bad(self, chunk_id: int, worker_id: str) -> None:
         try:
             self.master.call("report_bad", chunk_id, worker_id)
         except errors.DfsError as exc:
             log.warning("could not report bad chunk %d: %s", chunk_id, exc)
 
-    def close(self):
+    def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.reservations.release()

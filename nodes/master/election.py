@@ -18,29 +18,50 @@ tests give it in-process voters and a clock they step by hand.
 Thread-safety: ``lock`` guards the role and the grants; network calls happen outside it.
 """
 
+from __future__ import annotations
+
 import concurrent.futures
+import functools
 import logging
 import random
 import threading
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from dfs import errors
+from nodes.master.voter import Answer, Voter
 
 log = logging.getLogger(__name__)
 
 LEADER, STANDBY = "leader", "standby"
+# Not MasterConfig fields: fractions and deadlines of the protocol itself.
 SAFETY = 0.8
 ANSWER_DEADLINE = 1.5  # seconds to wait for voters' answers in one round
-_DONE = concurrent.futures.Future()
-_DONE.set_result(None)
+_DONE: concurrent.futures.Future[Answer] = concurrent.futures.Future()
+_DONE.set_result((False, 0))
 
 
-def majority(count):
+class VoterLink(Protocol):
+    """A voter as a leader or candidate reaches it (nodes.master.links.Link over rpyc, an
+    in-process Voter in tests): raises dfs.errors.Unavailable when it cannot be reached."""
+
+    def lease(self, epoch: int, leader: str) -> Answer: ...
+    def vote(self, epoch: int, candidate: str) -> Answer: ...
+    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer: ...
+    def clear_stale(self, epoch: int, server: str) -> Answer: ...
+
+
+Electorate = Mapping[str, VoterLink]  # voter id -> its link
+
+
+def majority(count: int) -> int:
     return count // 2 + 1
 
 
 class Leadership:
-    def __init__(self, me, voter, links, lease, bootstrap, peer_id=None, rng=None,
-                 executor=None):
+    def __init__(self, me: str, voter: Voter, links: Callable[[], Electorate], lease: float,
+                 bootstrap: bool, peer_id: str | None = None, rng: random.Random | None = None,
+                 executor: concurrent.futures.Executor | None = None) -> None:
         self.me = me
         self.voter = voter
         self.links = links
@@ -48,21 +69,21 @@ class Leadership:
         self.bootstrap = bootstrap  # may lead alone while there is no voter at all
         self.peer_id = peer_id  # the other metadata server, if any
         self.role = STANDBY
-        self.grants = {}
+        self.grants: dict[str, float] = {}  # voter id -> until when its lease counts
         self.last_serving = 0.0
         self._now_hint = voter.started
         self.lock = threading.RLock()
         self.rng = rng or random.Random()
         self.executor = executor  # to ask voters in parallel (real network); None: in turn
-        self.inflight = {}  # voter id -> Future of the last call to it
+        self.inflight: dict[str, concurrent.futures.Future[Answer]] = {}  # last call to each
         self.next_election = voter.started + (0 if bootstrap else lease)
-        self.on_change = lambda role, epoch: None
+        self.on_change: Callable[[str, int], object] = lambda role, epoch: None
 
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         return self.voter.epoch
 
-    def serving(self, now):
+    def serving(self, now: float) -> bool:
         with self.lock:
             if self.role != LEADER:
                 return False
@@ -72,22 +93,23 @@ class Leadership:
             running = sum(1 for vid in electorate if self.grants.get(vid, 0) > now)
             return running >= majority(len(electorate))
 
-    def leader_hint(self):
+    def leader_hint(self) -> str | None:
         """Id of the server we believe leads (for NotLeader answers)."""
         return self.me if self.role == LEADER else self.voter.holder
 
-    def tick(self, now):
+    def tick(self, now: float) -> None:
         self._now_hint = now
         if self.role == LEADER:
             self._renew(now)
         else:
             self._maybe_elect(now)
 
-    def _ask(self, electorate, method, *args):
+    def _ask(self, electorate: Electorate, method: str, *args: object) -> dict[str, Answer]:
         """Call ``method`` on every voter. -> {voter_id: (granted, epoch)} of those answering."""
-        answers = {}
+        answers: dict[str, Answer] = {}
+        calls: list[tuple[str, Callable[[], Answer]]]
         if self.executor is not None:
-            futures = {}
+            futures: dict[str, concurrent.futures.Future[Answer]] = {}
             for vid, link in electorate.items():
                 if method == "lease" and not self.inflight.get(vid, _DONE).done():
                     continue  # still waiting on a paused voter: do not pile renewals up
@@ -97,7 +119,7 @@ class Leadership:
             concurrent.futures.wait(futures.values(), timeout=ANSWER_DEADLINE)
             calls = [(vid, future.result) for vid, future in futures.items() if future.done()]
         else:
-            calls = [(vid, lambda link=link: getattr(link, method)(*args))
+            calls = [(vid, functools.partial(getattr(link, method), *args))
                      for vid, link in electorate.items()]
         for vid, call in calls:
             try:
@@ -107,7 +129,7 @@ class Leadership:
                 continue  # unreachable, or refused to talk: no answer from this voter
         return answers
 
-    def _renew(self, now):
+    def _renew(self, now: float) -> None:
         electorate = self.links()
         answers = self._ask(electorate, "lease", self.epoch, self.me)
         with self.lock:
@@ -124,7 +146,7 @@ class Leadership:
                 log.warning("%s lost its majority of voters", self.me)
                 self._step_down(self.epoch)
 
-    def welcome(self, voter_id, link, now):
+    def welcome(self, voter_id: str, link: VoterLink, now: float) -> bool:
         """Get a lease from a voter about to join the electorate, so that adding it never
         costs the leader its majority. -> True if granted."""
         try:
@@ -138,7 +160,7 @@ class Leadership:
                 self._step_down(epoch)
         return granted
 
-    def _maybe_elect(self, now):
+    def _maybe_elect(self, now: float) -> None:
         if now < self.next_election or self.voter.lease_running(now, other_than=self.me):
             return
         electorate = self.links()
@@ -169,7 +191,7 @@ class Leadership:
             # nobody refused, too few answered (voters still starting): ask again soon
             self.next_election = now + self.lease * (0.05 + 0.1 * self.rng.random())
 
-    def _become_leader(self, epoch, now):
+    def _become_leader(self, epoch: int, now: float) -> None:
         with self.lock:
             self.voter.won(epoch)
             self.role = LEADER
@@ -178,7 +200,7 @@ class Leadership:
         log.warning("%s is now the leader (epoch %d)", self.me, epoch)
         self.on_change(LEADER, epoch)
 
-    def _step_down(self, epoch):
+    def _step_down(self, epoch: int) -> None:
         with self.lock:
             if self.role != LEADER:
                 return
@@ -191,20 +213,26 @@ class Leadership:
         log.warning("%s steps down to standby (epoch %d)", self.me, epoch)
         self.on_change(STANDBY, epoch)
 
-    def step_down(self, epoch):
+    def step_down(self, epoch: int) -> None:
         self._step_down(epoch)
 
     # --- the standby's stale mark --------------------------------------------------------
 
-    def _standby_electorate(self):
+    def _standby_electorate(self) -> dict[str, VoterLink]:
         """Who could elect our standby: every voter but the standby itself, and us."""
         return {vid: link for vid, link in self.links().items() if vid != self.peer_id}
 
-    def mark_standby_stale(self, from_seq):
+    def _standby(self) -> str:
+        if self.peer_id is None:
+            raise errors.InvalidArgument("no standby: this server runs alone")
+        return self.peer_id
+
+    def mark_standby_stale(self, from_seq: int) -> bool:
         """Record the mark on a majority of the standby's electorate; False if we cannot."""
         others = self._standby_electorate()
-        self.voter.mark_stale(self.epoch, self.peer_id, from_seq)  # we are one of them
-        answers = self._ask(others, "mark_stale", self.epoch, self.peer_id, from_seq)
+        standby = self._standby()
+        self.voter.mark_stale(self.epoch, standby, from_seq)  # we are one of them
+        answers = self._ask(others, "mark_stale", self.epoch, standby, from_seq)
         acked = 1 + sum(1 for ok, _epoch in answers.values() if ok)
         for ok, epoch in answers.values():
             if not ok and epoch > self.epoch:
@@ -212,13 +240,14 @@ class Leadership:
                 return False
         return acked >= majority(len(others) + 1)
 
-    def clear_standby_stale(self, only=None):
+    def clear_standby_stale(self, only: set[str] | None = None) -> set[str]:
         """Tell the voters (all, or those in ``only``) that the standby has every entry.
         -> ids of voters that did not hear it: they keep the mark and must be told later
         (a voter keeping it only makes the standby less electable, never unsafe)."""
         electorate = self._standby_electorate()
         if only is not None:
             electorate = {vid: link for vid, link in electorate.items() if vid in only}
-        answers = self._ask(electorate, "clear_stale", self.epoch, self.peer_id)
-        self.voter.clear_stale(self.epoch, self.peer_id)
+        standby = self._standby()
+        answers = self._ask(electorate, "clear_stale", self.epoch, standby)
+        self.voter.clear_stale(self.epoch, standby)
         return {vid for vid in electorate if not answers.get(vid, (False,))[0]}

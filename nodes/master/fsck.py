@@ -20,13 +20,17 @@ parallel without the metadata lock; comparing and repairing take it. Jobs live i
 ``Fsck.jobs`` (guarded by ``Fsck.lock``); clients poll ``result(job)``.
 """
 
+from __future__ import annotations
+
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from dfs import auth, errors, rpc
-from dfs.namespace.model import ROOT_INO
+from dfs.namespace.model import ROOT_INO, Inode, Namespace
+from nodes.master.placement import WorkerTable
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +38,28 @@ SCAN_TIMEOUT = 3600.0  # a worker re-reads all its chunks: allow for big disks
 KEEP_JOBS = 8
 FIXABLE = ("under", "corrupt", "orphan")
 
+Problem = tuple[str, int, str, str]  # (kind, chunk id, worker id or "", path or "")
+Report = tuple[int, int, int, tuple[str, ...], tuple[Problem, ...], int]
+JobState = tuple[str, Report | str | None]  # see Fsck.result
+Scan = dict[int, tuple[str, bool]]  # chunk id -> (kind, checksums good) on one worker
+
 
 class Fsck:
-    def __init__(self, state):
-        self.state = state
+    def __init__(self, lock: threading.RLock, require_serving: Callable[[], None],
+                 workers: WorkerTable, namespace: Callable[[], Namespace],
+                 secret: bytes) -> None:
+        """``lock``: the metadata lock; ``namespace()``: the namespace served now (a
+        snapshot install replaces it); ``secret``: the voter secret, to sign the scans."""
+        self.metadata_lock = lock
+        self.require_serving = require_serving
+        self.workers = workers
+        self.namespace = namespace
+        self.secret = secret
         self.lock = threading.Lock()
-        self.jobs = {}  # job id -> ("running", None) | ("done", report) | ("failed", message)
+        self.jobs: dict[int, JobState] = {}
         self.ids = itertools.count(1)
 
-    def start(self, repair):
+    def start(self, repair: bool) -> int:
         with self.lock:
             job = next(self.ids)
             self.jobs[job] = ("running", None)
@@ -52,13 +69,15 @@ class Fsck:
                          daemon=True).start()
         return job
 
-    def result(self, job):
+    def result(self, job: int) -> JobState:
+        """-> ("running", None) | ("done", report) | ("failed", message)."""
         with self.lock:
             if job not in self.jobs:
                 raise errors.FileNotFound(f"no fsck job {job} (the master restarted?)")
             return self.jobs[job]
 
-    def _run(self, job, repair):
+    def _run(self, job: int, repair: bool) -> None:
+        outcome: JobState
         try:
             outcome = ("done", self.check(repair))
         except errors.DfsError as exc:
@@ -71,19 +90,18 @@ class Fsck:
 
     # --- the check ------------------------------------------------------------------------
 
-    def _scan(self, host, port):
+    def _scan(self, host: str, port: int) -> Scan:
         conn = rpc.connect(host, port, timeout=SCAN_TIMEOUT)
         try:
-            stamp, mac = auth.sign_voter_call(self.state.voter_secret, "fsck_scan", ())
+            stamp, mac = auth.sign_voter_call(self.secret, "fsck_scan", ())
             return {cid: (kind, ok) for cid, kind, ok in conn.root.fsck_scan(stamp, mac)}
         finally:
             conn.close()
 
-    def _file_paths(self):
+    def _file_paths(self, ns: Namespace) -> dict[int, str]:
         """{chunk id: path} of every file in the tree and in the trash. Lock held."""
-        ns = self.state.ns
-        paths = {}
-        stack = [("", ns.inodes[ROOT_INO])]
+        paths: dict[int, str] = {}
+        stack: list[tuple[str, Inode]] = [("", ns.inodes[ROOT_INO])]
         while stack:
             prefix, directory = stack.pop()
             for name, ino in directory.children.items():
@@ -98,16 +116,17 @@ class Fsck:
                 paths.setdefault(ref.chunk_id, f"{item.path} (in {item.owner}'s trash)")
         return paths
 
-    def check(self, repair):
+    def check(self, repair: bool) -> Report:
         """-> (files, chunks, workers scanned, unreachable workers, problems, repairs
         scheduled); problems are (kind, chunk id, worker id or "", path or "")."""
-        state = self.state
-        with state.lock:
-            state.require_serving()
-            live = [(w.worker_id, w.host, w.port) for w in state.workers.live()]
-            before = {cid: dict(holders) for cid, holders in state.workers.locations.items()}
-            newest = state.ns.next_chunk_id  # chunks allocated later are too new to judge
-        scans, unreachable = {}, []
+        workers = self.workers
+        with self.metadata_lock:
+            self.require_serving()
+            live = [(w.worker_id, w.host, w.port) for w in workers.live()]
+            before = {cid: dict(holders) for cid, holders in workers.locations.items()}
+            newest = self.namespace().next_chunk_id  # allocated later: too new to judge
+        scans: dict[str, Scan] = {}
+        unreachable: list[str] = []
         with ThreadPoolExecutor(max(1, len(live)), thread_name_prefix="fsck-scan") as pool:
             futures = {wid: pool.submit(self._scan, host, port) for wid, host, port in live}
             for wid, future in futures.items():
@@ -116,12 +135,14 @@ class Fsck:
                 except Exception as exc:
                     log.warning("fsck: worker %s could not be scanned: %s", wid, exc)
                     unreachable.append(wid)
-        with state.lock:
-            state.require_serving()
-            workers = state.workers
-            ns = state.ns
-            paths = self._file_paths()
-            problems, stale, corrupt, orphans = [], [], [], []
+        with self.metadata_lock:
+            self.require_serving()
+            ns = self.namespace()
+            paths = self._file_paths(ns)
+            problems: list[Problem] = []
+            stale: list[tuple[int, str]] = []
+            corrupt: list[tuple[int, str]] = []
+            orphans: list[tuple[int, str, str]] = []
             for wid, found in scans.items():
                 for cid, (kind, ok) in found.items():
                     if cid >= newest:
@@ -142,7 +163,7 @@ class Fsck:
                         good += 1  # not scanned: trust the master's table
                     elif cid not in scans[wid]:
                         stale.append((cid, wid))  # the master believed in a file that is gone
-                for wid, found in scans.items():
+                for found in scans.values():
                     if found.get(cid, (None, False))[1]:
                         good += 1
                 if good == 0:

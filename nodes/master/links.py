@@ -5,34 +5,51 @@ metadata server of this cluster can ask for leases, votes, stale marks or replic
 A link keeps one connection and reconnects after a failure; calls are bounded by a short
 timeout so a paused (SIGSTOP) peer costs one timeout, never a hang. Any transport failure
 becomes dfs.errors.Unavailable. One thread at a time per link (a lock around the call).
+
+Two channels: voter calls go through one exposed ``voter(method, args, stamp, mac)`` on
+workers and metadata servers alike (``serve_voter_call``); journal replication has its own
+exposed methods on the metadata server (``peer_ping``, ``peer_replicate``,
+``peer_install``; nodes/master/cluster_service.py), each checked by ``verify_peer_call``.
 """
+
+from __future__ import annotations
 
 import threading
 
-from dfs import auth, errors, rpc
+import rpyc
 
+from dfs import auth, errors, rpc
+from nodes.master.voter import Answer, Voter
+from nodes.rpcserver import expect
+
+# Not (yet) MasterConfig fields: the lengths of one network call between the servers.
 VOTER_TIMEOUT = 1.0
 REPLICATION_TIMEOUT = 2.0  # a standby slower than this is marked stale, not waited for
 INSTALL_TIMEOUT = 10.0  # a whole snapshot
 
+PeerAnswer = tuple[str, int]  # ("ok" | "gap" | "old", a sequence number or an epoch)
+
 
 class Link:
-    def __init__(self, host, port, secret, timeout=VOTER_TIMEOUT):
+    """One voter (a worker, or the other metadata server), reached over rpyc."""
+
+    def __init__(self, host: str, port: int, secret: bytes,
+                 timeout: float = VOTER_TIMEOUT) -> None:
         self.address = (host, port)
         self.secret = secret
         self.timeout = timeout
-        self.conn = None
+        self.conn: rpyc.Connection | None = None
         self.call_lock = threading.Lock()
 
-    def _signed(self, method, *args, timeout=None):
-        stamp, mac = auth.sign_voter_call(self.secret, method, args)
+    def _call(self, remote: str, args: tuple[object, ...], timeout: float | None) -> object:
+        """``remote(*args)`` on the other end, within ``timeout`` (else the link's)."""
         with self.call_lock:
             try:
                 if self.conn is None or self.conn.closed:
                     self.conn = rpc.connect(*self.address, timeout=self.timeout,
                                             connect_timeout=min(self.timeout, 2.0))
                 self.conn._config["sync_request_timeout"] = timeout or self.timeout
-                return rpc.call(self.conn, "voter", method, args, stamp, mac)
+                return rpc.call(self.conn, remote, *args)
             except errors.DfsError:
                 raise
             except (*rpc.TRANSPORT_ERRORS, OSError) as exc:
@@ -40,59 +57,83 @@ class Link:
                 raise errors.Unavailable(f"{self.address[0]}:{self.address[1]}: {exc!r}") \
                     from None
 
-    def close_locked(self):
+    def _voter(self, method: str, *args: object) -> Answer:
+        stamp, mac = auth.sign_voter_call(self.secret, method, args)
+        granted, epoch = _pair(self._call("voter", (method, args, stamp, mac), None))
+        return expect(granted, bool, "granted"), expect(epoch, int, "epoch")
+
+    def close_locked(self) -> None:
         if self.conn is not None:
             rpc.hard_close(self.conn)
             self.conn = None
 
-    def close(self):
+    def close(self) -> None:
         with self.call_lock:
             self.close_locked()
 
     # the Voter interface (nodes.master.voter.Voter)
-    def lease(self, epoch, leader):
-        return tuple(self._signed("lease", epoch, leader))
+    def lease(self, epoch: int, leader: str) -> Answer:
+        return self._voter("lease", epoch, leader)
 
-    def vote(self, epoch, candidate):
-        return tuple(self._signed("vote", epoch, candidate))
+    def vote(self, epoch: int, candidate: str) -> Answer:
+        return self._voter("vote", epoch, candidate)
 
-    def mark_stale(self, epoch, server, from_seq):
-        return tuple(self._signed("mark_stale", epoch, server, from_seq))
+    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer:
+        return self._voter("mark_stale", epoch, server, from_seq)
 
-    def clear_stale(self, epoch, server):
-        return tuple(self._signed("clear_stale", epoch, server))
+    def clear_stale(self, epoch: int, server: str) -> Answer:
+        return self._voter("clear_stale", epoch, server)
 
 
 class PeerLink(Link):
     """The other metadata server: a voter, and the standby we replicate to."""
 
-    def __init__(self, host, port, secret):
+    def __init__(self, host: str, port: int, secret: bytes) -> None:
         super().__init__(host, port, secret, timeout=REPLICATION_TIMEOUT)
 
-    def replicate(self, epoch, entries):
-        """entries: tuple of JSON strings. -> ("ok" | "gap" | "old", seq or epoch)."""
-        return tuple(self._signed("replicate", epoch, entries))
+    def _peer(self, method: str, args: tuple[object, ...],
+              timeout: float | None = None) -> PeerAnswer:
+        stamp, mac = auth.sign_voter_call(self.secret, method, args)
+        answer, value = _pair(self._call(method, (*args, stamp, mac), timeout))
+        return expect(answer, str, "answer"), expect(value, int, "sequence number or epoch")
 
-    def ping(self):
+    def ping(self) -> PeerAnswer:
         """Is the other server there and answering? -> ("ok", its last entry)."""
-        return tuple(self._signed("ping", timeout=VOTER_TIMEOUT))
+        return self._peer("peer_ping", (), timeout=VOTER_TIMEOUT)
 
-    def install(self, epoch, snapshot):
-        return tuple(self._signed("install", epoch, snapshot, timeout=INSTALL_TIMEOUT))
+    def replicate(self, epoch: int, entries: tuple[str, ...]) -> PeerAnswer:
+        """entries: journal lines (JSON). -> ("ok" | "gap" | "old", seq or epoch)."""
+        return self._peer("peer_replicate", (epoch, entries))
+
+    def install(self, epoch: int, snapshot: bytes) -> PeerAnswer:
+        """snapshot: the namespace's JSON. -> ("ok" | "old", seq or epoch)."""
+        return self._peer("peer_install", (epoch, snapshot), timeout=INSTALL_TIMEOUT)
+
+
+def _pair(answer: object) -> tuple[object, object]:
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise errors.InvalidArgument(f"unexpected answer {answer!r}")
+    return answer[0], answer[1]
 
 
 VOTER_METHODS = ("lease", "vote", "mark_stale", "clear_stale")
-PEER_METHODS = ("replicate", "install", "ping")
 
 
-def serve_voter_call(secret, voter, method, args, stamp, mac, extra=None):
-    """The receiving side: check the signature, then run the method on ``voter`` (or on
-    ``extra`` for the peer-only methods). Used by both workers and metadata servers."""
-    auth.verify_voter_call(secret, method, args, stamp, mac)
+def serve_voter_call(secret: bytes, voter: Voter, method: object, args: object, stamp: object,
+                     mac: object) -> Answer:
+    """The receiving side of a voter call: check the signature, then run the method on
+    ``voter``. Used by both workers and metadata servers."""
+    auth.verify_voter_call(secret, str(method), args, stamp, mac)
     if not isinstance(args, tuple):
         raise errors.InvalidArgument("voter call arguments must be a tuple")
-    if method in VOTER_METHODS:
-        return getattr(voter, method)(*args)
-    if extra is not None and method in PEER_METHODS:
-        return extra(method, *args)
-    raise errors.InvalidArgument(f"unknown voter call {method!r}")
+    if method not in VOTER_METHODS:
+        raise errors.InvalidArgument(f"unknown voter call {method!r}")
+    answer: Answer = getattr(voter, str(method))(*args)
+    return answer
+
+
+def verify_peer_call(secret: bytes, method: str, args: tuple[object, ...], stamp: object,
+                     mac: object) -> None:
+    """The receiving side of a peer call: only the other metadata server of this cluster
+    may replicate to us (raises AuthenticationFailed)."""
+    auth.verify_voter_call(secret, method, args, stamp, mac)

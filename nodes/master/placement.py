@@ -8,11 +8,21 @@ Commands for a worker are queued here and handed out in the reply to its next he
 ``("delete", chunk_id, kind)`` and
 ``("replicate", chunk_id, kind, source_host, source_port, source_kind, read_token)``.
 
+Placement spreads chunks by fill: the share of a worker's space in use once the chunks
+placed on it since its last report are stored (``Worker.projected_fill``). The reported
+``used``/``free`` change only at the next heartbeat, so the placements made meanwhile must
+count, else every chunk placed in that interval lands on the same least-filled workers.
+Exact ties go to the less busy worker (``load``: transfers in flight at its last report),
+then to a random one.
+
 Not thread-safe: the master calls every method under its metadata lock.
 """
 
+from __future__ import annotations
+
 import logging
 import random
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from dfs.wire import Replica, WorkerStatus
@@ -22,6 +32,9 @@ log = logging.getLogger(__name__)
 PRIMARY, BACKUP = "chunks", "backups"
 REPAIRS_PER_WORKER = 8
 REPAIR_DEADLINE = 60.0
+
+Command = tuple[str | int, ...]  # ("delete", ...) or ("replicate", ...): see above
+ChunkKinds = Iterable[tuple[int, str]]  # ((chunk id, kind), ...) as workers report them
 
 
 @dataclass
@@ -34,32 +47,41 @@ class Worker:
     load: int = 0
     last_seen: float = 0.0
     alive: bool = True
-    chunks: dict = field(default_factory=dict)  # chunk_id -> kind
-    commands: list = field(default_factory=list)
-    assigned: int = 0  # chunks placed here that it has not reported yet
+    chunks: dict[int, str] = field(default_factory=dict)  # chunk_id -> kind
+    commands: list[Command] = field(default_factory=list)
+    assigned: int = 0  # chunks placed here since its last report (not in used/free yet)
     repairs: int = 0  # replications in flight towards this worker
 
-    def fill(self):
+    def fill(self) -> float:
+        """Share of its space in use, as last reported."""
         total = self.used + self.free
-        return round(self.used / total, 3) if total else 1.0
+        return self.used / total if total else 1.0
 
-    def replica(self, kind):
+    def projected_fill(self, chunk_size: int) -> float:
+        """Share in use once the chunks placed here since its last report are stored."""
+        total = self.used + self.free
+        return (self.used + self.assigned * chunk_size) / total if total else 1.0
+
+    def has_room(self, chunk_size: int) -> bool:
+        return self.free - self.assigned * chunk_size >= chunk_size
+
+    def replica(self, kind: str) -> Replica:
         return Replica(self.worker_id, self.host, self.port, kind)
 
 
 class WorkerTable:
-    def __init__(self, replication, dead_after, chunk_size):
+    def __init__(self, replication: int, dead_after: float, chunk_size: int) -> None:
         self.replication = replication
         self.dead_after = dead_after
         self.chunk_size = chunk_size
-        self.workers = {}
-        self.locations = {}  # chunk_id -> {worker_id: kind}
-        self.repairs = {}  # chunk_id -> (target worker_id, deadline)
-        self.bad = set()  # (chunk_id, worker_id) reported corrupt, awaiting deletion
+        self.workers: dict[str, Worker] = {}
+        self.locations: dict[int, dict[str, str]] = {}  # chunk_id -> {worker_id: kind}
+        self.repairs: dict[int, tuple[str, float]] = {}  # chunk_id -> (target, deadline)
 
     # --- reports from workers --------------------------------------------------------
 
-    def register(self, worker_id, host, port, free, used, inventory, now):
+    def register(self, worker_id: str, host: str, port: int, free: int, used: int,
+                 inventory: Collection[tuple[int, str]], now: float) -> Worker:
         old = self.workers.get(worker_id)
         if old is not None:
             self._forget_worker(old)
@@ -71,7 +93,8 @@ class WorkerTable:
                  len(inventory))
         return worker
 
-    def heartbeat(self, worker_id, free, used, load, added, removed, now):
+    def heartbeat(self, worker_id: str, free: int, used: int, load: int, added: ChunkKinds,
+                  removed: ChunkKinds, now: float) -> list[Command] | None:
         """Update a worker; returns its queued commands (None if it must re-register)."""
         worker = self.workers.get(worker_id)
         if worker is None or not worker.alive:
@@ -88,7 +111,7 @@ class WorkerTable:
         commands, worker.commands = worker.commands, []
         return commands
 
-    def report_bad(self, chunk_id, worker_id):
+    def report_bad(self, chunk_id: int, worker_id: str) -> None:
         """A replica failed its checksum: stop serving it and have it replaced."""
         worker = self.workers.get(worker_id)
         if worker is None or chunk_id not in worker.chunks:
@@ -98,7 +121,7 @@ class WorkerTable:
         self._remove(chunk_id, worker)
         worker.commands.append(("delete", chunk_id, kind))
 
-    def drop_corrupt(self, chunk_id, worker_id):
+    def drop_corrupt(self, chunk_id: int, worker_id: str) -> bool:
         """A worker's own check found its replica corrupt: drop it and let repair copy a
         good one, unless it is the last copy (kept: a partly readable chunk beats none).
         -> True if dropped."""
@@ -111,7 +134,7 @@ class WorkerTable:
         self.report_bad(chunk_id, worker_id)
         return True
 
-    def forget_location(self, chunk_id, worker_id):
+    def forget_location(self, chunk_id: int, worker_id: str) -> int:
         """fsck found the worker no longer has this chunk: stop counting on it, so repair
         makes a new copy. -> 1 if a location was forgotten."""
         worker = self.workers.get(worker_id)
@@ -122,7 +145,7 @@ class WorkerTable:
         self._remove(chunk_id, worker)
         return 1
 
-    def delete_replica(self, chunk_id, worker_id, kind):
+    def delete_replica(self, chunk_id: int, worker_id: str, kind: str) -> int:
         """Have the worker delete a chunk file (an orphan fsck found). -> 1 if queued."""
         worker = self.workers.get(worker_id)
         if worker is None or not worker.alive:
@@ -131,17 +154,17 @@ class WorkerTable:
         worker.commands.append(("delete", chunk_id, kind))
         return 1
 
-    def add_location(self, chunk_id, worker_id, kind):
+    def add_location(self, chunk_id: int, worker_id: str, kind: str) -> None:
         """A client stored a copy here (it says so at commit; the worker confirms later)."""
         worker = self.workers.get(worker_id)
         if worker is not None and worker.alive and kind in (PRIMARY, BACKUP):
             self._add(chunk_id, worker, kind)
 
-    def _add(self, chunk_id, worker, kind):
+    def _add(self, chunk_id: int, worker: Worker, kind: str) -> None:
         worker.chunks[chunk_id] = kind
         self.locations.setdefault(chunk_id, {})[worker.worker_id] = kind
 
-    def _remove(self, chunk_id, worker):
+    def _remove(self, chunk_id: int, worker: Worker) -> None:
         worker.chunks.pop(chunk_id, None)
         holders = self.locations.get(chunk_id)
         if holders is not None:
@@ -149,62 +172,64 @@ class WorkerTable:
             if not holders:
                 del self.locations[chunk_id]
 
-    def _forget_worker(self, worker):
+    def _forget_worker(self, worker: Worker) -> None:
         for chunk_id in list(worker.chunks):
             self._remove(chunk_id, worker)
         worker.alive = False
 
     # --- queries ---------------------------------------------------------------------
 
-    def live(self):
+    def live(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.alive]
 
-    def any_alive(self, now):
+    def any_alive(self, now: float) -> bool:
         """Has any worker reported within ``dead_after``? (Also right on a standby, whose
         table never runs ``tick``.)"""
         return any(w.alive and now - w.last_seen <= self.dead_after
                    for w in self.workers.values())
 
-    def replicas(self, chunk_id):
+    def replicas(self, chunk_id: int) -> list[Replica]:
         """Live replicas of a chunk, primary copy first."""
         holders = self.locations.get(chunk_id, {})
         found = [self.workers[wid].replica(kind) for wid, kind in holders.items()
                  if self.workers[wid].alive]
         return sorted(found, key=lambda r: r.kind != PRIMARY)
 
-    def choose(self, count, exclude=()):
-        """Up to ``count`` distinct live workers with room, least filled first."""
-        candidates = [w for w in self.live() if w.worker_id not in exclude
-                      and w.free - w.assigned * self.chunk_size >= self.chunk_size]
-        random.shuffle(candidates)  # ties go to a random worker, not always the first
-        candidates.sort(key=lambda w: (w.fill(), len(w.chunks) + w.assigned, w.load))
+    def choose(self, count: int, exclude: Collection[str] = ()) -> list[Worker]:
+        """Up to ``count`` distinct live workers with room, least filled first (counting
+        what was placed on them since their last report; see the module docstring)."""
+        size = self.chunk_size
+        candidates = [w for w in self.live() if w.worker_id not in exclude and w.has_room(size)]
+        random.shuffle(candidates)  # exact ties go to a random worker, not always the first
+        candidates.sort(key=lambda w: (w.projected_fill(size), w.load))
         return candidates[:count]
 
-    def place(self, exclude=()):
+    def place(self, exclude: Collection[str] = ()) -> list[Replica]:
         """Replicas for one new chunk (primary first); fewer than ``replication`` if short."""
         chosen = self.choose(self.replication, exclude)
         for worker in chosen:
             worker.assigned += 1
         return [w.replica(PRIMARY if i == 0 else BACKUP) for i, w in enumerate(chosen)]
 
-    def unplace(self, replicas):
+    def unplace(self, replicas: Iterable[Replica]) -> None:
         """Undo ``place()`` for an allocation that was not handed out."""
         for replica in replicas:
             worker = self.workers.get(replica.worker_id)
             if worker is not None:
                 worker.assigned = max(0, worker.assigned - 1)
 
-    def status(self, now):
+    def status(self, now: float) -> list[WorkerStatus]:
         return [WorkerStatus(w.worker_id, w.host, w.port, w.alive, len(w.chunks), w.used,
                              w.free, w.load, round(now - w.last_seen, 1))
                 for w in sorted(self.workers.values(), key=lambda w: w.worker_id)]
 
-    def under_replicated(self, live_ids):
+    def under_replicated(self, live_ids: Iterable[int]) -> int:
         return sum(1 for cid in live_ids if len(self.replicas(cid)) < self.replication)
 
     # --- time-driven work ------------------------------------------------------------
 
-    def tick(self, now, referenced, pending, sign_read):
+    def tick(self, now: float, referenced: Collection[int], pending: Collection[int],
+             sign_read: Callable[[int], str]) -> None:
         """Mark silent workers dead, queue repairs and garbage collection.
 
         ``referenced``: chunk ids committed in some file; ``pending``: allocated, not yet
@@ -218,7 +243,7 @@ class WorkerTable:
         self._collect_garbage(referenced, pending)
         self._repair(now, referenced, sign_read)
 
-    def _collect_garbage(self, referenced, pending):
+    def _collect_garbage(self, referenced: Collection[int], pending: Collection[int]) -> None:
         for chunk_id, holders in list(self.locations.items()):
             if chunk_id in referenced:
                 extra = len(holders) - self.replication
@@ -232,7 +257,7 @@ class WorkerTable:
                 worker.commands.append(("delete", chunk_id, kind))
                 self._remove(chunk_id, worker)
 
-    def _trim(self, chunk_id, holders, extra):
+    def _trim(self, chunk_id: int, holders: dict[str, str], extra: int) -> None:
         """A worker came back after its chunks were re-replicated: drop surplus backups."""
         by_fill = sorted(holders.items(), key=lambda item: (item[1] == PRIMARY,
                                                             -self.workers[item[0]].fill()))
@@ -241,14 +266,15 @@ class WorkerTable:
             worker.commands.append(("delete", chunk_id, kind))
             self._remove(chunk_id, worker)
 
-    def _repair(self, now, referenced, sign_read):
-        for chunk_id, (target, deadline) in list(self.repairs.items()):
-            worker = self.workers.get(target)
+    def _repair(self, now: float, referenced: Iterable[int],
+                sign_read: Callable[[int], str]) -> None:
+        for chunk_id, (target_id, deadline) in list(self.repairs.items()):
+            worker = self.workers.get(target_id)
             if now > deadline or worker is None or not worker.alive:
                 del self.repairs[chunk_id]
                 if worker is not None:
                     worker.repairs = max(0, worker.repairs - 1)
-        endangered = []
+        endangered: list[tuple[int, int, list[Replica]]] = []
         for chunk_id in referenced:
             if chunk_id in self.repairs:
                 continue

@@ -5,27 +5,34 @@ lives on it: a user name after ``login``, a worker id after ``worker_login``. Ev
 method starts by asking this object who the caller is.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import rpyc
 
 from dfs import errors
 from nodes.rpcserver import peer_host
 
+if TYPE_CHECKING:
+    from nodes.master.state import MasterState
+
 
 class Session(rpyc.Service):
     """One per connection: who logged in on it, and the checks every method starts with."""
 
-    def __init__(self, state):
+    def __init__(self, state: MasterState) -> None:
         super().__init__()
         self.state = state
-        self.user = None
-        self.worker_id = None
-        self.nonce = None
+        self.user: str | None = None
+        self.worker_id: str | None = None
+        self.nonce: bytes | None = None
         self.peer = ""
 
-    def on_connect(self, conn):
+    def on_connect(self, conn: Any) -> None:
         self.peer = peer_host(conn)
 
-    def _me(self):
+    def _me(self) -> str:
         if self.user is None:
             raise errors.AuthenticationFailed("log in first")
         with self.state.lock:
@@ -33,18 +40,18 @@ class Session(rpyc.Service):
                 raise errors.AuthenticationFailed(f"key for {self.user} was revoked")
         return self.user
 
-    def _worker(self):
+    def _worker(self) -> str:
         if self.worker_id is None:
             raise errors.AuthenticationFailed("worker not logged in")
         return self.worker_id
 
-    def _admin(self):
+    def _admin(self) -> str:
         user = self._me()
         if not self.state.ns.is_admin(user):
             raise errors.NotPermitted("only an admin may do that")
         return user
 
-    def _serving(self):
+    def _serving(self) -> str:
         user = self._me()
         self.state.require_serving()
         return user

@@ -1,34 +1,42 @@
 """A metadata server: namespace, users, placement, the journal, and leadership.
 
 The master and the shadow master are this same code in two roles (``config.role``); which
-one leads is decided by leases and votes (nodes/election.py), never by the role name.
+one leads is decided by leases and votes (nodes/master/election.py), never by the role name.
 Only the serving leader answers clients and changes anything; the standby receives every
-journal entry synchronously (nodes/replication.py) and answers clients NotLeader.
+journal entry synchronously (nodes/master/replication.py) and answers clients NotLeader.
 
 Threads: rpyc gives each connection its own thread and its own ``MasterService``; they all
 share one ``MasterState`` whose ``lock`` guards the namespace, the journal and the worker
-table. The ``Elector`` thread renews leases or runs elections (and re-syncs the standby);
-the ``master-tick`` loop, on the leader only, finds dead workers, queues repairs and collects
-garbage. Every mutation is validated, journaled (fsynced) here and on the standby, applied,
-and only then acknowledged: ``MasterState.commit``.
+table. The ``master-elect`` task renews leases or runs elections, ``master-sync`` re-syncs
+the standby, and the ``master-tick`` task, on the leader only, finds dead workers, queues
+repairs and collects garbage (nodes/master/main.py). Every mutation is validated, journaled
+(fsynced) here and on the standby, applied, and only then acknowledged: ``commit``.
+
+Time comes from two injected clocks: ``clock`` (monotonic) for liveness and leases,
+``wall`` (seconds since the epoch) for what entries record: pending-chunk and trash expiry.
 """
 
+from __future__ import annotations
 
 import logging
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dfs import auth, errors
+from dfs.config import Address, MasterConfig
 from dfs.journal import Journal
-from dfs.namespace.model import ROOT_OWNER
-from nodes.master.election import LEADER, Leadership
+from dfs.namespace import entries
+from dfs.namespace.entries import Entry, Record
+from dfs.namespace.model import ROOT_OWNER, Namespace
+from nodes.master.election import LEADER, Electorate, Leadership
 from nodes.master.fsck import Fsck
 from nodes.master.links import Link, PeerLink
 from nodes.master.placement import WorkerTable
-from nodes.master.replication import Replicator, apply_replicated, install_snapshot
+from nodes.master.replication import Replicator, Standby
 from nodes.master.voter import Voter
 
 log = logging.getLogger(__name__)
@@ -36,18 +44,17 @@ log = logging.getLogger(__name__)
 JOIN_TOKEN_FILE = "join-token"
 ADMIN_AUTH_FILE = "admin-auth.txt"
 ROLES = ("master", "shadow")
-
-
-def now_ns():
-    return time.time_ns()
+SYNC_REPORT_EVERY = 10.0  # seconds between "standby not in sync yet" log lines
 
 
 class MasterState:
     """Shared by all connections; public methods take ``lock`` themselves."""
 
-    def __init__(self, config, clock=time.monotonic):
+    def __init__(self, config: MasterConfig, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        self.wall = wall
         self.lock = threading.RLock()
         os.makedirs(config.metadata_dir, exist_ok=True)
         self.join_token = config.join_token or self._load_or_create_join_token()
@@ -57,25 +64,29 @@ class MasterState:
         self.ns = self.journal.load()
         chunk_size = self.ns.chunk_size or config.chunk_size
         self.workers = WorkerTable(config.replication, config.dead_after, chunk_size)
-        self.address = (config.host, config.port)  # the real port once bound
+        self.address: Address = (config.host, config.port)  # the real port once bound
         self.me = config.role
         self.peer_id = ROLES[1 - ROLES.index(self.me)] if config.peer else None
         peer = PeerLink(*config.peer, self.voter_secret) if config.peer else None
         self.voter = Voter(os.path.join(config.metadata_dir, "election.json"), clock,
                            config.lease)
         self.voters_lock = threading.Lock()
-        self.voter_links = {}  # voter id -> Link: the workers, and the other server
+        self.voter_links: dict[str, Link] = {}  # voter id -> link: the workers, the other server
         self.leadership = Leadership(self.me, self.voter, self.links, config.lease,
                                      bootstrap=self.me == "master", peer_id=self.peer_id,
                                      executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
         self.leadership.on_change = self._role_changed
-        self.replicator = Replicator(self, peer)
-        self.fsck = Fsck(self)
+        self.peer = peer
+        self.replicator = Replicator(peer, self.peer_id, self.leadership, self.lock, clock,
+                                     lambda: self.ns.to_json())
+        self.standby = Standby(self.voter, self.leadership, self)
+        self.fsck = Fsck(self.lock, self.require_serving, self.workers, lambda: self.ns,
+                         self.voter_secret)
         self.started = clock()
         self.next_sync_report = 0.0
         self.after_load()
 
-    def _load_or_create_join_token(self):
+    def _load_or_create_join_token(self) -> str:
         path = os.path.join(self.config.data_dir, JOIN_TOKEN_FILE)
         try:
             with open(path, encoding="ascii") as f:
@@ -88,82 +99,101 @@ class MasterState:
             return token
 
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         return self.voter.epoch
+
+    @property
+    def seq(self) -> int:
+        """The last journal entry applied here."""
+        return self.ns.seq
 
     # --- voters --------------------------------------------------------------------------
 
-    def links(self):
+    def links(self) -> Electorate:
         """The electorate of this server: every registered worker and the other server."""
         with self.voters_lock:
             return dict(self.voter_links)
 
-    def after_load(self):
+    def after_load(self) -> None:
         """Rebuild what derives from the namespace (after start or a snapshot install)."""
         with self.voters_lock:
-            links = {}
+            links: dict[str, Link] = {}
             for wid, (host, port) in self.ns.voters.items():
-                old = self.voter_links.get(wid)
-                same = old is not None and old.address == (host, port)
-                links[wid] = old if same else Link(host, port, self.voter_secret)
-            if self.replicator.peer is not None:
-                links[self.peer_id] = self.replicator.peer
+                link = self.voter_links.get(wid)
+                if link is None or link.address != (host, port):
+                    link = Link(host, port, self.voter_secret)
+                links[wid] = link
+            if self.peer is not None and self.peer_id is not None:
+                links[self.peer_id] = self.peer
             self.voter_links = links
         if self.ns.chunk_size:
             self.workers.chunk_size = self.ns.chunk_size
 
-    def after_apply(self, entry):
-        if entry["op"] == "voter":
-            self.after_load()
-
-    def _role_changed(self, role, epoch):
+    def _role_changed(self, role: str, epoch: int) -> None:
         self.replicator.reset()
         if role == LEADER:
             log.info("%s leads epoch %d at entry %d", self.me, epoch, self.ns.seq)
 
-    def serving(self):
+    def serving(self) -> bool:
         return self.leadership.serving(self.clock())
 
-    def leader_address(self):
+    def leader_address(self) -> str:
         hint = self.leadership.leader_hint()
         if hint == self.me:
             return "%s:%d" % self.address
-        if hint is not None and hint == self.peer_id:
+        if hint is not None and hint == self.peer_id and self.config.peer:
             return "%s:%d" % self.config.peer
         return ""
 
     # --- journaled mutations ----------------------------------------------------------
 
-    def commit(self, entry):
+    def commit(self, entry: Entry) -> list[int]:
         """Journal ``entry`` here and on the standby, apply it, return the chunk ids it
         freed. Lock held. Raises (nothing acknowledged) if we cannot prove we lead."""
         if not self.serving():
             raise errors.NotLeader("not the leader any more", self.leader_address())
-        entry["seq"] = self.ns.seq + 1
-        entry["ep"] = self.epoch
-        self.journal.append([entry])
-        self.replicator.replicate([entry])
-        freed = self.ns.apply(entry)
-        self.after_apply(entry)
+        record = Record(self.ns.seq + 1, self.epoch, entry)
+        self.journal.append([record])
+        self.replicator.replicate([record])
+        return self._apply([record])
+
+    def append_and_apply(self, records: Sequence[Record]) -> None:
+        """Standby, lock held: journal (fsynced) and apply what the leader sent."""
+        self.journal.append(list(records))
+        self._apply(records)
+
+    def _apply(self, records: Sequence[Record]) -> list[int]:
+        freed: list[int] = []
+        for record in records:
+            freed += self.ns.apply(record)
+            if isinstance(record.entry, entries.Voter):
+                self.after_load()
         if self.journal.entries_since_snapshot >= self.config.snapshot_every:
             self.journal.snapshot(self.ns)
         return freed
 
-    def ensure_initialised(self):
+    def replace_namespace(self, ns: Namespace) -> None:
+        """Standby, lock held: the leader's snapshot becomes ours."""
+        self.journal.snapshot(ns)
+        self.ns = ns
+        self.after_load()
+
+    def ensure_initialised(self) -> None:
         """The first worker initialises the cluster: root directory and admin user."""
         if self.ns.initialised:
             return
         admin_key = auth.new_key()
-        self.commit({"op": "init", "chunk_size": self.config.chunk_size, "time_ns": now_ns()})
-        self.commit({"op": "adduser", "name": ROOT_OWNER, "admin": True,
-                     "stored_key": auth.stored_form(admin_key)})
+        self.commit(entries.Init(chunk_size=self.config.chunk_size,
+                                 time_ns=int(self.wall() * 1_000_000_000)))
+        self.commit(entries.AddUser(name=ROOT_OWNER, admin=True,
+                                    stored_key=auth.stored_form(admin_key)))
         masters = [self.address] + ([self.config.peer] if self.config.peer else [])
         auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
                              ROOT_OWNER, admin_key)
         log.info("cluster initialised (chunk size %d); admin credentials in %s",
                  self.config.chunk_size, ADMIN_AUTH_FILE)
 
-    def admit_workers(self):
+    def admit_workers(self) -> None:
         """Leader, lock held: the first worker initialises the cluster; every live worker
         becomes a voter (journaled, so both metadata servers agree on the electorate)."""
         live = self.workers.live()
@@ -176,10 +206,10 @@ class MasterState:
                 if not self.replicator.tell_new_voter(link):
                     continue  # it must carry our standby's stale mark before it may vote
                 if self.leadership.welcome(worker.worker_id, link, self.clock()):
-                    self.commit({"op": "voter", "worker_id": worker.worker_id,
-                                 "host": worker.host, "port": worker.port})
+                    self.commit(entries.Voter(worker_id=worker.worker_id, host=worker.host,
+                                              port=worker.port))
 
-    def require_serving(self):
+    def require_serving(self) -> None:
         """Client requests: the serving leader answers; without active workers the answer
         is a clear NoActiveWorkers. A server that cannot know yet says so (NotLeader or
         Unavailable), so clients try again instead of hearing a wrong "no workers"."""
@@ -198,11 +228,13 @@ class MasterState:
             raise errors.NoActiveWorkers()  # no leader because no workers: say that
         raise errors.NotLeader(f"{self.me} is not the leader", self.leader_address())
 
-    def sign(self, op, chunk_id):
+    def sign(self, op: str, chunk_id: int) -> str:
         return auth.sign_chunk_token(self.chunk_secret, op, chunk_id, self.epoch,
                                      self.config.token_ttl)
 
-    def tick(self):
+    # --- the background tasks (nodes/master/main.py) ------------------------------------
+
+    def tick(self) -> None:
         """Placement work: only the serving leader decides anything."""
         with self.lock:
             if not self.serving():
@@ -210,24 +242,24 @@ class MasterState:
             self.admit_workers()
             if not self.ns.initialised:
                 return
-            now = self.clock()
-            expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < time.time()]
+            now, wall = self.clock(), self.wall()
+            expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < wall]
             if expired:
-                self.commit({"op": "unpend", "chunk_ids": expired})
-            old = [tid for tid, item in self.ns.trash.items() if item.expires < time.time()]
+                self.commit(entries.Unpend(chunk_ids=tuple(expired)))
+            old = [tid for tid, item in self.ns.trash.items() if item.expires < wall]
             if old:
                 log.info("trash: %d deleted file(s) expired, freeing their chunks", len(old))
-                self.commit({"op": "purge", "trash_ids": old})
+                self.commit(entries.Purge(trash_ids=tuple(old)))
             referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
             self.workers.tick(now, referenced, set(self.ns.pending),
                               lambda cid: self.sign("r", cid))
 
-    def elect(self):
+    def elect(self) -> None:
         """Leases and elections. Nothing else runs on this thread: a lease renewal must
         never wait behind a slow call to a paused peer."""
         self.leadership.tick(self.clock())
 
-    def sync_standby(self):
+    def sync_standby(self) -> None:
         """Leader: bring a lagging or restarted standby back in sync (own thread)."""
         if self.leadership.role != LEADER:
             return
@@ -240,24 +272,9 @@ class MasterState:
             now = self.clock()
             if now >= self.next_sync_report:  # say it now and then, not every half second
                 log.info("standby not in sync yet: %s", exc)
-                self.next_sync_report = now + 10.0
+                self.next_sync_report = now + SYNC_REPORT_EVERY
 
-    def peer_call(self, method, epoch=None, payload=None):
-        """The leader calls us (we are its standby): ping, replicate or install."""
-        if method == "ping":
-            return "ok", self.ns.seq
-        if epoch < self.voter.epoch:
-            return "old", self.voter.epoch
-        if self.leadership.role == LEADER:
-            if epoch <= self.epoch:
-                return "old", self.epoch
-            self.leadership.step_down(epoch)
-        self.voter.epoch = max(self.voter.epoch, epoch)
-        if method == "replicate":
-            return apply_replicated(self, epoch, payload)
-        return install_snapshot(self, epoch, payload)
-
-    def snapshot_and_close(self):
+    def snapshot_and_close(self) -> None:
         with self.lock:
             if self.ns.initialised:
                 self.journal.snapshot(self.ns)

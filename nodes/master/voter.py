@@ -17,32 +17,37 @@ passed since it started: it may have forgotten a lease it granted.
 Not thread-safe by itself: callers hold ``Voter.lock``. Time comes from ``clock``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import threading
+from collections.abc import Callable
 
+from dfs.config import MasterConfig, default
 from dfs.fsutil import write_atomic
 
-LEASE = 3.0
+Answer = tuple[bool, int]  # (granted, the highest epoch this voter knows)
 
 
 class Voter:
-    def __init__(self, path, clock, lease=LEASE):
+    def __init__(self, path: str, clock: Callable[[], float],
+                 lease: float = default(MasterConfig, "lease")) -> None:
         self.path = path
         self.clock = clock
         self.lease_seconds = lease
         self.lock = threading.RLock()
         self.epoch = 0  # the highest epoch seen
         self.voted_epoch = 0  # the last epoch this voter gave its vote in
-        self.stale = {}  # server id -> first journal entry it lacks
+        self.stale: dict[str, int] = {}  # server id -> first journal entry it lacks
         self.granted_before = False
-        self.holder = None  # the server holding our lease
+        self.holder: str | None = None  # the server holding our lease
         self.expiry = 0.0  # when that lease ends, on our clock
         self.leading = False  # set by this node's own Leadership: a leader votes for no one
         self._load()
         self.started = clock()
 
-    def _load(self):
+    def _load(self) -> None:
         if not self.path or not os.path.exists(self.path):
             return
         with open(self.path) as f:
@@ -52,17 +57,17 @@ class Voter:
         self.stale = data["stale"]
         self.granted_before = data.get("granted_before", False)
 
-    def _save(self):
+    def _save(self) -> None:
         if self.path:
             data = {"epoch": self.epoch, "voted_epoch": self.voted_epoch, "stale": self.stale,
                     "granted_before": self.granted_before}
             write_atomic(self.path, json.dumps(data).encode())
 
-    def lease_running(self, now, other_than=None):
+    def lease_running(self, now: float, other_than: str | None = None) -> bool:
         """True while a lease this voter granted to someone other than ``other_than`` runs."""
         return self.holder is not None and self.holder != other_than and now < self.expiry
 
-    def lease(self, epoch, leader):
+    def lease(self, epoch: int, leader: str) -> Answer:
         """-> (granted, highest epoch known)."""
         with self.lock:
             if epoch < self.epoch:
@@ -75,7 +80,7 @@ class Voter:
             self.holder, self.expiry = leader, self.clock() + self.lease_seconds
             return True, self.epoch
 
-    def vote(self, epoch, candidate):
+    def vote(self, epoch: int, candidate: str) -> Answer:
         """-> (granted, highest epoch known)."""
         with self.lock:
             now = self.clock()
@@ -90,7 +95,7 @@ class Voter:
             self.holder, self.expiry = candidate, now + self.lease_seconds
             return True, epoch
 
-    def vote_for_self(self, epoch):
+    def vote_for_self(self, epoch: int) -> bool:
         """A candidate spends its own vote for ``epoch`` first: it can then vote for no
         one else in that epoch, so two candidates can never both win it."""
         with self.lock:
@@ -100,12 +105,12 @@ class Voter:
             self._save()
             return True
 
-    def won(self, epoch):
+    def won(self, epoch: int) -> None:
         with self.lock:
             self.epoch = max(self.epoch, epoch)
             self._save()
 
-    def mark_stale(self, epoch, server, from_seq):
+    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer:
         with self.lock:
             if epoch < self.epoch:
                 return False, self.epoch
@@ -115,7 +120,7 @@ class Voter:
                 self._save()
             return True, self.epoch
 
-    def clear_stale(self, epoch, server):
+    def clear_stale(self, epoch: int, server: str) -> Answer:
         with self.lock:
             if epoch < self.epoch:
                 return False, self.epoch

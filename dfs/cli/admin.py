@@ -1,0 +1,111 @@
+"""Who may use the cluster and how it is doing: register, status, users, fsck."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from dfs import auth, paths
+from dfs.cli.common import Subparsers, client_command, open_client
+from dfs.cli.output import human, print_table
+from dfs.config import DEFAULT_MASTER_PORT, ClientConfig, default, parse_addresses
+
+FSCK_LABELS = {"missing": "missing (no good copy left)", "under": "under-replicated",
+               "corrupt": "corrupt copies", "orphan": "orphan chunk files"}
+"""The kinds of fsck problems, in the order they are summed up."""
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from dfs.client import register
+    masters = parse_addresses(args.master)
+    key = register(masters, args.name, args.token)
+    path = args.auth or paths.default_auth_file()
+    auth.write_auth_file(path, masters, args.name, key)
+    print(f"registered {args.name}; key saved in {path} (mode 0600)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_client(args) as dfs:
+        st = dfs.status()
+        total, free, chunk_size, files = dfs.statfs()
+    print(f"leader: {st.leader} at {st.address}, epoch {st.epoch}; standby: {st.standby}")
+    print(f"leases held from: {', '.join(st.lease_holders) or 'nobody (alone)'}")
+    print(f"{files} inodes, chunk size {human(chunk_size)}")
+    print(f"capacity {human(total)}, free {human(free)} (after replication); "
+          f"under-replicated chunks: {st.under_replicated}")
+    rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
+             human(w.used), human(w.free), f"{w.seconds_since_heartbeat:.1f}s")
+            for w in st.workers]
+    print_table(rows, ("worker", "address", "state", "chunks", "used", "free", "last seen"))
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    with open_client(args) as dfs:
+        if args.action == "list":
+            print_table([(name, "admin" if admin else "") for name, admin in dfs.users_list()],
+                        ("user", "role"))
+        elif args.action == "add":
+            key = dfs.users_add(args.name, admin=args.admin)
+            if args.out:
+                auth.write_auth_file(args.out, dfs.config.masters, args.name, key)
+                print(f"added {args.name}; credentials written to {args.out}")
+            else:
+                print(f"added {args.name}; give them this auth.txt (keep it private):")
+                print(f"masters = {','.join('%s:%d' % m for m in dfs.config.masters)}")
+                print(f"user = {args.name}\nkey = {key}")
+        else:
+            dfs.users_revoke(args.name)
+            print(f"revoked {args.name}")
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    """Exit status 0 when clean, 1 when anything is wrong (or a worker was not scanned)."""
+    with open_client(args) as dfs:
+        report = dfs.fsck(repair=args.repair, deadline=args.deadline)
+    counts = Counter(problem.kind for problem in report.problems)
+    print(f"checked {report.files} files, {report.chunks} chunks on {report.workers} workers"
+          + (f"; {report.repairs} repairs scheduled" if args.repair else ""))
+    if report.unreachable:
+        print(f"workers not scanned: {', '.join(report.unreachable)}")
+    if report.clean:
+        print("clean")
+        return 0
+    for kind, label in FSCK_LABELS.items():
+        if counts[kind]:
+            print(f"{label}: {counts[kind]}")
+    for problem in report.problems[:args.show]:
+        where = problem.path or f"on {problem.worker_id}"
+        extra = f" on {problem.worker_id}" if problem.path and problem.worker_id else ""
+        print(f"  {problem.kind:<8} chunk {problem.chunk_id}{extra}: {where}")
+    if len(report.problems) > args.show:
+        print(f"  ... and {len(report.problems) - args.show} more")
+    if any(p.kind == "missing" for p in report.problems):
+        print("files with missing chunks cannot be repaired: restore them from a backup")
+    return 1
+
+
+def add_register(sub: Subparsers) -> None:
+    p = sub.add_parser("register", help="get a key from the master and write auth.txt")
+    p.add_argument("name")
+    p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}")
+    p.add_argument("--token", default=None, help="the cluster's join token")
+    p.add_argument("--auth", default=None, help="where to write the auth file")
+    p.set_defaults(func=cmd_register)
+
+
+def add_commands(sub: Subparsers) -> None:
+    client_command(sub, "status", cmd_status, "show the master and each worker")
+    p = client_command(sub, "users", cmd_users, "manage users (admin)")
+    p.add_argument("action", choices=["add", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--admin", action="store_true", help="with add: an admin user")
+    p.add_argument("--out", default=None, help="with add: write their auth file here")
+    p = client_command(sub, "fsck", cmd_fsck, "check files against the workers' chunks (admin)")
+    p.add_argument("--repair", action="store_true",
+                   help="re-replicate, drop corrupt copies, delete orphans; then check again")
+    p.add_argument("--deadline", type=float, default=default(ClientConfig, "fsck_deadline"),
+                   help="seconds to wait for the check (and the repairs)")
+    p.add_argument("--show", type=int, default=10, help="problems listed in detail")

@@ -1,0 +1,112 @@
+"""The rules of file data, as pure functions (see dfs/namespace/rules.py for the conventions).
+
+Writing a file takes two steps: ``alloc`` reserves new chunk ids for the writer (pending
+until committed, or until ``gc_grace`` seconds have passed), the client stores the bytes
+on the workers, then ``commit`` (by inode: an open file may have been renamed meanwhile) or
+``put`` (create-or-replace by path, ``dfs put``) makes the file's content exactly the chunk
+list it sends. Every chunk in that list is one the file already has or one pending for
+this user, and their lengths form the file: every chunk full but the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dfs import errors
+from dfs.namespace.entries import Alloc, Put, SetChunks, Unpend
+from dfs.namespace.inode import Inode, R, W, X
+from dfs.namespace.model import Namespace
+from dfs.wire import ChunkRef
+
+MAX_CHUNKS_PER_CALL = 4096
+
+
+def check_count(count: int) -> None:
+    if not 1 <= count <= MAX_CHUNKS_PER_CALL:
+        raise errors.InvalidArgument(f"count must be 1..{MAX_CHUNKS_PER_CALL}")
+
+
+def writable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode | None]:
+    """(parent, name, the regular file there or None) if this user may write ``path``:
+    w on the file, or w+x on the parent to create it."""
+    parent, name = ns.resolve_parent(path, user)
+    existing = ns.lookup(parent, name)
+    if existing is None:
+        ns.require(user, parent, W | X, path)
+    else:
+        if existing.kind == "d":
+            raise errors.IsADirectory(f"{path} is a directory")
+        if existing.kind != "f":
+            raise errors.InvalidArgument(f"{path} is not a regular file")
+        ns.require(user, existing, W, path)
+    return parent, name, existing
+
+
+def alloc(ns: Namespace, user: str, count: int, wall_now: float, gc_grace: float) -> Alloc:
+    """``count`` fresh chunk ids (the caller checked the path with ``writable`` and found
+    room for them on the workers)."""
+    return Alloc(user, ns.next_chunk_id, count, wall_now + gc_grace)
+
+
+def check_chunks(ns: Namespace, user: str, inode: Inode | None, refs: Sequence[ChunkRef],
+                 size: int) -> None:
+    """Every new chunk must be pending for this user; lengths must add up to size."""
+    current = {c.chunk_id for c in inode.chunks} if inode is not None else set()
+    total = 0
+    for i, ref in enumerate(refs):
+        if ref.chunk_id not in current:
+            owner = ns.pending.get(ref.chunk_id, (None,))[0]
+            if owner != user:
+                raise errors.InvalidArgument(f"chunk {ref.chunk_id} was not allocated to you")
+        last = i == len(refs) - 1
+        if not (0 < ref.length <= ns.chunk_size) or (not last and ref.length != ns.chunk_size):
+            raise errors.InvalidArgument("chunk lengths do not form the file")
+        total += ref.length
+    if total != size:
+        raise errors.InvalidArgument(f"chunk lengths add to {total}, not {size}")
+
+
+def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: int,
+           time_ns: int) -> SetChunks:
+    """File ``ino``'s content becomes exactly ``refs``; ``time_ns`` its new mtime."""
+    inode = ns.inodes.get(ino)
+    if inode is None:
+        raise errors.FileNotFound("the file was deleted while open")
+    if inode.kind != "f":
+        raise errors.InvalidArgument("not a regular file")
+    ns.require(user, inode, W, "file")
+    check_chunks(ns, user, inode, refs, size)
+    return SetChunks(inode.ino, size, tuple(refs), time_ns)
+
+
+def put(ns: Namespace, user: str, path: str, mode: int, refs: Sequence[ChunkRef], size: int,
+        overwrite: bool, now_ns: int) -> Put:
+    """Create or replace the whole file at ``path`` in one entry (a new file gets ``mode``)."""
+    parent, name, inode = writable(ns, user, path)
+    if inode is not None and not overwrite:
+        raise errors.FileExists(f"{path} already exists")
+    check_chunks(ns, user, inode, refs, size)
+    return Put(inode is None, parent.ino, name, inode.ino if inode else ns.next_ino, user,
+               mode & 0o7777, size, now_ns, tuple(refs))
+
+
+def abandon(ns: Namespace, user: str, chunk_ids: Sequence[object]) -> Unpend | None:
+    """The writer gave up on these allocated chunks: the ones pending for it are freed."""
+    mine = tuple(cid for cid in chunk_ids
+                 if type(cid) is int and ns.pending.get(cid, (None,))[0] == user)
+    return Unpend(mine) if mine else None
+
+
+def expired_allocations(ns: Namespace, wall_now: float) -> Unpend | None:
+    """Allocated chunks never committed within their grace time (None: none)."""
+    expired = tuple(cid for cid, (_owner, exp) in ns.pending.items() if exp < wall_now)
+    return Unpend(expired) if expired else None
+
+
+def readable(ns: Namespace, user: str, path: str) -> Inode:
+    """The file or symlink at ``path``, if this user may read its content."""
+    inode = ns.resolve(path, user)
+    if inode.kind == "d":
+        raise errors.IsADirectory(f"{path} is a directory")
+    ns.require(user, inode, R, path)
+    return inode

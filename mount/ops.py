@@ -1,0 +1,442 @@
+"""The FUSE operations: a thin adapter of DfsClient, one client call per operation.
+
+Layers: the kernel -> libfuse's multithreaded loop (mount.binding) -> ``DfsOperations``
+(this module; errno chosen in ``operation``) -> ``dfs.client.DfsClient``. Nothing in
+``dfs/`` imports this module.
+
+What the mount adds to the client, and nothing more:
+
+- **Errors**: every operation goes through the ``operation`` decorator. A DfsError becomes
+  its ``errno`` (ENOENT, EACCES, ... ; an unreachable master is ETIMEDOUT, a lost or
+  unreadable chunk EIO); anything else is a bug: logged once with its traceback, EIO.
+  Waiting out a failover or "no active workers" (a master that has just restarted,
+  before the workers report again) is the client's retry policy, up to the timeout.
+- **Attributes**: readdir is one ``listdir`` RPC. On libfuse3 it answers the kernel's
+  READDIRPLUS with every entry's attributes (mount.binding), so ``ls -l`` sends no lookups
+  at all; the entries also fill a 1 s cache (mount.attrcache) for the getattrs that follow.
+  The kernel is told the same 1 s for attributes and entries. The mount's own changes
+  update the cache at once; other clients' changes show within about a second; names are
+  never cached as missing, so a file another client has just closed can always be opened.
+- **Close-to-open across mounts**: every open asks the master for the file's layout. If
+  its mtime or size differ from what this mount last told the kernel, the kernel's
+  cached attributes and pages of that file are dropped (``kernel_forget``), and an
+  open file that is clean here takes the new content; so a reader always sees what a
+  writer elsewhere closed before the open, not just a second later.
+- **Open files** (mount.openfiles): every open handle of one inode shares one DfsFile.
+  flush (every close), fsync and release commit and wait: a failed upload or commit is
+  returned as an error (EIO), never dropped. getattr of an open file shows its current
+  size. The page cache is kept across opens only while the file's mtime and size are
+  unchanged (``auto_cache``).
+- **Owners**: DFS users are names. Entries owned by the mounting DFS user show with the
+  uid/gid of the process that mounted; entries owned by another DFS user show as the
+  local account of the same name if there is one, else as nobody/nogroup. ``chown`` maps
+  back the same way (the mounting uid -> the mounting DFS user, another uid -> the DFS
+  user named like that local account; only DFS admins may give files away). DFS has no
+  groups: a group change is accepted and ignored, so ``cp -a`` and ``rsync -a`` work.
+- **Modes**: as everywhere in DFS, new files and folders are private to their owner
+  (the group and other bits of the requested mode are dropped, whatever the umask); an
+  explicit ``chmod`` shares them ("other" means every other DFS user). ``cp -p``,
+  ``cp -a`` and ``rsync -a`` chmod explicitly, so they share what was shared locally.
+- **Timeouts**: the client is made with ``--timeout`` as both its per-call timeout and its
+  failover deadline, so with a node unreachable an operation fails after about that long
+  (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.
+- **Not supported**: extended attributes (libfuse answers ENOSYS once and the kernel then
+  returns ENOTSUP/EOPNOTSUPP without asking again), device files, fifos and sockets
+  (mknod: ENOSYS), RENAME_EXCHANGE (EINVAL; RENAME_NOREPLACE, as ``mv -n`` uses, is
+  honoured by a check before the rename), file locks across mounts (local to this
+  machine).
+
+Threads: libfuse's loop threads call ``DfsOperations``; the client's pools upload and
+prefetch. The open-file table has its own lock (never held during an RPC), each DfsFile
+its own, the AttrCache its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import posixpath
+import stat as stat_mod
+import time
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from dfs import errors, wire
+from dfs.client.client import DfsClient
+from dfs.client.files import DfsFile
+from mount import binding
+from mount.attrcache import AttrCache
+from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 1.0  # attribute/entry cache, ours and the kernel's
+STATFS_BLOCK = 4096
+NAME_MAX = 255
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+NOBODY = 65534
+NEW_MODE_BITS = 0o1700  # new files and folders are private, whatever the umask: chmod shares
+KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
+QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
+                errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG}
+
+Attrs = dict[str, int]  # what mfusepy turns into a struct stat (st_* fields)
+Listing = list[tuple[str, Attrs]]  # a directory's (name, attributes), . and .. first
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class FuseError(OSError):
+    """Raised by an operation to return ``errno`` to the kernel."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code, os.strerror(code))
+
+
+def operation(func: Callable[Concatenate[DfsOperations, str, P], R]
+              ) -> Callable[Concatenate[DfsOperations, str, P], R]:
+    """The one place errors become errnos (and, with --debug, each call is timed):
+    a DfsError becomes its errno, anything else EIO."""
+    name = func.__name__
+
+    @functools.wraps(func)
+    def run(self: DfsOperations, path: str, *args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter() if self.trace else 0.0
+        try:
+            return func(self, path, *args, **kwargs)
+        except FuseError:
+            raise
+        except errors.DfsError as exc:
+            code = exc.errno
+            if code in QUIET_ERRNOS:
+                log.debug("%s %s: %s", name, path, exc.message)
+            else:
+                log.warning("%s %s failed: %s", name, path, exc.message)
+            raise FuseError(code) from None
+        except Exception:
+            log.exception("unexpected error in %s %s: returning EIO", name, path)
+            raise FuseError(errno.EIO) from None
+        finally:
+            if self.trace:
+                log.debug("%s %s: %.2f ms", name, path, (time.perf_counter() - started) * 1000)
+    return run
+
+
+class DfsOperations:
+    """The FUSE operations. Names of attributes must not be FUSE operation names (mfusepy
+    would register them as callbacks): hence ``files``, ``dir_lists``; ``entries`` and
+    ``listing`` are helpers for mount.binding, not operations."""
+
+    use_ns = True
+
+    def __init__(self, client: DfsClient, cache_seconds: float = CACHE_SECONDS,
+                 uid: int | None = None, gid: int | None = None) -> None:
+        self.client = client
+        self.user: str = client.user
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self.cache_seconds = cache_seconds
+        self.attrs = AttrCache(cache_seconds)
+        self.files = OpenFiles()
+        self.dir_lists: dict[int, Listing | None] = {}  # fh of an open directory -> entries()
+        self.chunk_size: int = client.chunk_size
+        self.trace = log.isEnabledFor(logging.DEBUG)
+        self.owner_ids: dict[str, tuple[int, int]] = {}  # DFS owner name -> (uid, gid)
+        # drop the kernel's cached attrs and pages of a path: set by mount.lifecycle.run
+        self.kernel_forget: binding.KernelForget = binding.forget_nothing
+
+    # --- set-up and tear-down ----------------------------------------------------------------
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        binding.configure(conn, config, self.cache_seconds)
+
+    def destroy(self, path: str) -> None:
+        for of in self.files.take_all():
+            try:
+                of.file.close()
+            except errors.DfsError as exc:
+                log.error("%s: could not save on unmount: %s", of.path, exc.message)
+        self.client.close()
+
+    # --- attributes ---------------------------------------------------------------------------
+
+    def _owner_ids(self, owner: str) -> tuple[int, int]:
+        if owner == self.user:
+            return self.uid, self.gid
+        ids = self.owner_ids.get(owner)
+        if ids is None:
+            import pwd
+            try:
+                entry = pwd.getpwnam(owner)
+                ids = (entry.pw_uid, entry.pw_gid)
+            except KeyError:
+                ids = (NOBODY, NOBODY)
+            self.owner_ids[owner] = ids
+        return ids
+
+    def _attrs(self, st: wire.Stat) -> Attrs:
+        uid, gid = self._owner_ids(st.owner)
+        size = st.size
+        of = self.files.of_inode(st.ino)
+        if of is not None:
+            size = of.file.size
+        return {"st_ino": st.ino, "st_mode": KIND_BITS[st.kind] | st.mode,
+                "st_nlink": st.nlink, "st_uid": uid, "st_gid": gid, "st_size": size,
+                "st_blocks": (size + 511) // 512, "st_blksize": binding.IO_SIZE,
+                "st_atime": st.atime_ns, "st_mtime": st.mtime_ns, "st_ctime": st.ctime_ns}
+
+    def _stat(self, path: str) -> wire.Stat:
+        st = self.attrs.get(path)
+        if st is None:
+            st = self.client.stat(path)
+            self.attrs.put(path, st)
+        return st
+
+    @operation
+    def getattr(self, path: str, fh: int | None = None) -> Attrs:
+        return self._attrs(self._stat(path))
+
+    @operation
+    def readdir(self, path: str, fh: int) -> list[tuple[str, Attrs, int]]:
+        return [(name, {"st_mode": attrs["st_mode"], "st_ino": attrs["st_ino"]}, 0)
+                for name, attrs in self.entries(path)]
+
+    @operation
+    def entries(self, path: str) -> Listing:
+        """[(name, attributes)] of a directory, . and .. first: one listdir RPC.
+
+        Plain readdir passes on names, kinds and inode numbers; readdirplus
+        (mount.binding) the full attributes, so ``ls -l`` needs no lookup per name."""
+        listed = self.client.listdir(path)
+        self.attrs.put_listing(path, listed)
+        here = self.attrs.get(path)
+        up = self.attrs.get(posixpath.dirname(path) or "/")
+        # An entry with inode 0 is skipped by readdir(3): give . and .. real numbers.
+        found: Listing = [
+            (".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here.ino if here else 1}),
+            ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": up.ino if up else 1})]
+        found.extend((e.name, self._attrs(e.stat)) for e in listed)
+        return found
+
+    @operation
+    def opendir(self, path: str) -> int:
+        fh = self.files.new_fh()
+        self.dir_lists[fh] = None
+        return fh
+
+    @operation
+    def releasedir(self, path: str, fh: int) -> int:
+        self.dir_lists.pop(fh, None)
+        return 0
+
+    @operation
+    def listing(self, path: str, fh: int, offset: int) -> Listing:
+        """entries() of an open directory, read at offset 0 and kept for the next pages."""
+        found = self.dir_lists.get(fh) if offset else None
+        if found is None:
+            found = self.entries(path)
+            if fh in self.dir_lists:
+                self.dir_lists[fh] = found
+        return found
+
+    @operation
+    def statfs(self, path: str) -> dict[str, int]:
+        total, free, _chunk_size, files = self.client.statfs()
+        spare_inodes = 1 << 32
+        return {"f_bsize": STATFS_BLOCK, "f_frsize": STATFS_BLOCK,
+                "f_blocks": total // STATFS_BLOCK, "f_bfree": free // STATFS_BLOCK,
+                "f_bavail": free // STATFS_BLOCK, "f_files": files + spare_inodes,
+                "f_ffree": spare_inodes, "f_favail": spare_inodes, "f_namemax": NAME_MAX}
+
+    # --- namespace -------------------------------------------------------------------------------
+
+    @operation
+    def mkdir(self, path: str, mode: int) -> None:
+        self.attrs.added(path, self.client.mkdir(path, mode & NEW_MODE_BITS))
+
+    @operation
+    def rmdir(self, path: str) -> None:
+        self.client.rmdir(path)
+        self.attrs.removed(path)
+
+    @operation
+    def unlink(self, path: str) -> None:
+        self.client.rm(path)
+        self.attrs.removed(path)
+
+    @operation
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        known = binding.RENAME_NOREPLACE | binding.RENAME_EXCHANGE
+        if flags & binding.RENAME_EXCHANGE or flags & ~known:
+            raise FuseError(errno.EINVAL)
+        if flags & binding.RENAME_NOREPLACE:  # `mv -n`: checked here, so not atomic
+            try:
+                self.client.stat(new)
+            except errors.FileNotFound:
+                pass
+            else:
+                raise FuseError(errno.EEXIST)
+        self.client.rename(old, new)
+        self.attrs.moved(old, new)
+        self.files.renamed(old, new)
+        return 0
+
+    @operation
+    def symlink(self, path: str, target: str) -> None:
+        self.attrs.added(path, self.client.symlink(path, target))
+
+    @operation
+    def readlink(self, path: str) -> str:
+        target: str = self.client.readlink(path)
+        return target
+
+    @operation
+    def link(self, path: str, existing: str) -> None:
+        st = self.client.link(existing, path)
+        self.attrs.added(path, st)
+        self.attrs.put(existing, st)  # its nlink went up
+
+    @operation
+    def chmod(self, path: str, mode: int) -> None:
+        self.attrs.put(path, self.client.chmod(path, mode & 0o7777))
+
+    @operation
+    def chown(self, path: str, uid: int | None, gid: int | None) -> int:
+        if uid is None or uid < 0:
+            return 0  # a group change only: DFS has no groups
+        if uid == self.uid:
+            owner = self.user
+        else:
+            import pwd
+            try:
+                owner = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                raise FuseError(errno.EINVAL) from None
+        self.attrs.put(path, self.client.chown(path, owner))
+        return 0
+
+    @operation
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        now = time.time_ns()
+        atime, mtime = times if times is not None else (now, now)
+        atime_ns, mtime_ns = (None if t == UTIME_OMIT else now if t == UTIME_NOW else int(t)
+                              for t in (atime, mtime))
+        if atime_ns is None and mtime_ns is None:
+            return 0
+        st = self._stat(path)
+        of = self.files.of_inode(st.ino)
+        if of is not None and of.file.dirty:
+            self._commit(of)  # else the commit at close would set mtime to "now" (cp -p)
+        self.attrs.put(path, self.client.utimens(path, atime_ns, mtime_ns))
+        return 0
+
+    # --- open files ------------------------------------------------------------------------------
+
+    def _register(self, dfs_file: DfsFile, committer: Committer, stat: wire.Stat) -> int:
+        """Share ``dfs_file`` as its inode's open file. -> a new handle number."""
+        fh, stale = self.files.register(dfs_file, committer, stat)
+        if stale is not None:
+            self.kernel_forget(stale)  # the kernel may hold the replaced file's pages
+        return fh
+
+    def _open_existing(self, path: str) -> int:
+        if self._stat(path).kind == "d":
+            raise FuseError(errno.EISDIR)
+        known = self.attrs.last_known(path)
+        committer = Committer(self.client)
+        layout = self.client.layout(path)
+        self.attrs.put(path, layout.stat)
+        if known is not None and version_of(known) != version_of(layout.stat):
+            self.kernel_forget(path)  # changed elsewhere within the last second
+        return self._register(DfsFile(committer, path, layout, writable=True), committer,
+                              layout.stat)
+
+    def _handle(self, fh: int) -> OpenFile:
+        of = self.files.get(fh)
+        if of is None:
+            raise FuseError(errno.EBADF)
+        return of
+
+    def _commit(self, of: OpenFile) -> None:
+        dirty = of.file.dirty
+        of.file.flush()
+        if dirty and of.client.stat is not None:
+            of.version = version_of(of.client.stat)
+            self.attrs.put(of.path, of.client.stat)
+
+    @operation
+    def open(self, path: str, flags: int) -> int:
+        fh = self._open_existing(path)
+        if flags & os.O_TRUNC:  # libfuse3 asks for atomic O_TRUNC: no setattr comes first
+            of = self._handle(fh)
+            if of.file.size:
+                of.file.truncate(0)  # committed by the flush at close, with what is written
+        return fh
+
+    @operation
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        try:
+            st = self.client.create(path, mode & NEW_MODE_BITS)
+        except errors.FileExists:
+            if flags & os.O_EXCL:
+                raise
+            return self.open(path, flags)
+        self.attrs.added(path, st)
+        committer = Committer(self.client)
+        layout = wire.FileLayout(st, self.chunk_size, ())
+        return self._register(DfsFile(committer, path, layout, writable=True), committer, st)
+
+    @operation
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        data: bytes = self._handle(fh).file.pread(offset, size)
+        return data
+
+    @operation
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        written: int = self._handle(fh).file.pwrite(offset, data)
+        return written
+
+    @operation
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        # mfusepy passes no handle on libfuse3, so ftruncate arrives here by path too.
+        of = self._handle(fh) if fh is not None else None
+        if of is None:
+            st = self._stat(path)
+            of = self.files.of_inode(st.ino)
+            if of is None and st.size == length:
+                return 0  # nothing changes: POSIX leaves the times alone too
+        if of is not None:
+            of.file.truncate(length)
+            self._commit(of)
+            return 0
+        temp = self._open_existing(path)
+        try:
+            of = self._handle(temp)
+            of.file.truncate(length)
+            self._commit(of)
+        finally:
+            done = self.files.drop(temp)
+            if done is not None:
+                done.file.close()
+        return 0
+
+    @operation
+    def flush(self, path: str, fh: int) -> None:
+        self._commit(self._handle(fh))
+
+    @operation
+    def fsync(self, path: str, datasync: int, fh: int) -> None:
+        self._commit(self._handle(fh))
+
+    @operation
+    def release(self, path: str, fh: int) -> int:
+        of = self.files.drop(fh)
+        if of is not None:
+            try:
+                of.file.close()
+            except errors.DfsError as exc:  # flush already reported it to the closer
+                log.error("%s: changes lost at release: %s", of.path, exc.message)
+        return 0

@@ -1,0 +1,157 @@
+"""The metadata server's cluster-facing endpoints: workers logging in and reporting, the
+other metadata server (voter calls, and journal replication on its own signed methods),
+and the admin's view of the cluster (status, statfs, fsck). MasterService adds the
+file-system methods on top."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import cast
+
+from dfs import auth, errors, wire
+from nodes.master.fsck import JobState
+from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
+from nodes.master.placement import ChunkKinds, Command
+from nodes.master.session import Session
+from nodes.master.voter import Answer
+from nodes.rpcserver import boundary, expect
+
+log = logging.getLogger(__name__)
+
+Status = tuple[str, int, str, wire.Wire, int, int, str, tuple[str, ...]]
+
+
+class ClusterEndpoints(Session):
+    """The exposed methods for workers, the peer server and cluster administration."""
+
+    # --- workers ---------------------------------------------------------------------
+
+    @boundary
+    def exposed_worker_login(self, worker_id: object, client_nonce: object,
+                             proof: object) -> tuple[float, int]:
+        worker_id = expect(worker_id, str, "worker id")
+        client_nonce = expect(client_nonce, bytes, "nonce")
+        proof = expect(proof, bytes, "proof")
+        nonce, self.nonce = self.nonce, None
+        if nonce is None or not auth.check_proof(auth.stored_form(self.state.join_token),
+                                                 worker_id, nonce, client_nonce, proof):
+            log.warning("worker %r from %s failed to log in", worker_id, self.peer)
+            raise errors.AuthenticationFailed("wrong join token")
+        self.worker_id = worker_id
+        return self.state.config.heartbeat_interval, self.state.epoch
+
+    @boundary
+    def exposed_worker_register(self, host: object, port: object, free: object, used: object,
+                                inventory: object) -> tuple[int, int]:
+        worker_id = self._worker()
+        inventory = expect(inventory, tuple, "inventory")
+        host = expect(host, str, "host")
+        port = expect(port, int, "port")
+        with self.state.lock:
+            # the numbers and chunk list as the worker sent them (they were never checked)
+            self.state.workers.register(worker_id, host, port, cast(int, free), cast(int, used),
+                                        cast(Collection[tuple[int, str]], inventory),
+                                        self.state.clock())
+            if self.state.serving():
+                self.state.admit_workers()
+            return self.state.ns.chunk_size, self.state.epoch
+
+    @boundary
+    def exposed_worker_heartbeat(self, free: object, used: object, load: object, added: object,
+                                 removed: object,
+                                 bad: object = ()) -> tuple[Command, ...] | None:
+        """``bad``: ((chunk id, kind), ...) the worker's scrubber found corrupt."""
+        worker_id = self._worker()
+        bad = expect(bad, tuple, "bad chunks")
+        with self.state.lock:
+            if bad and self.state.serving():  # the leader acts; the worker reports again
+                for chunk_id, _kind in bad:
+                    self.state.workers.drop_corrupt(chunk_id, worker_id)
+            # the numbers and chunk lists as the worker sent them (they were never checked)
+            commands = self.state.workers.heartbeat(
+                worker_id, cast(int, free), cast(int, used), cast(int, load),
+                cast(ChunkKinds, added), cast(ChunkKinds, removed), self.state.clock())
+            if commands is None:
+                return None  # unknown here: register again
+            return tuple(commands) if self.state.serving() else ()
+
+    # --- the other metadata server ----------------------------------------------------
+
+    @boundary
+    def exposed_voter(self, method: object, args: object, stamp: object, mac: object) -> Answer:
+        """Leases, votes and stale marks for the other server (signed)."""
+        return serve_voter_call(self.state.voter_secret, self.state.voter, method, args, stamp,
+                                mac)
+
+    @boundary
+    def exposed_peer_ping(self, stamp: object, mac: object) -> PeerAnswer:
+        """The leader checks we are here. -> ("ok", our last entry)."""
+        verify_peer_call(self.state.voter_secret, "peer_ping", (), stamp, mac)
+        return self.state.standby.ping()
+
+    @boundary
+    def exposed_peer_replicate(self, epoch: object, entries: object, stamp: object,
+                               mac: object) -> PeerAnswer:
+        """The leader's new journal lines, fsynced here before the answer.
+        -> ("ok" | "gap", our last entry) or ("old", our newer epoch)."""
+        verify_peer_call(self.state.voter_secret, "peer_replicate", (epoch, entries), stamp, mac)
+        epoch = expect(epoch, int, "epoch")
+        lines = expect(entries, tuple, "entries")
+        for line in lines:
+            expect(line, str, "entry")
+        return self.state.standby.replicate(epoch, cast(tuple[str, ...], lines))
+
+    @boundary
+    def exposed_peer_install(self, epoch: object, snapshot: object, stamp: object,
+                             mac: object) -> PeerAnswer:
+        """The leader's whole namespace replaces ours. -> ("ok", its last entry) or
+        ("old", our newer epoch)."""
+        verify_peer_call(self.state.voter_secret, "peer_install", (epoch, snapshot), stamp, mac)
+        return self.state.standby.install(expect(epoch, int, "epoch"),
+                                          expect(snapshot, bytes, "snapshot"))
+
+    # --- cluster administration -------------------------------------------------------
+
+    @boundary
+    def exposed_fsck_start(self, repair: object = False) -> int:
+        """Admin: start checking the namespace against the workers' chunks
+        (nodes/master/fsck.py). -> job id for fsck_result."""
+        repair = expect(repair, bool, "repair")
+        self._admin()
+        with self.state.lock:
+            self.state.require_serving()
+        return self.state.fsck.start(repair)
+
+    @boundary
+    def exposed_fsck_result(self, job: object) -> JobState:
+        """-> ("running", None) | ("done", report) | ("failed", message)."""
+        job = expect(job, int, "job")
+        self._admin()
+        return self.state.fsck.result(job)
+
+    @boundary
+    def exposed_statfs(self) -> tuple[int, int, int, int]:
+        """-> (total bytes, free bytes, chunk size, files) of the whole cluster."""
+        with self.state.lock:
+            self._serving()
+            live = self.state.workers.live()
+            free = sum(w.free for w in live) // self.state.config.replication
+            used = sum(w.used for w in live) // self.state.config.replication
+            return used + free, free, self.state.ns.chunk_size, len(self.state.ns.inodes)
+
+    @boundary
+    def exposed_status(self) -> Status:
+        """-> (server id, epoch, address, workers, under-replicated chunks, files,
+        standby state, lease holders)."""
+        self._me()
+        with self.state.lock:
+            state = self.state
+            now = state.clock()
+            referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
+            holders = tuple(sorted(vid for vid, until in state.leadership.grants.items()
+                                   if until > now))
+            return (state.me, state.epoch, "%s:%d" % state.address,
+                    wire.workers_to_wire(state.workers.status(now)),
+                    state.workers.under_replicated(referenced), len(state.ns.inodes),
+                    state.replicator.describe(), holders)

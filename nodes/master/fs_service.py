@@ -1,0 +1,168 @@
+"""The master's namespace endpoints: look, make, link, remove, rename, set attributes, and
+the trash. Each one authenticates, validates its arguments' types, takes the metadata
+lock, asks a rule (dfs/namespace/rules.py, rules_trash.py) for the entry, commits it and
+answers in wire form. Requests that carry a request id (``rid``) go through ``_once``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from dfs import wire
+from dfs.namespace import rules, rules_trash
+from dfs.namespace.entries import Entry, named_ino
+from dfs.namespace.inode import as_path
+from dfs.namespace.model import Namespace
+from nodes.master.session import Session
+from nodes.rpcserver import boundary, expect
+
+Decide = Callable[[Namespace, str], Entry]
+
+
+class FsEndpoints(Session):
+    def _once(self, rid: object, decide: Decide, made: bool = False) -> wire.Wire:
+        """Decide and commit one change, at most once per request id: the retry of a request
+        that took effect (the client lost the answer in a failover) is answered with what
+        it did. -> the stat of the inode it made or linked if ``made``, else None."""
+        request = expect(rid, (str, type(None)), "request id")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            done = rules.replayed(ns, request, made)
+            if done is not None:
+                ino = done.ino
+            else:
+                entry = rules.with_request(decide(ns, user), request)
+                self.state.commit(entry)
+                ino = named_ino(entry)
+            return wire.stat_to_wire(ns.inodes[ino].stat()) if made else None
+
+    # --- looking ----------------------------------------------------------------------
+
+    @boundary
+    def exposed_stat(self, path: object) -> wire.Wire:
+        with self.state.lock:
+            user = self._serving()
+            return wire.stat_to_wire(rules.stat_target(self.state.ns, user, as_path(path)).stat())
+
+    @boundary
+    def exposed_listdir(self, path: object) -> wire.Wire:
+        """-> ((name, stat), ...) of the entries this user may see, in one call."""
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            return wire.entries_to_wire(ns.listdir(rules.listable(ns, user, as_path(path)), user))
+
+    @boundary
+    def exposed_readlink(self, path: object) -> str:
+        with self.state.lock:
+            user = self._serving()
+            return rules.readlink(self.state.ns, user, as_path(path))
+
+    # --- making -----------------------------------------------------------------------
+
+    @boundary
+    def exposed_mkdir(self, path: object, mode: object = 0o700, rid: object = None) -> wire.Wire:
+        path = as_path(path)
+        mode = expect(mode, int, "mode")
+        return self._once(rid, lambda ns, user: rules.mkdir(ns, user, path, mode, time.time_ns()),
+                          made=True)
+
+    @boundary
+    def exposed_create(self, path: object, mode: object = 0o600, rid: object = None) -> wire.Wire:
+        """Create an empty file; FileExists if the name is taken."""
+        path = as_path(path)
+        mode = expect(mode, int, "mode")
+        return self._once(rid, lambda ns, user: rules.create(ns, user, path, mode,
+                                                             time.time_ns()), made=True)
+
+    @boundary
+    def exposed_symlink(self, path: object, target: object, rid: object = None) -> wire.Wire:
+        path = as_path(path)
+        target = expect(target, str, "target")
+        rules.check_symlink_target(target)
+        return self._once(rid, lambda ns, user: rules.symlink(ns, user, path, target,
+                                                              time.time_ns()), made=True)
+
+    @boundary
+    def exposed_link(self, existing: object, path: object, rid: object = None) -> wire.Wire:
+        existing, path = as_path(existing), as_path(path)
+        return self._once(rid, lambda ns, user: rules.link(ns, user, existing, path,
+                                                           time.time_ns()), made=True)
+
+    # --- removing and moving ------------------------------------------------------------
+
+    def _remove(self, path: object, want_dir: bool, rid: object) -> None:
+        path = as_path(path)
+        keep = self.state.config.trash_seconds
+        self._once(rid, lambda ns, user: rules.remove(ns, user, path, want_dir, time.time_ns(),
+                                                      self.state.wall(), keep))
+
+    @boundary
+    def exposed_unlink(self, path: object, rid: object = None) -> None:
+        self._remove(path, want_dir=False, rid=rid)
+
+    @boundary
+    def exposed_rmdir(self, path: object, rid: object = None) -> None:
+        self._remove(path, want_dir=True, rid=rid)
+
+    @boundary
+    def exposed_rename(self, src: object, dst: object, rid: object = None) -> None:
+        """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory)."""
+        src, dst = as_path(src), as_path(dst)
+        self._once(rid, lambda ns, user: rules.rename(ns, user, src, dst, time.time_ns()))
+
+    @boundary
+    def exposed_setattr(self, path: object, mode: object = None, owner: object = None,
+                        atime_ns: object = None, mtime_ns: object = None) -> wire.Wire:
+        """chmod (owner only), chown (admin only), utimens (owner, or writer for 'now')."""
+        path = as_path(path)
+        maybe_int = (int, type(None))
+        mode = expect(mode, maybe_int, "mode")
+        owner = expect(owner, (str, type(None)), "owner")
+        atime_ns = expect(atime_ns, maybe_int, "atime_ns")
+        mtime_ns = expect(mtime_ns, maybe_int, "mtime_ns")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            entry = rules.set_attributes(ns, user, path, time.time_ns(), mode, owner, atime_ns,
+                                         mtime_ns)
+            self.state.commit(entry)
+            return wire.stat_to_wire(ns.inodes[entry.ino].stat())
+
+    # --- trash ------------------------------------------------------------------------
+
+    @boundary
+    def exposed_trash_list(self) -> wire.Wire:
+        """-> the caller's trash (wire.TrashEntry records), newest first."""
+        with self.state.lock:
+            user = self._serving()
+            return wire.trash_to_wire([
+                wire.TrashEntry(tid, item.path, item.inode.size, item.deleted_at, item.expires)
+                for tid, item in self.state.ns.trash_of(user)])
+
+    @boundary
+    def exposed_trash_restore(self, path: object) -> wire.Wire:
+        """Put the newest trashed version of ``path`` back there (missing parent
+        directories are made again). -> its stat. FileExists if the path is taken."""
+        path = expect(path, str, "path")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            parents, restore = rules_trash.restore(ns, user, path, time.time_ns())
+            inode = ns.trash[restore.trash_id].inode
+            for mkdir in parents:
+                self.state.commit(mkdir)
+            self.state.commit(restore)
+            return wire.stat_to_wire(inode.stat())
+
+    @boundary
+    def exposed_trash_empty(self) -> int:
+        """Free the caller's trash now. -> how many files were in it."""
+        with self.state.lock:
+            user = self._serving()
+            purge = rules_trash.empty(self.state.ns, user)
+            if purge is None:
+                return 0
+            self.state.commit(purge)
+            return len(purge.trash_ids)

@@ -1,0 +1,96 @@
+"""The master's endpoints for logging in and for users: hello/login (the HMAC handshake),
+register and the original design's ``Auth_Host``, and the admin's user management. The
+rules (name format, who may register, no revoking yourself) are in
+dfs/namespace/rules_users.py."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from dfs import auth, errors
+from dfs.namespace import rules_users
+from nodes.master.session import Session
+from nodes.rpcserver import boundary, expect, is_loopback
+
+log = logging.getLogger(__name__)
+
+
+class UserEndpoints(Session):
+    @boundary
+    def exposed_hello(self) -> tuple[bytes, str, int]:
+        """-> (server nonce, "leader" or "standby", epoch). Starts a login."""
+        self.nonce = auth.new_nonce()
+        return self.nonce, self.state.leadership.role, self.state.epoch
+
+    @boundary
+    def exposed_login(self, name: object, client_nonce: object,
+                      proof: object) -> tuple[str, bool]:
+        name = expect(name, str, "user name")
+        client_nonce = expect(client_nonce, bytes, "nonce")
+        proof = expect(proof, bytes, "proof")
+        nonce, self.nonce = self.nonce, None
+        if nonce is None:
+            raise errors.AuthenticationFailed("call hello() before login()")
+        with self.state.lock:
+            self.state.require_serving()
+            user = self.state.ns.users.get(name)
+            if user is None or not auth.check_proof(user.stored_key, name, nonce,
+                                                    client_nonce, proof):
+                log.warning("failed login for %r from %s", name, self.peer)
+                raise errors.AuthenticationFailed("unknown user or wrong key")
+            self.user = name
+            return name, user.admin
+
+    @boundary
+    def exposed_register(self, name: object, token: object) -> str:
+        """Create user ``name`` and return its new key (shown once, stored hashed)."""
+        name = expect(name, str, "user name")
+        token = expect(token, (str, type(None)), "token")
+        rules_users.check_user_name(name)
+        open_here = self.state.config.open_registration and is_loopback(self.peer)
+        token_ok = token is not None and secrets.compare_digest(token, self.state.join_token)
+        rules_users.may_register(self.state.ns, self.user, open_here, token_ok)
+        return self._add_user(name, admin=False)
+
+    @boundary
+    def exposed_Auth_Host(self, name: object, client_nonce: object = None, proof: object = None,
+                          token: object = None) -> tuple[str, bool | str]:
+        """The original design's entry point, kept by name: with a proof (after hello())
+        it authorizes a known key -> ("authorized", is_admin); without one it starts a
+        registration -> ("registered", new key)."""
+        if proof is not None:
+            return "authorized", self.exposed_login(name, client_nonce, proof)[1]
+        return "registered", self.exposed_register(name, token)
+
+    def _add_user(self, name: str, admin: bool) -> str:
+        key = auth.new_key()
+        with self.state.lock:
+            self.state.require_serving()
+            self.state.commit(rules_users.add_user(self.state.ns, name, admin,
+                                                   auth.stored_form(key)))
+        log.info("registered user %s", name)
+        return key
+
+    # --- admin -----------------------------------------------------------------------
+
+    @boundary
+    def exposed_users_list(self) -> tuple[tuple[str, bool], ...]:
+        self._admin()
+        with self.state.lock:
+            return tuple((u.name, u.admin) for u in sorted(self.state.ns.users.values(),
+                                                             key=lambda u: u.name))
+
+    @boundary
+    def exposed_users_add(self, name: object, admin: object = False) -> str:
+        self._admin()
+        name = expect(name, str, "user name")
+        rules_users.check_user_name(name)
+        return self._add_user(name, bool(admin))
+
+    @boundary
+    def exposed_users_revoke(self, name: object) -> None:
+        me = self._admin()
+        name = expect(name, str, "user name")
+        with self.state.lock:
+            self.state.commit(rules_users.revoke(self.state.ns, me, name))

@@ -1,0 +1,320 @@
+"""The chunk files of one worker, and what it has not told the metadata servers yet.
+
+On disk (all created when missing)::
+
+    DATA/chunks/<id>       primary copies          DATA/chunks/<id>.crc   block CRCs
+    DATA/backups/<id>      backup copies           DATA/backups/<id>.crc
+    DATA/tmp/              uploads in progress (cleared at start)
+
+A chunk is complete when its data file exists: the ``.crc`` file is renamed into place
+first, the data file last, both after an fsync. Every read checks the CRC32C of each
+64 KiB block it touches; a mismatch raises ChunkCorrupt and no byte of it leaves.
+
+Thread safety: any thread may call any method. ``ChunkStore.lock`` guards the staging
+table, the counters (``used``, ``busy``) and the report feeds; file I/O runs outside it,
+and two uploads of the same chunk cannot interleave (a new one at offset 0 aborts the old).
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+from dfs import chunks, errors
+from dfs.config import BLOCK_SIZE, MIB
+from dfs.fsutil import fsync_dir
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["chunks", "backups"]
+KINDS: tuple[Kind, ...] = ("chunks", "backups")
+ChunkKey = tuple[int, Kind]
+"""(chunk id, kind): one replica on this worker, as reported to the metadata servers."""
+
+MAX_PIECE = 16 * MIB  # the most bytes one read or write call may carry
+MAX_CHUNK = 64 * MIB  # the largest chunk size a cluster may have (until the master says)
+SCRUB_PIECE = MIB  # bytes read at a time when verifying a whole chunk (a BLOCK_SIZE multiple)
+
+
+def as_kind(value: object) -> Kind:
+    """``value`` as a replica kind, or InvalidArgument."""
+    for kind in KINDS:
+        if type(value) is str and value == kind:
+            return kind
+    raise errors.InvalidArgument(f"kind must be one of {KINDS}")
+
+
+class Changes(NamedTuple):
+    """What one metadata server has not been told yet."""
+
+    added: tuple[ChunkKey, ...]
+    removed: tuple[ChunkKey, ...]
+    bad: tuple[ChunkKey, ...]
+    """Replicas that failed their checksum here (found by a read or the scrubber)."""
+
+
+@dataclass
+class _Feed:
+    added: list[ChunkKey] = field(default_factory=list)
+    removed: list[ChunkKey] = field(default_factory=list)
+    bad: list[ChunkKey] = field(default_factory=list)
+
+
+class Upload:
+    """A chunk being received: appended in order, checksummed as it arrives."""
+
+    def __init__(self, path: str, total: int) -> None:
+        self.path = path
+        self.total = total
+        self.written = 0
+        self.crc = 0
+        self.block_crcs: list[int] = []
+        self.file = open(path, "wb")
+
+    def add(self, data: bytes) -> None:
+        if self.written + len(data) > self.total:
+            raise errors.InvalidArgument("more bytes than the chunk's announced length")
+        if self.written % BLOCK_SIZE or (len(data) % BLOCK_SIZE and
+                                         self.written + len(data) != self.total):
+            raise errors.InvalidArgument(f"pieces must be multiples of {BLOCK_SIZE} bytes")
+        self.file.write(data)
+        self.crc = chunks.crc_update(data, self.crc)
+        self.block_crcs.extend(chunks.block_crcs(data))
+        self.written += len(data)
+
+    def close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def abort(self) -> None:
+        self.file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class ChunkStore:
+    """The chunk files of one worker and what it has not told the master yet."""
+
+    def __init__(self, data_dir: str, capacity: int) -> None:
+        """``capacity``: bytes this store may use; 0 means the free space of its disk."""
+        self.data_dir = data_dir
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.dirs: dict[Kind, str] = {kind: os.path.join(data_dir, kind) for kind in KINDS}
+        self.tmp_dir = os.path.join(data_dir, "tmp")
+        for path in (*self.dirs.values(), self.tmp_dir):
+            os.makedirs(path, exist_ok=True)
+        shutil.rmtree(self.tmp_dir)
+        os.makedirs(self.tmp_dir)
+        self.staging: dict[ChunkKey, Upload] = {}
+        self.used = 0
+        self.feeds: dict[str, _Feed] = {}  # reporter name -> what it has not been told
+        self.busy = 0  # data calls in progress (the load reported in heartbeats)
+        self.chunk_size = MAX_CHUNK  # until the master says
+        for chunk_id, kind in self.inventory():
+            self.used += os.path.getsize(self.path(chunk_id, kind))
+
+    def path(self, chunk_id: int, kind: Kind) -> str:
+        return os.path.join(self.dirs[kind], str(chunk_id))
+
+    def inventory(self) -> list[ChunkKey]:
+        """Every complete replica here; a data file without its ``.crc`` is a torn write
+        and is removed."""
+        found: list[ChunkKey] = []
+        for kind, directory in self.dirs.items():
+            for name in os.listdir(directory):
+                if name.isdigit():
+                    if os.path.exists(os.path.join(directory, name + ".crc")):
+                        found.append((int(name), kind))
+                    else:
+                        os.unlink(os.path.join(directory, name))
+        return found
+
+    def locate(self, chunk_id: int) -> tuple[Kind, str]:
+        for kind in KINDS:
+            path = self.path(chunk_id, kind)
+            if os.path.exists(path):
+                return kind, path
+        raise errors.ChunkMissing(f"chunk {chunk_id} is not on this worker")
+
+    def free(self) -> int:
+        stats = os.statvfs(self.data_dir)
+        disk_free = stats.f_bavail * stats.f_frsize
+        if self.capacity:
+            return max(0, min(disk_free, self.capacity - self.used))
+        return disk_free
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Counts a data call in ``busy`` while it runs."""
+        with self.lock:
+            self.busy += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.busy -= 1
+
+    # --- writing ---------------------------------------------------------------------
+
+    def write(self, chunk_id: int, kind: Kind, offset: int, data: bytes, total: int,
+              crc: int) -> bool:
+        """Store one piece of a chunk; the last piece makes the chunk complete.
+        -> True once the whole chunk is durable."""
+        key = (chunk_id, kind)
+        with self.lock:
+            upload = self.staging.get(key)
+            if offset == 0:
+                if upload is not None:
+                    upload.abort()
+                if self.capacity and self.used + total > self.capacity:
+                    raise errors.NoSpace(f"worker is full ({self.used} of {self.capacity} bytes)")
+                upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total)
+                self.staging[key] = upload
+            elif upload is None or upload.written != offset:
+                raise errors.InvalidArgument(f"chunk {chunk_id}: piece at unexpected offset")
+        try:
+            upload.add(data)
+            if upload.written < total:
+                return False
+            with self.lock:
+                self.staging.pop(key, None)
+            self._finish(upload, chunk_id, kind, crc)
+            return True
+        except OSError as exc:
+            self._drop_upload(key, upload)
+            if exc.errno == errno.ENOSPC:
+                raise errors.NoSpace("worker disk is full") from None
+            raise
+        except errors.DfsError:
+            self._drop_upload(key, upload)
+            raise
+
+    def _drop_upload(self, key: ChunkKey, upload: Upload) -> None:
+        with self.lock:
+            if self.staging.get(key) is upload:
+                del self.staging[key]
+        upload.abort()
+
+    def _finish(self, upload: Upload, chunk_id: int, kind: Kind, crc: int) -> None:
+        if upload.crc != crc:
+            raise errors.ChunkCorrupt(f"chunk {chunk_id} arrived damaged (checksum mismatch)")
+        upload.close()
+        final = self.path(chunk_id, kind)
+        crc_tmp = upload.path + ".crc"
+        with open(crc_tmp, "wb") as f:
+            f.write(array.array("I", upload.block_crcs).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(crc_tmp, final + ".crc")
+        os.replace(upload.path, final)
+        fsync_dir(self.dirs[kind])  # the renames too must survive a power cut
+        with self.lock:
+            self.used += upload.total
+            for feed in self.feeds.values():
+                feed.added.append((chunk_id, kind))
+
+    # --- reading ---------------------------------------------------------------------
+
+    def block_crcs(self, path: str) -> array.array[int]:
+        with open(path + ".crc", "rb") as f:
+            return array.array("I", f.read())
+
+    def read(self, chunk_id: int, offset: int, length: int) -> tuple[bytes, int]:
+        """-> (up to ``length`` bytes from ``offset``, chunk length); every block touched
+        is checksum-verified first."""
+        kind, path = self.locate(chunk_id)
+        size = os.path.getsize(path)
+        if offset < 0 or length < 0 or offset > size:
+            raise errors.InvalidArgument(f"chunk {chunk_id}: offset {offset} outside 0..{size}")
+        if length > MAX_PIECE:
+            raise errors.InvalidArgument(f"read of {length} bytes exceeds {MAX_PIECE}")
+        end = min(size, offset + length)
+        first_block = offset // BLOCK_SIZE
+        start = first_block * BLOCK_SIZE
+        # whole blocks only: a CRC covers a block, so a read ending inside one reads it all
+        blocks_end = min(size, -(-end // BLOCK_SIZE) * BLOCK_SIZE)
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(blocks_end - start)
+        bad = chunks.first_bad_block(data, self.block_crcs(path), BLOCK_SIZE, first_block)
+        if bad is not None:
+            log.error("chunk %d (%s) block %d fails its checksum", chunk_id, kind, bad)
+            raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
+        return data[offset - start:end - start], size
+
+    def verify(self, chunk_id: int, kind: Kind,
+               pace: Callable[[int], object] | None = None) -> bool | None:
+        """Re-read a whole replica and check every block's CRC. -> True if good, False if
+        corrupt, None if it is gone (deleted meanwhile). ``pace(nbytes)`` is called after
+        each piece read (the scrubber sleeps there to keep to its rate)."""
+        path = self.path(chunk_id, kind)
+        try:
+            crcs = self.block_crcs(path)
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if len(crcs) != (size + BLOCK_SIZE - 1) // BLOCK_SIZE:
+                    return False
+                block = 0
+                while True:
+                    data = f.read(SCRUB_PIECE)
+                    if not data:
+                        return True
+                    if chunks.first_bad_block(data, crcs, BLOCK_SIZE, block) is not None:
+                        return False
+                    block += (len(data) + BLOCK_SIZE - 1) // BLOCK_SIZE
+                    if pace is not None:
+                        pace(len(data))
+        except FileNotFoundError:
+            return None
+
+    # --- removing and reporting ------------------------------------------------------
+
+    def delete(self, chunk_id: int, kind: Kind) -> None:
+        path = self.path(chunk_id, kind)
+        try:
+            size = os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        try:
+            os.unlink(path + ".crc")
+        except FileNotFoundError:
+            pass
+        with self.lock:
+            self.used -= size
+            for feed in self.feeds.values():
+                feed.removed.append((chunk_id, kind))
+
+    def report_bad(self, chunk_id: int, kind: Kind) -> None:
+        """A replica here failed its checksum: tell every metadata server."""
+        with self.lock:
+            for feed in self.feeds.values():
+                if (chunk_id, kind) not in feed.bad:
+                    feed.bad.append((chunk_id, kind))
+
+    def take_changes(self, feed: str) -> Changes:
+        """What changed since ``feed`` (one per metadata server) last asked."""
+        with self.lock:
+            pending = self.feeds.get(feed, _Feed())
+            self.feeds[feed] = _Feed()
+        return Changes(tuple(pending.added), tuple(pending.removed), tuple(pending.bad))
+
+    def give_back(self, feed: str, changes: Changes) -> None:
+        """A heartbeat failed: report these again next time."""
+        with self.lock:
+            pending = self.feeds.setdefault(feed, _Feed())
+            pending.added[:0] = changes.added
+            pending.removed[:0] = changes.removed
+            pending.bad[:0] = changes.bad

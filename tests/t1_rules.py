@@ -1,0 +1,343 @@
+"""Pure units: the file-system rules of the tree, the trash and request ids
+(dfs/namespace/rules.py, rules_trash.py) on a namespace in memory. Data and users:
+tests/t1_rules_data.py.
+
+Each rule returns the entry the master would commit, or raises; ``Fs.do`` applies an
+entry as the master does (with the next sequence number), so a test can go on from it."""
+
+import pytest
+
+from dfs import errors
+from dfs.namespace import rules, rules_data, rules_trash
+from dfs.namespace.entries import AddUser, Init, Mkdir, Record, Restore, TrashInfo, Unlink
+from dfs.namespace.model import ROOT_OWNER, Namespace
+from dfs.wire import ChunkRef
+
+T = 1_000
+CHUNK = 1024
+WALL = 1_700_000_000.0
+ADMIN, ALICE, BOB = ROOT_OWNER, "alice", "bob"
+
+
+class Fs:
+    """A namespace with an admin, alice and bob, changed only through rules + apply."""
+
+    def __init__(self):
+        self.ns = Namespace()
+        self.seq = 0
+        self.do(Init(CHUNK, T))
+        for name in (ADMIN, ALICE, BOB):
+            self.do(AddUser(name, name == ADMIN, "00"))
+
+    def do(self, entry):
+        self.seq += 1
+        return self.ns.apply(Record(self.seq, 1, entry))
+
+    def mkdir(self, user, path, mode=0o755):
+        self.do(rules.mkdir(self.ns, user, path, mode, T))
+        return self.ns.resolve(path)
+
+    def create(self, user, path, mode=0o644):
+        self.do(rules.create(self.ns, user, path, mode, T))
+        return self.ns.resolve(path)
+
+    def rename(self, user, src, dst):
+        return self.do(rules.rename(self.ns, user, src, dst, T))
+
+    def remove(self, user, path, want_dir=False, trash_seconds=0.0):
+        return self.do(rules.remove(self.ns, user, path, want_dir, T, WALL, trash_seconds))
+
+
+@pytest.fixture
+def fs():
+    return Fs()
+
+
+# --- making names -----------------------------------------------------------------------------
+
+def test_new_entries_get_the_next_inode_and_a_taken_name_is_refused(fs):
+    entry = rules.mkdir(fs.ns, ALICE, "/d", 0o40755, T)
+    assert entry == Mkdir(1, "d", fs.ns.next_ino, ALICE, 0o755, T)  # file-type bits dropped
+    fs.do(entry)
+    with pytest.raises(errors.FileExists):
+        rules.create(fs.ns, BOB, "/d", 0o644, T)
+    with pytest.raises(errors.FileNotFound):
+        rules.create(fs.ns, ALICE, "/missing/f", 0o644, T)
+    with pytest.raises(errors.InvalidPath):
+        rules.mkdir(fs.ns, ALICE, "/", 0o755, T)
+
+
+@pytest.mark.parametrize("target", ["", "a\0b", "x" * 4097])
+def test_bad_symlink_targets_are_refused(target):
+    with pytest.raises(errors.InvalidArgument):
+        rules.check_symlink_target(target)
+
+
+def test_symlinks_and_readlink(fs):
+    fs.do(rules.symlink(fs.ns, ALICE, "/l", "some/where", T))
+    assert rules.readlink(fs.ns, BOB, "/l") == "some/where"
+    fs.create(ALICE, "/f")
+    with pytest.raises(errors.InvalidArgument):
+        rules.readlink(fs.ns, ALICE, "/f")
+
+
+# --- permissions and visibility ----------------------------------------------------------------
+
+def test_every_directory_on_the_path_must_be_searchable(fs):
+    fs.mkdir(ALICE, "/home", 0o700)
+    fs.create(ALICE, "/home/x", 0o644)
+    assert rules.stat_target(fs.ns, ALICE, "/home/x").kind == "f"
+    assert rules.stat_target(fs.ns, ADMIN, "/home/x").kind == "f"  # admins pass everywhere
+    for rule in (lambda: rules.stat_target(fs.ns, BOB, "/home/x"),
+                 lambda: rules.create(fs.ns, BOB, "/home/y", 0o644, T),
+                 lambda: rules.remove(fs.ns, BOB, "/home/x", False, T, WALL, 0)):
+        with pytest.raises(errors.PermissionDenied):
+            rule()
+
+
+def test_creating_needs_write_on_the_parent_and_listing_needs_read(fs):
+    fs.mkdir(ALICE, "/pub", 0o755)
+    with pytest.raises(errors.PermissionDenied):
+        rules.mkdir(fs.ns, BOB, "/pub/mine", 0o755, T)
+    assert rules.listable(fs.ns, BOB, "/pub").ino == fs.ns.resolve("/pub").ino
+    fs.mkdir(ALICE, "/box", 0o711)  # searchable, not readable
+    with pytest.raises(errors.PermissionDenied):
+        rules.listable(fs.ns, BOB, "/box")
+    fs.create(ALICE, "/pub/f")
+    with pytest.raises(errors.NotADirectory):
+        rules.listable(fs.ns, ALICE, "/pub/f")
+
+
+def test_other_users_private_files_are_not_there_for_them(fs):
+    fs.create(ALICE, "/secret", 0o600)
+    fs.create(ALICE, "/shared", 0o604)
+    with pytest.raises(errors.PermissionDenied):
+        rules.stat_target(fs.ns, BOB, "/secret")
+    with pytest.raises(errors.PermissionDenied):
+        rules.remove(fs.ns, BOB, "/secret", False, T, WALL, 0)
+    root = rules.listable(fs.ns, BOB, "/")
+    assert [d.name for d in fs.ns.listdir(root, BOB)] == ["shared"]
+    assert [d.name for d in fs.ns.listdir(root, ALICE)] == ["secret", "shared"]
+
+
+def test_chmod_is_for_the_owner_and_chown_for_an_admin(fs):
+    fs.create(ALICE, "/f", 0o666)
+    with pytest.raises(errors.NotPermitted):
+        rules.set_attributes(fs.ns, BOB, "/f", T, mode=0o777)
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/f", T + 1, mode=0o100640))
+    inode = fs.ns.resolve("/f")
+    assert (inode.mode, inode.ctime_ns) == (0o640, T + 1)
+    with pytest.raises(errors.NotPermitted):
+        rules.set_attributes(fs.ns, ALICE, "/f", T, owner=BOB)
+    rules.set_attributes(fs.ns, ALICE, "/f", T, owner=ALICE)  # "chown" to oneself: no change
+    with pytest.raises(errors.InvalidArgument):
+        rules.set_attributes(fs.ns, ADMIN, "/f", T, owner="nobody")
+    fs.do(rules.set_attributes(fs.ns, ADMIN, "/f", T, owner=BOB))
+    assert fs.ns.resolve("/f").owner == BOB
+
+
+def test_setting_times_needs_write_permission(fs):
+    fs.create(ALICE, "/f", 0o644)
+    with pytest.raises(errors.PermissionDenied):
+        rules.set_attributes(fs.ns, BOB, "/f", T, mtime_ns=5)
+    fs.create(ALICE, "/g", 0o646)
+    fs.do(rules.set_attributes(fs.ns, BOB, "/g", T, atime_ns=4, mtime_ns=5))
+    g = fs.ns.resolve("/g")
+    assert (g.atime_ns, g.mtime_ns, g.mode, g.owner) == (4, 5, 0o646, ALICE)
+
+
+# --- removing, the sticky rule ------------------------------------------------------------------
+
+def test_remove_checks_the_kind_and_emptiness(fs):
+    fs.mkdir(ALICE, "/d")
+    fs.create(ALICE, "/d/f")
+    with pytest.raises(errors.IsADirectory):
+        fs.remove(ALICE, "/d")
+    with pytest.raises(errors.NotADirectory):
+        fs.remove(ALICE, "/d/f", want_dir=True)
+    with pytest.raises(errors.DirectoryNotEmpty):
+        fs.remove(ALICE, "/d", want_dir=True)
+    with pytest.raises(errors.FileNotFound):
+        fs.remove(ALICE, "/d/nothing")
+    fs.remove(ALICE, "/d/f")
+    fs.remove(ALICE, "/d", want_dir=True)
+    assert "d" not in fs.ns.resolve("/").children
+
+
+def test_in_a_sticky_directory_only_owners_remove_or_replace(fs):
+    fs.create(ALICE, "/a", 0o666)  # the root is 1777
+    fs.create(BOB, "/b", 0o666)
+    for rule in (lambda: rules.remove(fs.ns, BOB, "/a", False, T, WALL, 0),
+                 lambda: rules.rename(fs.ns, BOB, "/a", "/c", T),
+                 lambda: rules.rename(fs.ns, BOB, "/b", "/a", T)):
+        with pytest.raises(errors.PermissionDenied):
+            rule()
+    fs.mkdir(ALICE, "/open", 0o777)  # not sticky: anyone with w+x removes
+    fs.create(ALICE, "/open/f", 0o644)
+    fs.remove(BOB, "/open/f")
+    fs.remove(ADMIN, "/a")
+    fs.remove(BOB, "/b")
+    assert set(fs.ns.resolve("/").children) == {"open"}
+
+
+# --- rename ---------------------------------------------------------------------------------
+
+def test_a_directory_cannot_move_inside_itself(fs):
+    fs.mkdir(ALICE, "/a")
+    fs.mkdir(ALICE, "/a/b")
+    for dst in ("/a/b/c", "/a/c"):
+        with pytest.raises(errors.InvalidArgument, match="inside itself"):
+            rules.rename(fs.ns, ALICE, "/a", dst, T)
+    fs.rename(ALICE, "/a", "/ab")  # a name that only starts the same is fine
+    assert fs.ns.resolve("/ab/b").kind == "d"
+
+
+def test_rename_replaces_a_file_by_a_file_and_frees_its_chunks(fs):
+    fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 60))
+    fs.do(rules_data.put(fs.ns, ALICE, "/old", 0o644, [ChunkRef(1, 1, 10, 0)], 10, True, T))
+    fs.create(ALICE, "/new")
+    assert fs.rename(ALICE, "/new", "/old") == [1]
+    assert set(fs.ns.resolve("/").children) == {"old"} and fs.ns.resolve("/old").size == 0
+
+
+def test_rename_replaces_an_empty_directory_by_a_directory_only(fs):
+    for path in ("/d", "/empty", "/full", "/full/x"):
+        fs.mkdir(ALICE, path)
+    fs.create(ALICE, "/f")
+    with pytest.raises(errors.DirectoryNotEmpty):
+        rules.rename(fs.ns, ALICE, "/d", "/full", T)
+    with pytest.raises(errors.IsADirectory):
+        rules.rename(fs.ns, ALICE, "/f", "/empty", T)
+    with pytest.raises(errors.NotADirectory):
+        rules.rename(fs.ns, ALICE, "/d", "/f", T)
+    root_links = fs.ns.resolve("/").nlink
+    fs.rename(ALICE, "/d", "/empty")
+    assert set(fs.ns.resolve("/").children) == {"empty", "full", "f"}
+    assert fs.ns.resolve("/").nlink == root_links - 1  # one subdirectory fewer
+
+
+def test_renaming_onto_itself_or_a_missing_source(fs):
+    fs.create(ALICE, "/f")
+    fs.rename(ALICE, "/f", "/f")
+    assert fs.ns.resolve("/f").nlink == 1
+    with pytest.raises(errors.FileNotFound):
+        rules.rename(fs.ns, ALICE, "/nothing", "/g", T)
+
+
+# --- hard links ------------------------------------------------------------------------------
+
+def test_link_counts_through_both_names(fs):
+    f = fs.create(ALICE, "/f")
+    fs.mkdir(ALICE, "/d")
+    fs.do(rules.link(fs.ns, ALICE, "/f", "/d/h", T))
+    assert fs.ns.resolve("/d/h") is f and f.nlink == 2
+    fs.remove(ALICE, "/f", trash_seconds=60)  # not the last link: no trash
+    assert rules.stat_target(fs.ns, ALICE, "/d/h").nlink == 1 and not fs.ns.trash
+
+
+def test_links_to_directories_or_to_others_files_are_refused(fs):
+    fs.mkdir(ALICE, "/d")
+    fs.create(BOB, "/bobs", 0o666)
+    with pytest.raises(errors.NotPermitted):
+        rules.link(fs.ns, ALICE, "/d", "/d2", T)
+    with pytest.raises(errors.NotPermitted):
+        rules.link(fs.ns, ALICE, "/bobs", "/mine", T)
+    with pytest.raises(errors.FileExists):
+        rules.link(fs.ns, BOB, "/bobs", "/d", T)
+
+
+# --- trash ------------------------------------------------------------------------------
+
+def test_the_last_unlink_of_a_file_goes_to_the_trash(fs):
+    fs.mkdir(ALICE, "/d")
+    fs.create(ALICE, "/d/f")
+    fs.do(rules.symlink(fs.ns, ALICE, "/l", "x", T))
+    entry = rules.remove(fs.ns, ALICE, "/d//f", False, T, WALL, 60)
+    assert entry.trash == TrashInfo("/d/f", WALL, WALL + 60)
+    assert rules.remove(fs.ns, ALICE, "/d/f", False, T, WALL, 0).trash is None  # trash off
+    assert rules.remove(fs.ns, ALICE, "/l", False, T, WALL, 60).trash is None  # files only
+    fs.do(entry)
+    assert [item.path for _tid, item in fs.ns.trash_of(ALICE)] == ["/d/f"]
+    assert fs.ns.trash_of(BOB) == []
+    assert rules.remove(fs.ns, ALICE, "/d", True, T, WALL, 60).trash is None
+
+
+def test_restore_makes_the_missing_parents_again(fs):
+    fs.mkdir(ALICE, "/a", 0o755)
+    fs.mkdir(ALICE, "/a/b", 0o755)
+    f = fs.create(ALICE, "/a/b/f")
+    fs.remove(ALICE, "/a/b/f", trash_seconds=60)
+    fs.remove(ALICE, "/a/b", want_dir=True)
+    fs.remove(ALICE, "/a", want_dir=True)
+    made, restore = rules_trash.restore(fs.ns, ALICE, "/a/b/f", T)
+    first = fs.ns.next_ino
+    assert made == [Mkdir(1, "a", first, ALICE, 0o700, T), Mkdir(first, "b", first + 1, ALICE,
+                                                                  0o700, T)]
+    assert restore == Restore(str(f.ino), first + 1, "f", T)
+    for entry in [*made, restore]:
+        fs.do(entry)
+    assert fs.ns.resolve("/a/b/f") is f and f.nlink == 1 and not fs.ns.trash
+
+
+def test_restore_refuses_a_taken_name_and_what_is_not_in_your_trash(fs):
+    fs.create(ALICE, "/g")
+    fs.remove(ALICE, "/g", trash_seconds=60)
+    fs.create(ALICE, "/g")
+    with pytest.raises(errors.FileExists):
+        rules_trash.restore(fs.ns, ALICE, "/g", T)
+    with pytest.raises(errors.FileNotFound):
+        rules_trash.restore(fs.ns, BOB, "/g", T)  # alice's trash is alice's
+    with pytest.raises(errors.FileNotFound):
+        rules_trash.restore(fs.ns, ALICE, "/other", T)
+    with pytest.raises(errors.InvalidPath):
+        rules_trash.restore(fs.ns, ALICE, "/", T)
+    fs.remove(ALICE, "/g")  # the new one, freed (trash off)
+    made, restore = rules_trash.restore(fs.ns, ALICE, "/g", T)
+    assert made == [] and restore.parent == 1
+
+
+def test_restore_into_a_directory_one_may_not_write_is_refused(fs):
+    fs.mkdir(ALICE, "/d", 0o777)
+    fs.create(BOB, "/d/f")
+    fs.remove(BOB, "/d/f", trash_seconds=60)
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/d", T, mode=0o755))
+    with pytest.raises(errors.PermissionDenied):
+        rules_trash.restore(fs.ns, BOB, "/d/f", T)
+
+
+def test_emptying_and_expiry_of_the_trash(fs):
+    for name in ("a", "b"):
+        fs.create(ALICE, f"/{name}")
+        fs.do(rules.remove(fs.ns, ALICE, f"/{name}", False, T, WALL if name == "a" else WALL + 50,
+                           60))
+    assert rules_trash.empty(fs.ns, BOB) is None
+    assert rules_trash.expired(fs.ns, WALL + 59) is None
+    assert len(rules_trash.expired(fs.ns, WALL + 61).trash_ids) == 1
+    purge = rules_trash.empty(fs.ns, ALICE)
+    fs.do(purge)
+    assert len(purge.trash_ids) == 2 and not fs.ns.trash
+
+
+# --- request ids -------------------------------------------------------------------------------
+
+def test_a_retried_request_is_answered_without_a_second_entry(fs):
+    assert rules.replayed(fs.ns, None, made=True) is None
+    assert rules.replayed(fs.ns, "r1", made=True) is None  # not seen yet: decide it
+    entry = rules.with_request(rules.mkdir(fs.ns, ALICE, "/d", 0o755, T), "r1")
+    assert entry.rid == "r1" and rules.with_request(entry, None) is entry
+    fs.do(entry)
+    assert rules.replayed(fs.ns, "r1", made=True) == rules.Replayed(entry.ino)
+    fs.do(rules.with_request(rules.remove(fs.ns, ALICE, "/d", True, T, WALL, 0), "r2"))
+    assert rules.replayed(fs.ns, "r2", made=False) == rules.Replayed(0)
+    # what "r1" made is gone: a request that makes an inode counts as done only while it is
+    assert rules.replayed(fs.ns, "r1", made=True) is None
+
+
+def test_a_rule_never_changes_the_namespace(fs):
+    fs.create(ALICE, "/f")
+    before = fs.ns.to_json()
+    rules.remove(fs.ns, ALICE, "/f", False, T, WALL, 60)
+    rules.rename(fs.ns, ALICE, "/f", "/g", T)
+    rules_data.alloc(fs.ns, ALICE, 2, WALL, 600)
+    assert fs.ns.to_json() == before
+    assert isinstance(rules.remove(fs.ns, ALICE, "/f", False, T, WALL, 60), Unlink)

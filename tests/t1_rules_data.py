@@ -1,0 +1,143 @@
+"""Pure units: the rules of file data (dfs/namespace/rules_data.py: allocate, commit, put,
+abandon, read) and of users (rules_users.py), on a namespace in memory (``Fs`` of
+tests/t1_rules.py)."""
+
+import pytest
+from t1_rules import ADMIN, ALICE, BOB, CHUNK, WALL, Fs, T
+
+from dfs import errors
+from dfs.namespace import rules, rules_data, rules_users
+from dfs.namespace.entries import AddUser
+from dfs.wire import ChunkRef
+
+
+@pytest.fixture
+def fs():
+    return Fs()
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def _refs(*lengths, first=1):
+    return [ChunkRef(first + i, 1, n, 0) for i, n in enumerate(lengths)]
+
+
+def test_commit_takes_only_chunks_pending_for_the_writer(fs):
+    f = fs.create(ALICE, "/f", 0o666)
+    fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
+    fs.do(rules_data.alloc(fs.ns, BOB, 1, WALL, 600))
+    with pytest.raises(errors.InvalidArgument, match="not allocated to you"):
+        rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK, 5, first=2), CHUNK + 5, T)
+    entry = rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK, 5), CHUNK + 5, T)
+    fs.do(entry)
+    assert f.size == CHUNK + 5 and fs.ns.pending == {3: (BOB, WALL + 600)}
+    # the chunks a file already has need no allocation (a partial rewrite keeps them)
+    fs.do(rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK), CHUNK, T))
+    assert [c.chunk_id for c in f.chunks] == [1]
+
+
+@pytest.mark.parametrize("lengths, size", [
+    ((5, CHUNK), CHUNK + 5),  # a short chunk before the last
+    ((CHUNK, 0), CHUNK),  # an empty chunk
+    ((CHUNK + 1,), CHUNK + 1),  # bigger than a chunk
+    ((CHUNK, 5), CHUNK + 6),  # lengths do not add up to the size
+])
+def test_commit_refuses_lengths_that_do_not_form_the_file(fs, lengths, size):
+    f = fs.create(ALICE, "/f")
+    fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
+    with pytest.raises(errors.InvalidArgument):
+        rules_data.commit(fs.ns, ALICE, f.ino, _refs(*lengths), size, T)
+
+
+def test_commit_needs_a_writable_regular_file_that_still_exists(fs):
+    f = fs.create(ALICE, "/f", 0o644)
+    d = fs.mkdir(ALICE, "/d")
+    with pytest.raises(errors.PermissionDenied):
+        rules_data.commit(fs.ns, BOB, f.ino, [], 0, T)
+    with pytest.raises(errors.InvalidArgument):
+        rules_data.commit(fs.ns, ALICE, d.ino, [], 0, T)
+    fs.remove(ALICE, "/f")
+    with pytest.raises(errors.FileNotFound):
+        rules_data.commit(fs.ns, ALICE, f.ino, [], 0, T)
+
+
+def test_put_creates_or_replaces_and_checks_like_commit(fs):
+    fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
+    entry = rules_data.put(fs.ns, ALICE, "/f", 0o100600, _refs(7), 7, False, T)
+    assert entry.create and entry.ino == fs.ns.next_ino and entry.mode == 0o600
+    fs.do(entry)
+    with pytest.raises(errors.FileExists):
+        rules_data.put(fs.ns, ALICE, "/f", 0o600, _refs(3, first=2), 3, False, T)
+    again = rules_data.put(fs.ns, ALICE, "/f", 0o600, _refs(3, first=2), 3, True, T)
+    assert not again.create and again.ino == entry.ino
+    with pytest.raises(errors.InvalidArgument):
+        rules_data.put(fs.ns, BOB, "/g", 0o600, _refs(3, first=2), 3, True, T)  # alice's chunk
+    fs.mkdir(ALICE, "/d")
+    with pytest.raises(errors.IsADirectory):
+        rules_data.put(fs.ns, ALICE, "/d", 0o600, [], 0, True, T)
+    with pytest.raises(errors.PermissionDenied):
+        rules_data.put(fs.ns, BOB, "/f", 0o600, [], 0, True, T)
+
+
+def test_allocate_needs_a_writable_path_and_a_sane_count(fs):
+    fs.mkdir(ALICE, "/d", 0o755)
+    fs.do(rules.symlink(fs.ns, ALICE, "/l", "x", T))
+    with pytest.raises(errors.PermissionDenied):
+        rules_data.writable(fs.ns, BOB, "/d/new")
+    with pytest.raises(errors.InvalidArgument):
+        rules_data.writable(fs.ns, ALICE, "/l")
+    parent, name, existing = rules_data.writable(fs.ns, ALICE, "/d/new")
+    assert (parent.ino, name, existing) == (fs.ns.resolve("/d").ino, "new", None)
+    for count in (0, 4097):
+        with pytest.raises(errors.InvalidArgument):
+            rules_data.check_count(count)
+    first = fs.ns.next_chunk_id
+    assert rules_data.alloc(fs.ns, ALICE, 3, WALL, 600).first == first
+
+
+def test_abandoned_and_expired_allocations_are_unpended(fs):
+    fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
+    fs.do(rules_data.alloc(fs.ns, BOB, 1, WALL + 100, 600))
+    assert rules_data.abandon(fs.ns, BOB, (1, 2, "x", True)) is None  # not bob's
+    assert rules_data.abandon(fs.ns, ALICE, (1, 3, 99)).chunk_ids == (1,)
+    assert rules_data.expired_allocations(fs.ns, WALL + 600) is None
+    assert rules_data.expired_allocations(fs.ns, WALL + 601).chunk_ids == (1, 2)
+
+
+def test_reading_needs_read_permission_and_not_a_directory(fs):
+    fs.create(ALICE, "/f", 0o640)
+    with pytest.raises(errors.PermissionDenied):
+        rules_data.readable(fs.ns, BOB, "/f")
+    with pytest.raises(errors.IsADirectory):
+        rules_data.readable(fs.ns, ALICE, "/")
+    assert rules_data.readable(fs.ns, ALICE, "/f").kind == "f"
+
+
+# --- users -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["", "-x", ".hidden", "a b", "x" * 65, "é"])
+def test_bad_user_names_are_refused(name):
+    with pytest.raises(errors.InvalidArgument):
+        rules_users.check_user_name(name)
+
+
+def test_user_rules(fs):
+    rules_users.check_user_name("carol.smith_2-x")
+    assert rules_users.add_user(fs.ns, "carol", False, "ff") == AddUser("carol", False, "ff")
+    with pytest.raises(errors.FileExists):
+        rules_users.add_user(fs.ns, ALICE, False, "ff")
+    with pytest.raises(errors.InvalidArgument):
+        rules_users.revoke(fs.ns, ADMIN, ADMIN)
+    with pytest.raises(errors.FileNotFound):
+        rules_users.revoke(fs.ns, ADMIN, "nobody")
+    fs.do(rules_users.revoke(fs.ns, ADMIN, BOB))
+    assert BOB not in fs.ns.users
+
+
+def test_who_may_register(fs):
+    for caller, open_here, token_ok in ((None, True, False), (None, False, True),
+                                        (ADMIN, False, False)):
+        rules_users.may_register(fs.ns, caller, open_here, token_ok)
+    for caller in (None, ALICE):
+        with pytest.raises(errors.AuthenticationFailed):
+            rules_users.may_register(fs.ns, caller, False, False)

@@ -1,0 +1,198 @@
+"""Services in-process: a real MasterService over a real MasterState (journal in a tmp
+dir), driven through its exposed methods, no processes, no sockets. The electorate is three
+in-process nodes.master.voter.Voter objects, so the master serves on real leases; the
+clocks are stepped by hand."""
+
+import json
+import os
+
+import pytest
+
+from dfs import auth, errors, wire
+from dfs.config import MasterConfig
+from dfs.wire import ChunkRef, WrittenChunk
+from nodes.master.service import MasterService
+from nodes.master.state import MasterState
+from nodes.master.voter import Voter
+
+CHUNK = 65536
+LEASE = 3.0
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def master(tmp_path):
+    clock, wall = Clock(100.0), Clock(1_700_000_000.0)
+    config = MasterConfig(data_dir=str(tmp_path), chunk_size=CHUNK, replication=1,
+                          lease=LEASE, join_token="ab" * 32, trash_seconds=60.0)
+    state = MasterState(config, clock=clock, wall=wall)
+    voters = {f"w{i}": Voter(str(tmp_path / f"w{i}.json"), clock, LEASE) for i in (1, 2, 3)}
+    with state.voters_lock:
+        state.voter_links = dict(voters)  # in-process links: same methods as the rpyc Link
+    for _ in range(4):  # elect, then hold leases from the majority
+        state.elect()
+        clock.now += 0.25
+    assert state.serving()
+    with state.lock:
+        state.workers.register("w1", "127.0.0.1", 1, 1 << 30, 0, (), clock())
+        state.ensure_initialised()
+    yield state, clock, wall
+    state.snapshot_and_close()
+
+
+def _login(state, name, key, admin=False):
+    service = MasterService(state)
+    nonce, role, _epoch = service.exposed_hello()
+    assert role == "leader"
+    mine = auth.new_nonce()
+    assert service.exposed_login(name, mine, auth.make_proof(key, name, nonce, mine)) \
+        == (name, admin)
+    return service
+
+
+def _user(state, name):
+    key = MasterService(state).exposed_register(name, state.join_token)
+    return _login(state, name, key)
+
+
+def test_login_needs_the_key_and_registration_the_token(master):
+    state, _clock, _wall = master
+    service = MasterService(state)
+    with pytest.raises(errors.AuthenticationFailed):
+        service.exposed_stat("/")  # not logged in
+    with pytest.raises(errors.AuthenticationFailed):
+        service.exposed_register("eve", "wrong")
+    key = service.exposed_register("alice", state.join_token)
+    nonce, _role, _epoch = service.exposed_hello()
+    with pytest.raises(errors.AuthenticationFailed):
+        service.exposed_login("alice", b"n", auth.make_proof(auth.new_key(), "alice", nonce, b"n"))
+    with pytest.raises(errors.AuthenticationFailed):
+        service.exposed_login("alice", b"n", b"x")  # a nonce serves one attempt only
+    alice = _login(state, "alice", key)
+    assert wire.stat_from_wire(alice.exposed_stat("/")).ino == 1
+    with pytest.raises(errors.FileExists):
+        MasterService(state).exposed_register("alice", state.join_token)
+
+
+def test_namespace_ops_end_to_end(master):
+    state, _clock, _wall = master
+    alice, bob = _user(state, "alice"), _user(state, "bob")
+    made = wire.stat_from_wire(alice.exposed_mkdir("/a", 0o755))
+    assert (made.kind, made.mode, made.owner) == ("d", 0o755, "alice")
+    alice.exposed_create("/a/f", 0o600)
+    alice.exposed_symlink("/a/l", "f")
+    assert alice.exposed_readlink("/a/l") == "f"
+    alice.exposed_link("/a/f", "/a/h")
+    assert wire.stat_from_wire(alice.exposed_stat("/a/h")).nlink == 2
+    alice.exposed_rename("/a/h", "/a/g")
+    names = [d.name for d in wire.entries_from_wire(alice.exposed_listdir("/a"))]
+    assert names == ["f", "g", "l"]
+    assert [d.name for d in wire.entries_from_wire(bob.exposed_listdir("/a"))] == ["l"]
+    with pytest.raises(errors.PermissionDenied):
+        bob.exposed_stat("/a/f")  # alice's private file
+    with pytest.raises(errors.NotPermitted):
+        bob.exposed_setattr("/a", mode=0o777)
+    stat = wire.stat_from_wire(alice.exposed_setattr("/a/f", mode=0o644, mtime_ns=5))
+    assert (stat.mode, stat.mtime_ns) == (0o644, 5)
+    alice.exposed_unlink("/a/g")
+    alice.exposed_unlink("/a/f")  # the last link: to the trash
+    with pytest.raises(errors.DirectoryNotEmpty):
+        alice.exposed_rmdir("/a")
+    with pytest.raises(errors.InvalidArgument):
+        alice.exposed_mkdir("/x", "0755")  # wrong type: refused, nothing changes
+    with pytest.raises(errors.InvalidPath):
+        alice.exposed_stat(b"/a")
+
+
+def test_a_retried_request_is_answered_and_not_done_twice(master):
+    state, _clock, _wall = master
+    alice = _user(state, "alice")
+    first = alice.exposed_mkdir("/d", 0o700, "rid-1")
+    seq = state.ns.seq
+    assert alice.exposed_mkdir("/d", 0o700, "rid-1") == first  # no FileExists: the answer
+    alice.exposed_rename("/d", "/e", "rid-2")
+    alice.exposed_rename("/d", "/e", "rid-2")  # the source is gone: still just answered
+    assert state.ns.seq == seq + 1
+    with pytest.raises(errors.InvalidArgument):
+        alice.exposed_unlink("/e", 7)  # a request id is a string
+
+
+def test_trash_list_restore_and_empty(master):
+    state, _clock, wall = master
+    alice = _user(state, "alice")
+    alice.exposed_mkdir("/d", 0o755)
+    alice.exposed_create("/d/f", 0o600)
+    alice.exposed_unlink("/d/f")
+    alice.exposed_rmdir("/d")
+    ((tid, path, size, deleted_at, expires),) = alice.exposed_trash_list()
+    assert (path, size, deleted_at, expires) == ("/d/f", 0, wall.now, wall.now + 60)
+    stat = wire.stat_from_wire(alice.exposed_trash_restore("/d/f"))
+    assert stat.ino == int(tid) and alice.exposed_trash_list() == ()
+    assert wire.stat_from_wire(alice.exposed_stat("/d")).mode == 0o700  # made again
+    alice.exposed_unlink("/d/f")
+    assert alice.exposed_trash_empty() == 1 and alice.exposed_trash_empty() == 0
+
+
+def test_write_through_allocate_put_commit_and_read_the_layout(master):
+    state, _clock, _wall = master
+    alice, bob = _user(state, "alice"), _user(state, "bob")
+    targets = wire.targets_from_wire(alice.exposed_allocate("/f", 2))
+    assert [t.chunk_id for t in targets] == [1, 2] and targets[0].replicas[0].worker_id == "w1"
+    written = [WrittenChunk(ChunkRef(1, 1, CHUNK, 7), (("w1", "chunks"),)),
+               WrittenChunk(ChunkRef(2, 1, 10, 8), (("w1", "chunks"),))]
+    with pytest.raises(errors.InvalidArgument):
+        bob.exposed_put("/g", 0o600, wire.written_to_wire(written), CHUNK + 10)  # not bob's
+    stat, under = alice.exposed_put("/f", 0o600, wire.written_to_wire(written), CHUNK + 10)
+    assert wire.stat_from_wire(stat).size == CHUNK + 10 and under == 0
+    layout = wire.layout_from_wire(alice.exposed_layout("/f"))
+    assert [c.ref.chunk_id for c in layout.chunks] == [1, 2]
+    assert layout.chunks[0].replicas[0].worker_id == "w1" and layout.chunk_size == CHUNK
+    with pytest.raises(errors.PermissionDenied):
+        bob.exposed_layout("/f")
+    ino = wire.stat_from_wire(stat).ino
+    stat, _under = alice.exposed_commit(ino, wire.written_to_wire(written[:1]), CHUNK, 42)
+    assert (wire.stat_from_wire(stat).size, wire.stat_from_wire(stat).mtime_ns) == (CHUNK, 42)
+    (t3,) = wire.targets_from_wire(alice.exposed_allocate("/f", 1))
+    alice.exposed_abandon((t3.chunk_id,))
+    assert t3.chunk_id not in state.ns.pending
+    with pytest.raises(errors.InvalidArgument):
+        alice.exposed_allocate("/f", 0)
+
+
+def test_admin_manages_users(master):
+    state, _clock, _wall = master
+    admin_key = auth.read_auth_file(os.path.join(state.config.data_dir, "admin-auth.txt"))[2]
+    admin = _login(state, "admin", admin_key, admin=True)
+    alice = _user(state, "alice")
+    with pytest.raises(errors.NotPermitted):
+        alice.exposed_users_list()
+    key = admin.exposed_users_add("carol", True)
+    assert admin.exposed_users_list() == (("admin", True), ("alice", False), ("carol", True))
+    with pytest.raises(errors.InvalidArgument):
+        admin.exposed_users_revoke("admin")
+    admin.exposed_users_revoke("alice")
+    with pytest.raises(errors.AuthenticationFailed):
+        alice.exposed_stat("/")  # a revoked key's sessions are dead too
+    assert _login(state, "carol", key, admin=True).exposed_users_list()[0] == ("admin", True)
+    assert admin.exposed_Auth_Host("dave", token=state.join_token)[0] == "registered"
+
+
+def test_the_journal_replays_to_the_served_state(master, tmp_path):
+    state, _clock, _wall = master
+    alice = _user(state, "alice")
+    alice.exposed_mkdir("/d", 0o755, "r")
+    alice.exposed_create("/d/f", 0o644)
+    alice.exposed_rename("/d/f", "/d/g")
+    alice.exposed_unlink("/d/g")
+    served = json.dumps(state.ns.to_json(), sort_keys=True)
+    state.journal.close()
+    again = MasterState(state.config)
+    assert json.dumps(again.ns.to_json(), sort_keys=True) == served
+    again.snapshot_and_close()
