@@ -133,6 +133,7 @@ def test_leader_cut_off_from_the_workers_loses_to_the_standby(world: World) -> N
     for w in WORKERS:
         world.cut.discard(frozenset(("A", w)))
     world.run_until(lambda: world.servers["A"].role == STANDBY)
+    assert world.serving() == ["B"]  # the healed old leader rejoined as standby
 
 
 def test_both_servers_restart_and_one_leads(world: World) -> None:
@@ -141,6 +142,8 @@ def test_both_servers_restart_and_one_leads(world: World) -> None:
     world.start_server("A")
     world.start_server("B")
     world.run_until(lambda: len(world.serving()) == 1)
+    world.step(int(10 / STEP))  # and it stays that way
+    assert len(world.serving()) == 1
 
 
 def test_a_stale_standby_can_never_win(world: World) -> None:

@@ -10,6 +10,11 @@ from conftest import cluster_config, random_bytes, sha256
 from dfs import errors
 from dfs.local.cluster import LocalCluster, wait_for
 
+# This module kills, pauses and restarts metadata servers on purpose: what they log about it.
+pytestmark = pytest.mark.log_allows(
+    r"steps down to standby", r"lost its majority of voters",
+    r"standby unreachable .*: marking it stale", r"silent for [\d.]+s: dead")
+
 
 @pytest.fixture
 def ha(tmp_path):
@@ -100,6 +105,7 @@ def test_sigstop_of_the_leader_gives_no_split_brain(ha):
         wait_for(lambda: ha.leader() is new, 30, "one leader after the resume")
         _in_sync(ha)  # the old leader rejoined as the standby
         writer.wait_for_more(5)
+    assert new is not old and not writer.errors
     with ha.client("alice") as check:
         _check_all(check, writer.acked)
 

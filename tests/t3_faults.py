@@ -82,6 +82,7 @@ def test_master_restart_rebuilds_from_snapshot_and_journal(tmp_path, shadow):
                 assert dfs.read_bytes(f"/f{i}") == random_bytes(C + i, seed=i)
 
 
+@pytest.mark.log_allows(r"silent for [\d.]+s: dead")
 def test_a_dead_worker_is_re_replicated_and_reads_go_on(cluster, dfs):
     files = {f"/w{i}": random_bytes(2 * C + i, seed=i) for i in range(6)}
     for path, data in files.items():
@@ -106,6 +107,7 @@ def _dead_seen(cluster):
         return any(not w.alive for w in admin.status().workers)
 
 
+@pytest.mark.log_allows(r"fails its checksum", r"is corrupt: dropping that replica")
 def test_a_flipped_byte_is_caught_served_from_the_other_copy_and_repaired(cluster, dfs):
     data = random_bytes(C + 1000, seed=11)
     dfs.put_bytes("/victim", data)
@@ -135,6 +137,8 @@ def test_a_flipped_byte_is_caught_served_from_the_other_copy_and_repaired(cluste
     wait_for(repaired, 30, "the corrupt replica to be replaced by a good copy")
 
 
+@pytest.mark.log_allows(r"lost its majority of voters", r"steps down to standby",
+                        r"silent for [\d.]+s: dead")
 def test_no_active_workers_is_a_clear_error(tmp_path):
     with LocalCluster(cluster_config(tmp_path / "c", workers=0)) as cluster:
         with pytest.raises(errors.NoActiveWorkers, match="no active workers"):
@@ -161,6 +165,7 @@ def test_single_live_worker_stores_one_copy_and_says_so(tmp_path):
             assert dfs.read_bytes("/lonely") == random_bytes(2 * C, seed=1)
 
 
+@pytest.mark.log_allows(r"failed login for")
 def test_wrong_and_revoked_keys_are_refused(shared_cluster):
     from dfs.client import DfsClient
     bad = DfsClient.connect(shared_cluster.masters, "alice", auth.new_key(), cache_dir="",

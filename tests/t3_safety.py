@@ -127,6 +127,7 @@ def _good_copies(cluster, cid, data):
     return good
 
 
+@pytest.mark.log_allows(r"fails its checksum", r"is corrupt: dropping that replica")
 def test_the_scrubber_finds_a_flipped_byte_and_it_is_repaired_without_a_read(tmp_path):
     config = cluster_config(tmp_path / "c", workers=3, scrub_bytes_per_second=256 * C)
     with LocalCluster(config) as cluster, cluster.client("alice") as dfs:
@@ -166,6 +167,7 @@ def test_fsck_on_a_clean_cluster_says_clean_and_is_for_admins_only(shared_cluste
     assert "clean" in result.stdout
 
 
+@pytest.mark.log_allows(r"is gone from worker .*: forgetting that replica")
 def test_fsck_finds_a_deleted_replica_and_an_orphan_and_repair_fixes_both(cluster, dfs):
     data = random_bytes(2 * C, seed=51)
     dfs.put_bytes("/precious", data)

@@ -10,7 +10,6 @@ from collections.abc import Collection
 from typing import cast
 
 from dfs import auth, errors, wire
-from nodes.master.fsck import JobState
 from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
 from nodes.master.placement import ChunkKinds, Command
 from nodes.master.session import Session
@@ -18,8 +17,6 @@ from nodes.master.voter import Answer
 from nodes.rpcserver import boundary, expect
 
 log = logging.getLogger(__name__)
-
-Status = tuple[str, int, str, wire.Wire, int, int, str, tuple[str, ...]]
 
 
 class ClusterEndpoints(Session):
@@ -124,26 +121,26 @@ class ClusterEndpoints(Session):
         return self.state.fsck.start(repair)
 
     @boundary
-    def exposed_fsck_result(self, job: object) -> JobState:
-        """-> ("running", None) | ("done", report) | ("failed", message)."""
+    def exposed_fsck_result(self, job: object) -> wire.Wire:
+        """-> where the job is (wire.FsckResult)."""
         job = expect(job, int, "job")
         self._admin()
-        return self.state.fsck.result(job)
+        return wire.fsck_result_to_wire(self.state.fsck.result(job))
 
     @boundary
-    def exposed_statfs(self) -> tuple[int, int, int, int]:
-        """-> (total bytes, free bytes, chunk size, files) of the whole cluster."""
+    def exposed_statfs(self) -> wire.Wire:
+        """-> the whole cluster's capacity after replication (wire.StatFs)."""
         with self.state.lock:
             self._serving()
             live = self.state.workers.live()
             free = sum(w.free for w in live) // self.state.config.replication
             used = sum(w.used for w in live) // self.state.config.replication
-            return used + free, free, self.state.ns.chunk_size, len(self.state.ns.inodes)
+            return wire.statfs_to_wire(wire.StatFs(used + free, free, self.state.ns.chunk_size,
+                                                   len(self.state.ns.inodes)))
 
     @boundary
-    def exposed_status(self) -> Status:
-        """-> (server id, epoch, address, workers, under-replicated chunks, files,
-        standby state, lease holders)."""
+    def exposed_status(self) -> wire.Wire:
+        """-> what this server knows of the cluster (wire.ClusterStatus)."""
         self._me()
         with self.state.lock:
             state = self.state
@@ -151,7 +148,7 @@ class ClusterEndpoints(Session):
             referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
             holders = tuple(sorted(vid for vid, until in state.leadership.grants.items()
                                    if until > now))
-            return (state.me, state.epoch, "%s:%d" % state.address,
-                    wire.workers_to_wire(state.workers.status(now)),
-                    state.workers.under_replicated(referenced), len(state.ns.inodes),
-                    state.replicator.describe(), holders)
+            return wire.status_to_wire(wire.ClusterStatus(
+                state.me, state.epoch, "%s:%d" % state.address,
+                tuple(state.workers.status(now)), state.workers.under_replicated(referenced),
+                len(state.ns.inodes), state.replicator.describe(), holders))

@@ -5,8 +5,6 @@ placement and chunk locations are the master's own (nodes/master/placement.py)."
 
 from __future__ import annotations
 
-import time
-
 from dfs import errors, wire
 from dfs.namespace import rules_data
 from dfs.namespace.inode import as_path
@@ -78,7 +76,7 @@ class DataEndpoints(Session):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            time_ns = mtime_ns if type(mtime_ns) is int else time.time_ns()
+            time_ns = mtime_ns if type(mtime_ns) is int else self.state.wall_ns()
             entry = rules_data.commit(ns, user, ino, [w.ref for w in chunks], size, time_ns)
             self.state.commit(entry)
             under = self._record_locations(chunks)
@@ -96,7 +94,7 @@ class DataEndpoints(Session):
             user = self._serving()
             ns = self.state.ns
             entry = rules_data.put(ns, user, path, mode, [w.ref for w in chunks], size,
-                                   bool(overwrite), time.time_ns())
+                                   bool(overwrite), self.state.wall_ns())
             self.state.commit(entry)
             under = self._record_locations(chunks)
             return wire.put_result_to_wire(wire.PutResult(ns.inodes[entry.ino].stat(), under))

@@ -5,7 +5,6 @@ answers in wire form. Requests that carry a request id (``rid``) go through ``_o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from dfs import wire
@@ -16,7 +15,7 @@ from dfs.namespace.model import Namespace
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect
 
-Decide = Callable[[Namespace, str], Entry]
+Decide = Callable[[Namespace, str, int], Entry]  # (namespace, user, now in ns) -> entry
 
 
 class FsEndpoints(Session):
@@ -32,7 +31,7 @@ class FsEndpoints(Session):
             if done is not None:
                 ino = done.ino
             else:
-                entry = rules.with_request(decide(ns, user), request)
+                entry = rules.with_request(decide(ns, user, self.state.wall_ns()), request)
                 self.state.commit(entry)
                 ino = named_ino(entry)
             return wire.stat_to_wire(ns.inodes[ino].stat()) if made else None
@@ -65,7 +64,7 @@ class FsEndpoints(Session):
     def exposed_mkdir(self, path: object, mode: object = 0o700, rid: object = None) -> wire.Wire:
         path = as_path(path)
         mode = expect(mode, int, "mode")
-        return self._once(rid, lambda ns, user: rules.mkdir(ns, user, path, mode, time.time_ns()),
+        return self._once(rid, lambda ns, user, now: rules.mkdir(ns, user, path, mode, now),
                           made=True)
 
     @boundary
@@ -73,30 +72,30 @@ class FsEndpoints(Session):
         """Create an empty file; FileExists if the name is taken."""
         path = as_path(path)
         mode = expect(mode, int, "mode")
-        return self._once(rid, lambda ns, user: rules.create(ns, user, path, mode,
-                                                             time.time_ns()), made=True)
+        return self._once(rid, lambda ns, user, now: rules.create(ns, user, path, mode, now),
+                          made=True)
 
     @boundary
     def exposed_symlink(self, path: object, target: object, rid: object = None) -> wire.Wire:
         path = as_path(path)
         target = expect(target, str, "target")
         rules.check_symlink_target(target)
-        return self._once(rid, lambda ns, user: rules.symlink(ns, user, path, target,
-                                                              time.time_ns()), made=True)
+        return self._once(rid, lambda ns, user, now: rules.symlink(ns, user, path, target, now),
+                          made=True)
 
     @boundary
     def exposed_link(self, existing: object, path: object, rid: object = None) -> wire.Wire:
         existing, path = as_path(existing), as_path(path)
-        return self._once(rid, lambda ns, user: rules.link(ns, user, existing, path,
-                                                           time.time_ns()), made=True)
+        return self._once(rid, lambda ns, user, now: rules.link(ns, user, existing, path, now),
+                          made=True)
 
     # --- removing and moving ------------------------------------------------------------
 
     def _remove(self, path: object, want_dir: bool, rid: object) -> None:
         path = as_path(path)
         keep = self.state.config.trash_seconds
-        self._once(rid, lambda ns, user: rules.remove(ns, user, path, want_dir, time.time_ns(),
-                                                      self.state.wall(), keep))
+        self._once(rid, lambda ns, user, now: rules.remove(ns, user, path, want_dir, now,
+                                                           self.state.wall(), keep))
 
     @boundary
     def exposed_unlink(self, path: object, rid: object = None) -> None:
@@ -110,7 +109,7 @@ class FsEndpoints(Session):
     def exposed_rename(self, src: object, dst: object, rid: object = None) -> None:
         """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory)."""
         src, dst = as_path(src), as_path(dst)
-        self._once(rid, lambda ns, user: rules.rename(ns, user, src, dst, time.time_ns()))
+        self._once(rid, lambda ns, user, now: rules.rename(ns, user, src, dst, now))
 
     @boundary
     def exposed_setattr(self, path: object, mode: object = None, owner: object = None,
@@ -125,8 +124,8 @@ class FsEndpoints(Session):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            entry = rules.set_attributes(ns, user, path, time.time_ns(), mode, owner, atime_ns,
-                                         mtime_ns)
+            now = self.state.wall_ns()
+            entry = rules.set_attributes(ns, user, path, now, mode, owner, atime_ns, mtime_ns)
             self.state.commit(entry)
             return wire.stat_to_wire(ns.inodes[entry.ino].stat())
 
@@ -149,7 +148,7 @@ class FsEndpoints(Session):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            parents, restore = rules_trash.restore(ns, user, path, time.time_ns())
+            parents, restore = rules_trash.restore(ns, user, path, self.state.wall_ns())
             inode = ns.trash[restore.trash_id].inode
             for mkdir in parents:
                 self.state.commit(mkdir)

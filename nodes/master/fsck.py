@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from dfs import auth, errors, rpc
+from dfs import auth, errors, rpc, wire
 from dfs.namespace.model import ROOT_INO, Inode, Namespace
 from nodes.master.placement import WorkerTable
 
@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 
 SCAN_TIMEOUT = 3600.0  # a worker re-reads all its chunks: allow for big disks
 KEEP_JOBS = 8
-FIXABLE = ("under", "corrupt", "orphan")
-
-Problem = tuple[str, int, str, str]  # (kind, chunk id, worker id or "", path or "")
-Report = tuple[int, int, int, tuple[str, ...], tuple[Problem, ...], int]
-JobState = tuple[str, Report | str | None]  # see Fsck.result
 Scan = dict[int, tuple[str, bool]]  # chunk id -> (kind, checksums good) on one worker
 
 
@@ -56,35 +51,35 @@ class Fsck:
         self.namespace = namespace
         self.secret = secret
         self.lock = threading.Lock()
-        self.jobs: dict[int, JobState] = {}
+        self.jobs: dict[int, wire.FsckResult] = {}
         self.ids = itertools.count(1)
 
     def start(self, repair: bool) -> int:
         with self.lock:
             job = next(self.ids)
-            self.jobs[job] = ("running", None)
+            self.jobs[job] = wire.FsckResult("running")
             for old in sorted(self.jobs)[:-KEEP_JOBS]:
                 del self.jobs[old]
         threading.Thread(target=self._run, args=(job, repair), name=f"fsck-{job}",
                          daemon=True).start()
         return job
 
-    def result(self, job: int) -> JobState:
-        """-> ("running", None) | ("done", report) | ("failed", message)."""
+    def result(self, job: int) -> wire.FsckResult:
+        """Where job ``job`` is: running, done (with its report) or failed."""
         with self.lock:
             if job not in self.jobs:
                 raise errors.FileNotFound(f"no fsck job {job} (the master restarted?)")
             return self.jobs[job]
 
     def _run(self, job: int, repair: bool) -> None:
-        outcome: JobState
+        outcome: wire.FsckResult
         try:
-            outcome = ("done", self.check(repair))
+            outcome = wire.FsckResult("done", self.check(repair))
         except errors.DfsError as exc:
-            outcome = ("failed", exc.message)
+            outcome = wire.FsckResult("failed", message=exc.message)
         except Exception as exc:
             log.exception("fsck failed")
-            outcome = ("failed", f"internal error: {exc}")
+            outcome = wire.FsckResult("failed", message=f"internal error: {exc}")
         with self.lock:
             self.jobs[job] = outcome
 
@@ -116,9 +111,8 @@ class Fsck:
                 paths.setdefault(ref.chunk_id, f"{item.path} (in {item.owner}'s trash)")
         return paths
 
-    def check(self, repair: bool) -> Report:
-        """-> (files, chunks, workers scanned, unreachable workers, problems, repairs
-        scheduled); problems are (kind, chunk id, worker id or "", path or "")."""
+    def check(self, repair: bool) -> wire.FsckReport:
+        """Scan every live worker and judge every chunk of every file."""
         workers = self.workers
         with self.metadata_lock:
             self.require_serving()
@@ -139,7 +133,7 @@ class Fsck:
             self.require_serving()
             ns = self.namespace()
             paths = self._file_paths(ns)
-            problems: list[Problem] = []
+            problems: list[wire.FsckProblem] = []
             stale: list[tuple[int, str]] = []
             corrupt: list[tuple[int, str]] = []
             orphans: list[tuple[int, str, str]] = []
@@ -148,10 +142,10 @@ class Fsck:
                     if cid >= newest:
                         continue
                     if cid not in paths and cid not in ns.pending:
-                        problems.append(("orphan", cid, wid, ""))
+                        problems.append(wire.FsckProblem("orphan", cid, wid, ""))
                         orphans.append((cid, wid, kind))
                     elif not ok and cid in paths:
-                        problems.append(("corrupt", cid, wid, paths[cid]))
+                        problems.append(wire.FsckProblem("corrupt", cid, wid, paths[cid]))
                         corrupt.append((cid, wid))
             for cid, path in sorted(paths.items()):
                 good = 0
@@ -167,9 +161,9 @@ class Fsck:
                     if found.get(cid, (None, False))[1]:
                         good += 1
                 if good == 0:
-                    problems.append(("missing", cid, "", path))
+                    problems.append(wire.FsckProblem("missing", cid, "", path))
                 elif good < workers.replication:
-                    problems.append(("under", cid, "", path))
+                    problems.append(wire.FsckProblem("under", cid, "", path))
             scheduled = 0
             if repair:
                 for cid, wid in stale:
@@ -180,5 +174,5 @@ class Fsck:
                     scheduled += workers.delete_replica(cid, wid, kind)
                 log.info("fsck --repair: %d repair(s) scheduled", scheduled)
             files = sum(1 for i in ns.inodes.values() if i.kind == "f") + len(ns.trash)
-            return (files, len(paths), len(scans), tuple(sorted(unreachable)),
-                    tuple(problems), scheduled)
+            return wire.FsckReport(files, len(paths), len(scans), tuple(sorted(unreachable)),
+                                   tuple(problems), scheduled)

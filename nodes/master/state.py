@@ -55,6 +55,9 @@ class MasterState:
         self.config = config
         self.clock = clock
         self.wall = wall
+        # nanoseconds for the times inodes record; a stepped ``wall`` in tests steps them too
+        self.wall_ns: Callable[[], int] = (
+            time.time_ns if wall is time.time else lambda: int(wall() * 1_000_000_000))
         self.lock = threading.RLock()
         os.makedirs(config.metadata_dir, exist_ok=True)
         self.join_token = config.join_token or self._load_or_create_join_token()
@@ -184,7 +187,7 @@ class MasterState:
             return
         admin_key = auth.new_key()
         self.commit(entries.Init(chunk_size=self.config.chunk_size,
-                                 time_ns=int(self.wall() * 1_000_000_000)))
+                                 time_ns=self.wall_ns()))
         self.commit(entries.AddUser(name=ROOT_OWNER, admin=True,
                                     stored_key=auth.stored_form(admin_key)))
         masters = [self.address] + ([self.config.peer] if self.config.peer else [])
