@@ -2,6 +2,7 @@
 and its journal: tests/t1_namespace.py.)"""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -101,3 +102,18 @@ def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_pa
     on_disk = sum(f.stat().st_size for f in (tmp_path / "cache").iterdir())
     assert on_disk == cache.size
     assert on_disk <= 4 * 65536 + 8 * 65536  # bounded (in-flight puts may overshoot briefly)
+
+
+@pytest.mark.log_allows(r"nodes\.[xyz]: ")  # this test's own made-up log lines
+def test_the_node_log_check_reports_new_warnings_and_honours_allowances(tmp_path):
+    from conftest import _log_sizes, _new_problems
+    log = tmp_path / "logs" / "master.log"
+    log.parent.mkdir()
+    log.write_text("t INFO nodes.x: fine\nt WARNING nodes.x: old news\n")
+    before = _log_sizes(tmp_path)
+    assert _new_problems(tmp_path, before, []) == []  # nothing new since
+    with open(log, "a") as f:
+        f.write("t INFO nodes.x: still fine\nt ERROR nodes.y: disk on fire\n"
+                "t WARNING nodes.z: expected here\n")
+    found = _new_problems(tmp_path, before, [re.compile("expected here")])
+    assert found == ["logs/master.log: t ERROR nodes.y: disk on fire"]

@@ -100,21 +100,34 @@ class ChunkCache:
             self.size -= self._unlink(path)
 
     def _evict(self) -> None:
-        if not self.evicting.acquire(blocking=False):
-            return  # another thread is already making room
-        try:
-            entries: list[tuple[float, str]] = []
-            for entry in os.scandir(self.directory):
-                if TEMP_MARK in entry.name:
-                    continue  # being written by another thread
-                try:
-                    entries.append((entry.stat().st_mtime, entry.path))
-                except FileNotFoundError:
-                    continue
-            for _mtime, path in sorted(entries):
-                with self.lock:
-                    if self.size <= self.max_bytes * 0.9:
-                        return
-                self._forget(path)
-        finally:
-            self.evicting.release()
+        """Make room. A put that finds another thread evicting leaves the work to it, so the
+        evicting thread checks again after each pass: nothing added meanwhile stays over."""
+        while True:
+            if not self.evicting.acquire(blocking=False):
+                return  # another thread is already making room (and will check again)
+            try:
+                removed = self._evict_pass()
+            finally:
+                self.evicting.release()
+            with self.lock:
+                if self.size <= self.max_bytes or not removed:
+                    return
+
+    def _evict_pass(self) -> int:
+        """Remove the least recently used entries down to 90% of the budget. -> how many."""
+        entries: list[tuple[float, str]] = []
+        for entry in os.scandir(self.directory):
+            if TEMP_MARK in entry.name:
+                continue  # being written by another thread
+            try:
+                entries.append((entry.stat().st_mtime, entry.path))
+            except FileNotFoundError:
+                continue
+        removed = 0
+        for _mtime, path in sorted(entries):
+            with self.lock:
+                if self.size <= self.max_bytes * 0.9:
+                    break
+            self._forget(path)
+            removed += 1
+        return removed
