@@ -108,8 +108,9 @@ class Voter(Entry):
 # --- the tree ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Mkdir(Entry):
-    op: ClassVar[str] = "mkdir"
+class NewInode(Entry):
+    """What every entry that makes an inode says: where, which number, whose, what mode."""
+
     parent: int
     name: str
     ino: int
@@ -119,27 +120,20 @@ class Mkdir(Entry):
 
 
 @dataclass(frozen=True)
-class Create(Entry):
+class Mkdir(NewInode):
+    op: ClassVar[str] = "mkdir"
+
+
+@dataclass(frozen=True)
+class Create(NewInode):
     """An empty regular file."""
 
     op: ClassVar[str] = "create"
-    parent: int
-    name: str
-    ino: int
-    owner: str
-    mode: int
-    time_ns: int
 
 
 @dataclass(frozen=True)
-class Symlink(Entry):
+class Symlink(NewInode):
     op: ClassVar[str] = "symlink"
-    parent: int
-    name: str
-    ino: int
-    owner: str
-    mode: int
-    time_ns: int
     target: str
 
 

@@ -129,16 +129,23 @@ def link(ns: Namespace, user: str, existing: str, path: str, now_ns: int) -> Lin
 
 # --- removing and moving ----------------------------------------------------------------------
 
-def remove(ns: Namespace, user: str, path: str, want_dir: bool, now_ns: int, wall_now: float,
-           trash_seconds: float) -> Unlink:
-    """unlink (``want_dir`` False) or rmdir. A regular file's last link goes to the trash
-    for ``trash_seconds`` (0: freed now); a hard-linked file just loses this name."""
+def _removable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode]:
+    """The entry at ``path`` that this user may take out of its directory (to remove or to
+    move it). -> (parent directory, name, the entry)."""
     parent, name = ns.resolve_parent(path, user)
     child = ns.lookup(parent, name)
     if child is None:
         raise errors.FileNotFound(f"{path}: no such file or directory")
     check_visible(ns, user, child, path)
     ns.check_removable(user, parent, child, path)
+    return parent, name, child
+
+
+def remove(ns: Namespace, user: str, path: str, want_dir: bool, now_ns: int, wall_now: float,
+           trash_seconds: float) -> Unlink:
+    """unlink (``want_dir`` False) or rmdir. A regular file's last link goes to the trash
+    for ``trash_seconds`` (0: freed now); a hard-linked file just loses this name."""
+    parent, name, child = _removable(ns, user, path)
     if want_dir and child.kind != "d":
         raise errors.NotADirectory(f"{path} is not a directory")
     if not want_dir and child.kind == "d":
@@ -158,12 +165,7 @@ def _is_below(parts: list[str], ancestor_parts: list[str]) -> bool:
 def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename:
     """Atomic; replaces ``dst`` as POSIX rename does: a file by a file, an empty directory
     by a directory; never a directory into itself."""
-    src_parent, src_name = ns.resolve_parent(src, user)
-    moved = ns.lookup(src_parent, src_name)
-    if moved is None:
-        raise errors.FileNotFound(f"{src}: no such file or directory")
-    check_visible(ns, user, moved, src)
-    ns.check_removable(user, src_parent, moved, src)
+    src_parent, src_name, moved = _removable(ns, user, src)
     dst_parent, dst_name = ns.resolve_parent(dst, user)
     ns.require(user, dst_parent, W | X, dst)
     if moved.kind == "d" and _is_below(split_path(dst), split_path(src)):

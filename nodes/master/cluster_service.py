@@ -27,12 +27,10 @@ class ClusterEndpoints(Session):
     @boundary
     def exposed_worker_login(self, worker_id: object, client_nonce: object,
                              proof: object) -> tuple[float, int]:
-        worker_id = expect(worker_id, str, "worker id")
-        client_nonce = expect(client_nonce, bytes, "nonce")
-        proof = expect(proof, bytes, "proof")
-        nonce, self.nonce = self.nonce, None
-        if nonce is None or not auth.check_proof(auth.stored_form(self.state.join_token),
-                                                 worker_id, nonce, client_nonce, proof):
+        worker_id, client_nonce, proof, nonce = self._login_arguments(
+            worker_id, client_nonce, proof, "worker id")
+        if not auth.check_proof(auth.stored_form(self.state.join_token), worker_id, nonce,
+                                client_nonce, proof):
             log.warning("worker %r from %s failed to log in", worker_id, self.peer)
             raise errors.AuthenticationFailed("wrong join token")
         self.worker_id = worker_id

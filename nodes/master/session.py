@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import rpyc
 
 from dfs import errors
-from nodes.rpcserver import peer_host
+from nodes.rpcserver import expect, peer_host
 
 if TYPE_CHECKING:
     from nodes.master.state import MasterState
@@ -55,3 +55,15 @@ class Session(rpyc.Service):
         user = self._me()
         self.state.require_serving()
         return user
+
+    def _login_arguments(self, name: object, client_nonce: object, proof: object,
+                         what: str) -> tuple[str, bytes, bytes, bytes]:
+        """A login's arguments, type-checked, and the nonce ``hello()`` gave this
+        connection (taken: one login per hello). -> (name, client nonce, proof, nonce)."""
+        checked = expect(name, str, what)
+        client = expect(client_nonce, bytes, "nonce")
+        signed = expect(proof, bytes, "proof")
+        nonce, self.nonce = self.nonce, None
+        if nonce is None:
+            raise errors.AuthenticationFailed("call hello() before logging in")
+        return checked, client, signed, nonce

@@ -26,12 +26,8 @@ class UserEndpoints(Session):
     @boundary
     def exposed_login(self, name: object, client_nonce: object,
                       proof: object) -> tuple[str, bool]:
-        name = expect(name, str, "user name")
-        client_nonce = expect(client_nonce, bytes, "nonce")
-        proof = expect(proof, bytes, "proof")
-        nonce, self.nonce = self.nonce, None
-        if nonce is None:
-            raise errors.AuthenticationFailed("call hello() before login()")
+        name, client_nonce, proof, nonce = self._login_arguments(name, client_nonce, proof,
+                                                                 "user name")
         with self.state.lock:
             self.state.require_serving()
             user = self.state.ns.users.get(name)
