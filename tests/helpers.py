@@ -11,15 +11,15 @@ import sys
 DFS = [sys.executable, "-m", "dfs.cli"]
 
 
-def run_dfs(*args, env=None, check=True, timeout=180, stdin=subprocess.DEVNULL, input=None):
-    """``dfs ARGS...`` as a user types it, in a real process. With ``check`` a non-zero exit
-    fails the test with everything the command printed."""
-    done = subprocess.run([*DFS, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=None if input is not None else stdin,
-                          input=input)
+def run_dfs(*args, env=None, check=True, timeout=180, stdin=subprocess.DEVNULL, text=True):
+    """``dfs ARGS...`` as a user types it, in a real process, with no terminal. With
+    ``check`` a non-zero exit fails the test with everything the command printed;
+    ``text=False`` keeps stdout as bytes (``dfs cat``)."""
+    done = subprocess.run([*DFS, *map(str, args)], env=env, capture_output=True, text=text,
+                          timeout=timeout, stdin=stdin)
     if check and done.returncode != 0:
         raise AssertionError(f"dfs {' '.join(map(str, args))} exited {done.returncode}:\n"
-                             f"{done.stdout}{done.stderr}")
+                             f"{done.stdout!s}{done.stderr!s}")
     return done
 
 

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from helpers import SteppedClock
 
 from dfs import auth, errors, wire
 from dfs.config import MasterConfig
@@ -19,17 +20,9 @@ CHUNK = 65536
 LEASE = 3.0
 
 
-class Clock:
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def master(tmp_path):
-    clock, wall = Clock(100.0), Clock(1_700_000_000.0)
+    clock, wall = SteppedClock(100.0), SteppedClock(1_700_000_000.0)
     config = MasterConfig(data_dir=str(tmp_path), chunk_size=CHUNK, replication=1,
                           lease=LEASE, join_token="ab" * 32, trash_seconds=60.0)
     state = MasterState(config, clock=clock, wall=wall)

@@ -6,7 +6,6 @@ the watched folder, and polls the cluster with a deadline until it holds the sam
 teardown. The first tests are pure checks of the settle logic with a stepped clock.
 """
 
-import hashlib
 import os
 import random
 import shutil
@@ -16,7 +15,8 @@ import sys
 import time
 
 import pytest
-from conftest import cluster_config, random_bytes, sha256
+from conftest import cluster_config
+from helpers import SteppedClock, random_bytes, sha256, sha256_file
 
 from dfs import errors
 from dfs.backup.changes import ChangeQueue
@@ -27,16 +27,8 @@ UPLOADED = "dfs.backup.operations: uploaded "  # the log line of each upload
 
 # --- the settle logic, with a clock we step by hand -----------------------------------------
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_a_growing_file_is_due_only_after_it_stays_unchanged_for_the_settle_time():
-    clock, sizes = Clock(), {"big": (10, 1)}
+    clock, sizes = SteppedClock(), {"big": (10, 1)}
     queue = ChangeQueue(settle=1.0, stat=sizes.get, clock=clock, check_interval=0.1)
     queue.changed("big")
     for step in range(20):  # grows every 0.5 s: never still for 1 s
@@ -54,7 +46,7 @@ def test_a_growing_file_is_due_only_after_it_stays_unchanged_for_the_settle_time
 
 
 def test_renames_come_before_uploads_and_pending_uploads_follow_the_file():
-    clock, sizes = Clock(), {"new/a": (1, 1), "b": (2, 2)}
+    clock, sizes = SteppedClock(), {"new/a": (1, 1), "b": (2, 2)}
     queue = ChangeQueue(settle=1.0, stat=sizes.get, clock=clock)
     queue.changed("old/a")
     queue.changed("b")
@@ -138,14 +130,6 @@ def local_files(root):
     return found
 
 
-def file_sha256(path):
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        while data := f.read(1 << 20):
-            sha.update(data)
-    return sha.hexdigest()
-
-
 def in_cluster(dfs, local_root, remote_root):
     """True once every local file is in the cluster with the same bytes."""
     files = local_files(local_root)
@@ -159,7 +143,7 @@ def in_cluster(dfs, local_root, remote_root):
             there = listings[folder].get(name)
             if there is None or there.size != os.path.getsize(path):
                 return False
-        return all(sha256(dfs.read_bytes(f"{remote_root}/{rel}")) == file_sha256(path)
+        return all(sha256(dfs.read_bytes(f"{remote_root}/{rel}")) == sha256_file(path)
                    for rel, path in files.items())
     except errors.DfsError:
         return False

@@ -2,18 +2,14 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
 from conftest import random_bytes
+from helpers import run_dfs
 
 
 def run(args, env, stdin=subprocess.DEVNULL, check=True):
-    result = subprocess.run([sys.executable, "-m", "dfs.cli", *args], env=env, stdin=stdin,
-                            capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return run_dfs(*args, env=env, stdin=stdin, check=check, timeout=120)
 
 
 @pytest.fixture
@@ -49,8 +45,7 @@ def test_put_ls_get_cat_mv_stat_rm(env, tmp_path):
     run(["get", "/cli/pics/photo.jpg", str(tmp_path / "copy.jpg")], env)
     assert (tmp_path / "copy.jpg").read_bytes() == data
     run(["mv", "/cli/pics/photo.jpg", "/cli/moved.jpg"], env)
-    cat = subprocess.run([sys.executable, "-m", "dfs.cli", "cat", "/cli/moved.jpg"], env=env,
-                         capture_output=True, timeout=60)
+    cat = run_dfs("cat", "/cli/moved.jpg", env=env, text=False, timeout=60)
     assert cat.stdout == data
     assert "regular file" in run(["stat", "/cli/moved.jpg"], env).stdout
     refused = run(["rm", "/cli"], env, check=False)

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes
+from helpers import run_dfs
 
 from dfs import errors
 from dfs.local.cluster import LocalCluster, wait_for
@@ -150,11 +151,7 @@ def test_the_scrubber_finds_a_flipped_byte_and_it_is_repaired_without_a_read(tmp
 # --- fsck -------------------------------------------------------------------------------------
 
 def _dfs_cli(cluster, *args):
-    import subprocess
-    import sys
-    env = dict(cluster.env, DFS_AUTH=cluster.admin_auth_file)
-    return subprocess.run([sys.executable, "-m", "dfs.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=180)
+    return run_dfs(*args, env=dict(cluster.env, DFS_AUTH=cluster.admin_auth_file), check=False)
 
 
 def test_fsck_on_a_clean_cluster_says_clean_and_is_for_admins_only(shared_cluster):

@@ -8,15 +8,15 @@ a timing.
 """
 
 import errno
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 
+import helpers
 import pytest
-from conftest import random_bytes, sha256
+from helpers import random_bytes, run_dfs, sha256, sha256_file
 
 from dfs.local.cluster import wait_for
 from dfs.wire import DirEntry, Stat
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.skipif(
                                            or shutil.which("fusermount")),
     reason="no /dev/fuse or fusermount: FUSE is not available here")
 
-DFS = [sys.executable, "-m", "dfs.cli"]
 MOUNT_DEADLINE = 60.0
 STDLIB = os.path.dirname(os.__file__)
 TREE_PARTS = ("email", "json", "asyncio", "unittest", "encodings", "lib2to3", "xml",
@@ -36,12 +35,7 @@ TREE_PARTS = ("email", "json", "asyncio", "unittest", "encodings", "lib2to3", "x
 
 
 def dfs_command(*args, timeout=300, check=True, env=None):
-    done = subprocess.run([*DFS, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)
-    if check and done.returncode != 0:
-        raise AssertionError(f"dfs {' '.join(args)} failed ({done.returncode}):\n"
-                             f"{done.stdout}{done.stderr}")
-    return done
+    return run_dfs(*args, timeout=timeout, check=check, env=env)
 
 
 class Mounted:
@@ -102,14 +96,6 @@ def mounted(cluster, tmp_path):
         yield m
 
 
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run(command, cwd=None, timeout=600):
     done = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
@@ -166,14 +152,14 @@ def test_256_mib_file_with_dd(shared_mount, tmp_path, shared_cluster):
     with open(source, "wb") as f:
         for i in range(16):
             f.write(random_bytes(16 << 20, seed=i))
-    want = file_sha256(source)
+    want = sha256_file(source)
     target = shared_mount.join("big.bin")
     run(f"dd if={source} of={target} bs=1M conv=fsync status=none")
     assert os.path.getsize(target) == 256 << 20
-    assert file_sha256(target) == want
+    assert sha256_file(target) == want
     with shared_cluster.client("alice", cache_dir="") as other:  # the commit is in the cluster
         assert other.stat("/big.bin").size == 256 << 20
-        assert hashlib.sha256(other.read_bytes("/big.bin")).hexdigest() == want
+        assert sha256(other.read_bytes("/big.bin")) == want
     os.unlink(target)
 
 
@@ -393,7 +379,7 @@ def test_write_survives_a_killed_worker(cluster, mounted):
         f.write(data[:8 << 20])
         cluster.kill_worker(1)
         f.write(data[8 << 20:])
-    assert file_sha256(mounted.join("written.bin")) == sha256(data)
+    assert sha256_file(mounted.join("written.bin")) == sha256(data)
     with cluster.client("alice", cache_dir="") as dfs:
         assert sha256(dfs.read_bytes("/written.bin")) == sha256(data)
 
@@ -463,7 +449,7 @@ def test_foreground_mount_ends_when_unmounted(cluster, tmp_path):
     folder = str(tmp_path / "fg")
     os.mkdir(folder)
     auth = cluster.register("carol")
-    proc = subprocess.Popen([*DFS, "mount", folder, "--foreground", "--auth", auth],
+    proc = subprocess.Popen([*helpers.DFS, "mount", folder, "--foreground", "--auth", auth],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: os.path.ismount(folder) or proc.poll() is not None, MOUNT_DEADLINE,
@@ -544,7 +530,7 @@ def test_kill_9_of_the_leader_while_copying_into_the_mount(cluster, tmp_path):
             thread.join()
         assert not failures, failures
         for name, digest in written.items():
-            assert file_sha256(mnt.join(name)) == digest, name
+            assert sha256_file(mnt.join(name)) == digest, name
     with cluster.client("alice", cache_dir="") as dfs:
         for name, digest in written.items():
             assert sha256(dfs.read_bytes("/" + name)) == digest, name

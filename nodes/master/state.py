@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dfs import auth, errors
 from dfs.config import Address, MasterConfig
 from dfs.journal import Journal
-from dfs.namespace import entries
+from dfs.namespace import entries, rules_data, rules_trash
 from dfs.namespace.entries import Entry, Record
 from dfs.namespace.model import ROOT_OWNER, Namespace
 from nodes.master.election import LEADER, Electorate, Leadership
@@ -246,13 +246,14 @@ class MasterState:
             if not self.ns.initialised:
                 return
             now, wall = self.clock(), self.wall()
-            expired = [cid for cid, (_owner, exp) in self.ns.pending.items() if exp < wall]
-            if expired:
-                self.commit(entries.Unpend(chunk_ids=tuple(expired)))
-            old = [tid for tid, item in self.ns.trash.items() if item.expires < wall]
-            if old:
-                log.info("trash: %d deleted file(s) expired, freeing their chunks", len(old))
-                self.commit(entries.Purge(trash_ids=tuple(old)))
+            unpend = rules_data.expired_allocations(self.ns, wall)
+            if unpend is not None:
+                self.commit(unpend)
+            purge = rules_trash.expired(self.ns, wall)
+            if purge is not None:
+                log.info("trash: %d deleted file(s) expired, freeing their chunks",
+                         len(purge.trash_ids))
+                self.commit(purge)
             referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
             self.workers.tick(now, referenced, set(self.ns.pending),
                               lambda cid: self.sign("r", cid))
