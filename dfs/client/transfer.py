@@ -115,7 +115,13 @@ class Transfer:
             results = self._send_all(target, data, crc)
             stored = tuple(r for r, exc in results if exc is None)
             for replica, exc in results:
-                if exc is not None:
+                if isinstance(exc, errors.StaleToken):
+                    # a new leader since the allocation (a failover): not the worker's fault;
+                    # the ids reserved with the old tokens are of no use either
+                    log.info("chunk %d: token from before a failover; placing it again",
+                             target.chunk_id)
+                    self.reservations.release()
+                elif exc is not None:
                     log.warning("chunk %d to worker %s failed: %s", target.chunk_id,
                                 replica.worker_id, exc)
                     failed.add(replica.worker_id)
