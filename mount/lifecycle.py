@@ -162,7 +162,8 @@ def mount_background(mount_dir: str, auth_file: str | None = None,
             mount_dir, "--foreground", "--auth", auth_file, "--timeout", str(timeout)]
     if cache_dir is not None:
         argv += ["--cache-dir", cache_dir]
-    with open(log_path, "wb") as out:
+    records.rotate_log(mount_dir)
+    with open(log_path, "ab") as out:
         out.write(f"--- {time.ctime()}: {' '.join(argv)}\n".encode())
         out.flush()
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -230,7 +231,6 @@ def unmount(mount_dir: str, deadline: float = UMOUNT_DEADLINE) -> None:
         if not wait_until(lambda: not pid_alive(pid), 10.0):
             raise errors.Unavailable(f"mount process {pid} for {mount_dir} does not exit")
     records.remove_record(mount_dir, pid)
-    records.remove_log(mount_dir)  # kept only when a mount went wrong
 
 
 # --- the CLI's entry points (dfs/cli calls these) ---------------------------------------------

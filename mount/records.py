@@ -2,7 +2,8 @@
 
 One JSON file per mounted folder (named by a hash of its real path) in the user's cache
 dir, written by the mount process when it starts and removed when it ends; next to it the
-mount's log, kept only when a mount went wrong.
+mount's log, kept across mounts (appended to; the previous one is kept as ``.log.1`` once
+it passes LOG_ROTATE_BYTES).
 """
 
 from __future__ import annotations
@@ -78,8 +79,15 @@ def remove_record(mount_dir: str, pid: int | None) -> None:
             pass
 
 
-def remove_log(mount_dir: str) -> None:
+LOG_ROTATE_BYTES = 8 * 1024 * 1024
+
+
+def rotate_log(mount_dir: str) -> None:
+    """Before a mount appends to its log: a log grown past LOG_ROTATE_BYTES becomes
+    ``.log.1`` (replacing the older one), so logs are kept but never grow without bound."""
+    path = log_path(mount_dir)
     try:
-        os.unlink(log_path(mount_dir))
+        if os.stat(path).st_size > LOG_ROTATE_BYTES:
+            os.replace(path, path + ".1")
     except FileNotFoundError:
         pass

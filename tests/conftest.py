@@ -4,7 +4,7 @@
 dead after 3 s) in a temp dir; ``dfs`` is a client for user alice on it. Readiness is
 polled with deadlines inside LocalCluster; nothing here sleeps a fixed time.
 
-Every test also fails when a node (or a backup watcher) logged a WARNING or ERROR it did
+Every test also fails when a node, a mount or a backup watcher logged a WARNING or ERROR it did
 not expect: ``logs_stay_clean`` reads what every ``*.log`` under pytest's temp dir gained
 during the test. A test that provokes a warning on purpose says which, with
 ``@pytest.mark.log_allows(r"regex", ...)``; ``EXPECTED_ANYWHERE`` lists the few that any
@@ -94,8 +94,21 @@ def _new_problems(base, before, allowed):
     return problems
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cache_under_tmp(tmp_path_factory):
+    """Client chunk caches and the mounts' records and logs go below pytest's temp dir: the
+    tests leave nothing in ~/.cache, and the mounts' logs are checked like the nodes'."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.getbasetemp() / "xdg-cache")
+    yield
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(autouse=True)
-def logs_stay_clean(request, tmp_path_factory):
+def logs_stay_clean(request, tmp_path_factory, cache_under_tmp):
     base = tmp_path_factory.getbasetemp()
     before = _log_sizes(base)
     yield
