@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from dfs.config import Address, format_addresses, parse_addresses
 from dfs.errors import AuthenticationFailed, InvalidArgument, StaleToken
+from dfs.fsutil import create_dirs, open_private
 
 KEY_BYTES = 32
 NONCE_BYTES = 16
@@ -113,9 +114,8 @@ def verify_chunk_token(secret: bytes, token: object, op: str, chunk_id: int, min
 # --- auth.txt ------------------------------------------------------------------------
 
 def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str) -> None:
-    """Write auth.txt with mode 0600 (created that way, never world-readable)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Write auth.txt with mode 0600 (created that way, whatever the umask)."""
+    create_dirs(os.path.dirname(os.path.abspath(path)))
     text = (
         "# DFS credentials: keep this file private.\n"
         f"masters = {format_addresses(masters)}\n"
@@ -123,9 +123,8 @@ def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str) 
         f"key = {key}\n"
     )
     tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with open_private(tmp) as f:
+        f.write(text.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -107,8 +107,23 @@ class MasterConfig:
     trash_seconds: float = 24 * 3600.0
     """How long a deleted file stays in its owner's trash before its chunks are freed;
     0 frees them at once (no trash)."""
+    login_failures: int = 10
+    """Failed logins from one host, or as one name, within ``login_window`` seconds after
+    which further logins from it (as it) are refused until the window ends."""
+    login_window: float = 60.0
+    login_timeout: float = 10.0
+    """Seconds a connection may stay open without logging in (on a worker: without a call
+    its token or signature allowed); then it is closed. Limits: nodes/server_limits.py."""
+    idle_timeout: float = 600.0
+    """Seconds a logged-in connection may sit idle before it is closed (clients reconnect)."""
+    max_connections: int = 1024
+    """Connections this server holds at once (a thread each); more are refused at accept."""
+    max_connections_per_peer: int = 256
+    """Connections from one address at once; more are refused at accept."""
 
     def validate(self) -> MasterConfig:
+        _require(self.login_failures >= 1 and self.login_window > 0,
+                 "login limits must be positive")
         _require(self.trash_seconds >= 0, "trash time must not be negative")
         _require(self.role in ("master", "shadow"), "role must be master or shadow")
         _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
@@ -141,6 +156,14 @@ class WorkerConfig:
     """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
     lease: float = default(MasterConfig, "lease")
     """Seconds a lease this worker grants as a voter lasts (the masters' lease)."""
+    upload_idle: float = 120.0
+    """Seconds a partial upload may go without a piece before it is dropped (its file
+    descriptor closed, its temp file removed)."""
+    login_timeout: float = default(MasterConfig, "login_timeout")
+    idle_timeout: float = default(MasterConfig, "idle_timeout")
+    max_connections: int = default(MasterConfig, "max_connections")
+    max_connections_per_peer: int = default(MasterConfig, "max_connections_per_peer")
+    """The masters' connection bounds, the same here (MasterConfig says what each is)."""
 
     def validate(self) -> WorkerConfig:
         _require(self.masters, "a worker needs at least one master address")
@@ -150,6 +173,7 @@ class WorkerConfig:
                  "a worker needs the cluster's join token (64 hex digits)")
         _require(self.capacity >= 0, "capacity must not be negative")
         _require(self.scrub_bytes_per_second >= 0, "scrub rate must not be negative")
+        _require(self.upload_idle > 0, "upload_idle must be positive")
         return self
 
 

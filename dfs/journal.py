@@ -20,7 +20,7 @@ import logging
 import os
 from typing import BinaryIO
 
-from dfs.fsutil import write_atomic
+from dfs.fsutil import open_private, private_dir, write_atomic
 from dfs.namespace.entries import Record
 from dfs.namespace.model import Namespace
 
@@ -40,7 +40,7 @@ class Journal:
 
     def load(self) -> Namespace:
         """-> Namespace rebuilt from snapshot + journal (empty if there is neither)."""
-        os.makedirs(self.directory, exist_ok=True)
+        private_dir(self.directory)  # every name and key hash is in there
         if os.path.exists(self.snapshot_path):
             with open(self.snapshot_path, "rb") as f:
                 ns = Namespace.from_json(json.load(f))
@@ -72,7 +72,7 @@ class Journal:
 
     def _open(self) -> BinaryIO:
         if self._file is None:
-            self._file = open(self.journal_path, "ab")
+            self._file = open_private(self.journal_path, "ab")
         return self._file
 
     def append(self, records: list[Record]) -> None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: float = default(ClientConfig, "timeout")  # the mount's --timeout
 MOUNT_DEADLINE = 60.0  # `dfs mount` waits this long for the folder to go live
 UMOUNT_DEADLINE = 120.0  # `dfs umount` waits this long for the mount process to exit
+DFS_FSTYPE = "fuse.dfs"  # mountinfo's type of our mounts (subtype "dfs", see ``run``)
 
 
 # --- what is mounted, what runs -------------------------------------------------------------
@@ -43,8 +44,8 @@ def _unescape_mountinfo(text: str) -> str:
     return text.encode().decode("unicode_escape") if "\\" in text else text
 
 
-def mount_device(mount_dir: str) -> str | None:
-    """"major:minor" of the file system mounted on ``mount_dir`` (Linux), or None."""
+def _mountinfo(mount_dir: str) -> tuple[str, str] | None:
+    """("major:minor", file system type) of what is mounted on ``mount_dir`` (Linux)."""
     target = os.path.realpath(mount_dir)
     try:
         with open("/proc/self/mountinfo") as f:
@@ -54,8 +55,24 @@ def mount_device(mount_dir: str) -> str | None:
     for line in reversed(lines):  # the last mount on a path is the visible one
         fields = line.split()
         if len(fields) > 4 and _unescape_mountinfo(fields[4]) == target:
-            return fields[2]
+            after = fields[fields.index("-", 6) + 1:] if "-" in fields[6:] else []
+            return fields[2], after[0] if after else ""
     return None
+
+
+def mount_device(mount_dir: str) -> str | None:
+    """"major:minor" of the file system mounted on ``mount_dir`` (Linux), or None."""
+    found = _mountinfo(mount_dir)
+    return found[0] if found else None
+
+
+def check_dfs_mount(mount_dir: str) -> None:
+    """PermissionDenied unless what is mounted on ``mount_dir`` is a DFS (FUSE) mount:
+    `dfs umount` and `dfs down` unmount nothing else."""
+    found = _mountinfo(mount_dir)
+    if found is not None and found[1] != DFS_FSTYPE:
+        raise errors.PermissionDenied(f"{mount_dir} is not a DFS mount ({found[1] or 'unknown'}"
+                                      "): refusing to unmount it")
 
 
 def is_mounted(mount_dir: str) -> bool:
@@ -157,13 +174,12 @@ def mount_background(mount_dir: str, auth_file: str | None = None,
     auth_file = os.path.abspath(auth_file or paths.default_auth_file())
     check_mountable(mount_dir, auth_file)
     log_path = records.log_path(mount_dir)
-    os.makedirs(records.records_dir(), exist_ok=True)
     argv = [sys.executable, "-m", "dfs.cli", *(["--debug"] if debug else []), "mount",
             mount_dir, "--foreground", "--auth", auth_file, "--timeout", str(timeout)]
     if cache_dir is not None:
         argv += ["--cache-dir", cache_dir]
     records.rotate_log(mount_dir)
-    with open(log_path, "ab") as out:
+    with records.open_log(mount_dir) as out:
         out.write(f"--- {time.ctime()}: {' '.join(argv)}\n".encode())
         out.flush()
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -206,16 +222,19 @@ def fusermount_argv(mount_dir: str, lazy: bool = False) -> list[str]:
 
 
 def unmount(mount_dir: str, deadline: float = UMOUNT_DEADLINE) -> None:
-    """Unmount ``mount_dir`` and wait until its mount process has exited."""
+    """Unmount ``mount_dir`` and wait until its mount process has exited. A record that is
+    not the caller's own, a pid that is not its DFS mount of ``mount_dir`` or a folder that
+    is not a DFS mount: PermissionDenied, and nothing is signalled or unmounted."""
     mount_dir = os.path.realpath(mount_dir)
     record = records.read_record(mount_dir)
-    pid = record.get("pid") if record else None
+    pid = records.check_pid(record, mount_dir) if record else None
     mounted = is_mounted(mount_dir)
     if not mounted and not pid_alive(pid):
         if record:
-            records.remove_record(mount_dir, pid)
+            records.remove_record(mount_dir, record["pid"])
         raise errors.InvalidArgument(f"{mount_dir} is not mounted")
     if mounted:
+        check_dfs_mount(mount_dir)
         done = subprocess.run(fusermount_argv(mount_dir), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True)
         if done.returncode != 0 and is_mounted(mount_dir):
@@ -225,12 +244,14 @@ def unmount(mount_dir: str, deadline: float = UMOUNT_DEADLINE) -> None:
     if pid and not wait_until(lambda: not pid_alive(pid), deadline):
         log.warning("mount process %d did not exit after unmount: stopping it", pid)
         try:
-            os.kill(pid, signal.SIGTERM)
+            if record is not None and records.check_pid(record, mount_dir) is not None:
+                os.kill(pid, signal.SIGTERM)  # checked again: a pid may be reused meanwhile
         except ProcessLookupError:
             pass
         if not wait_until(lambda: not pid_alive(pid), 10.0):
             raise errors.Unavailable(f"mount process {pid} for {mount_dir} does not exit")
-    records.remove_record(mount_dir, pid)
+    if record is not None:
+        records.remove_record(mount_dir, record["pid"])
 
 
 # --- the CLI's entry points (dfs/cli calls these) ---------------------------------------------
@@ -280,11 +301,12 @@ def unmount_for_down(data_dir: str) -> list[str]:
     A mount belongs to that cluster if its auth file lives in ``data_dir``."""
     prefix = os.path.realpath(data_dir).rstrip(os.sep) + os.sep
     done = []
-    for record in records.all_records():
-        if os.path.realpath(record.get("auth", "")).startswith(prefix):
-            try:
+    for path in records.all_records():
+        try:
+            record = records.load(path)
+            if record and os.path.realpath(record["auth"]).startswith(prefix):
                 unmount(record["dir"])
                 done.append(record["dir"])
-            except errors.DfsError as exc:
-                print(f"dfs: {exc.message}", file=sys.stderr)
+        except errors.DfsError as exc:
+            print(f"dfs: {exc.message}", file=sys.stderr)
     return done

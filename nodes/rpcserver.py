@@ -5,6 +5,13 @@ on each accepted socket and compression off (dfs.rpc.tune). ``@boundary`` wraps 
 exposed method: DfsErrors go to the caller as they are (their class survives the trip),
 anything else is logged once here with its traceback and reaches the caller as a plain
 DfsError, never as a remote KeyError. ``expect()`` checks one argument's exact type there.
+
+Arguments are plain data only. rpyc would hand the server a *netref* for any object that
+is not passed by value, and the server's ``==``, ``hash()``, ``str.split()`` on it would
+run the client's code (inside the metadata or store lock). So ``PlainConnection`` (every
+node service's ``_protocol``) refuses to build a netref to a client object at all, and
+``@boundary`` accepts only exact ``str``/``bytes``/``int``/``float``/``bool``/``None`` and
+tuples of them (``plain``), before the method runs: no method can forget.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import socket
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+import rpyc
+from rpyc.core import consts
 from rpyc.utils.server import ThreadedServer
 
 from dfs import errors, rpc
+from nodes.server_limits import GuardedServer, ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +50,16 @@ def _nodelay_authenticator(sock: socket.socket) -> tuple[socket.socket, None]:
     return sock, None
 
 
-def make_server(service: object, host: str, port: int) -> ThreadedServer:
-    """A bound (not yet serving) server; ``server.port`` is the real port when port=0."""
+def make_server(service: object, host: str, port: int,
+                limits: ServerLimits | None = None) -> ThreadedServer:
+    """A bound (not yet serving) server; ``server.port`` is the real port when port=0.
+    ``limits``: its bounds on frames, connections and idle time (nodes/server_limits.py;
+    a node passes ``master_limits(config)`` or ``worker_limits(config)``)."""
     quiet = logging.getLogger("dfs.rpyc-server")
     quiet.setLevel(logging.WARNING)
-    return ThreadedServer(service, hostname=host, port=port, reuse_addr=True,
-                          protocol_config=SERVER_CONFIG, authenticator=_nodelay_authenticator,
-                          logger=quiet)
+    return GuardedServer(service, hostname=host, port=port, reuse_addr=True,
+                         protocol_config=SERVER_CONFIG, authenticator=_nodelay_authenticator,
+                         logger=quiet, limits=limits or ServerLimits())
 
 
 def peer_host(conn: Any) -> str:
@@ -61,17 +74,47 @@ def is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("::1", "localhost")
 
 
+PLAIN_TYPES: tuple[type, ...] = (str, bytes, int, float, bool, type(None))
+NOT_PLAIN = "must be plain data (str, bytes, numbers, booleans, None, tuples)"
+
+
+def plain(value: object, name: str) -> None:
+    """InvalidArgument unless ``value`` is exact plain data, tuples of it at any depth.
+    Exact types (``type(x) is``), never isinstance: nothing of the value is called."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is tuple:
+            stack.extend(item)
+        elif not any(type(item) is plain_type for plain_type in PLAIN_TYPES):
+            raise errors.InvalidArgument(f"{name} {NOT_PLAIN}")
+
+
+class PlainConnection(rpyc.Connection):
+    """The server side of a node's connections: a reference to a client object is
+    refused as it arrives, so no code of the client can ever run in the server."""
+
+    def _unbox(self, package: Any) -> Any:
+        if type(package) is tuple and package and package[0] == consts.LABEL_REMOTE_REF:
+            raise errors.InvalidArgument(f"arguments {NOT_PLAIN}, not client objects")
+        return super()._unbox(package)
+
+
 def boundary(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        name = method.__name__.removeprefix("exposed_")
+        for position, value in enumerate(args[1:], 1):  # args[0] is the service itself
+            plain(value, f"{name}: argument {position}")
+        for key, value in kwargs.items():
+            plain(value, f"{name}: argument {key}")
         try:
             return method(*args, **kwargs)
         except errors.DfsError:
             raise
         except Exception:
             log.exception("internal error in %s", method.__name__)
-            raise errors.DfsError(f"internal error in {method.__name__.removeprefix('exposed_')}"
-                                  " (see the node's log)") from None
+            raise errors.DfsError(f"internal error in {name} (see the node's log)") from None
     return wrapper
 
 

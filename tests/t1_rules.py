@@ -218,8 +218,10 @@ def test_rename_replaces_an_empty_directory_by_a_directory_only(fs):
 
 def test_renaming_onto_itself_or_a_missing_source(fs):
     fs.create(ALICE, "/f")
-    fs.rename(ALICE, "/f", "/f")
-    assert fs.ns.resolve("/f").nlink == 1
+    assert rules.rename(fs.ns, ALICE, "/f", "/f", T) is None  # nothing to change
+    fs.do(rules.link(fs.ns, ALICE, "/f", "/g", T))
+    assert rules.rename(fs.ns, ALICE, "/f", "/g", T) is None  # two names of one inode: both stay
+    assert fs.ns.resolve("/f").nlink == 2 and fs.ns.resolve("/g").ino == fs.ns.resolve("/f").ino
     with pytest.raises(errors.FileNotFound):
         rules.rename(fs.ns, ALICE, "/nothing", "/g", T)
 
@@ -341,3 +343,27 @@ def test_a_rule_never_changes_the_namespace(fs):
     rules_data.alloc(fs.ns, ALICE, 2, WALL, 600)
     assert fs.ns.to_json() == before
     assert isinstance(rules.remove(fs.ns, ALICE, "/f", False, T, WALL, 60), Unlink)
+
+
+def test_the_parent_index_follows_every_change_and_equals_a_rebuild(fs):
+    """Namespace.parents (which directories name an inode) is derived state: after any
+    sequence of changes it must equal the index rebuilt from the saved namespace."""
+    fs.mkdir(ALICE, "/a")
+    fs.mkdir(ALICE, "/a/b")
+    f = fs.create(ALICE, "/a/b/f")
+    fs.do(rules.link(fs.ns, ALICE, "/a/b/f", "/a/f-link", T))
+    fs.do(rules.link(fs.ns, ALICE, "/a/b/f", "/a/b/f2", T))
+    fs.rename(ALICE, "/a/b", "/b")  # a directory moves with its files
+    assert rules.rename(fs.ns, ALICE, "/b/f2", "/b/f", T) is None  # same inode: POSIX no-op
+    g = fs.create(ALICE, "/g")
+    fs.rename(ALICE, "/g", "/a/f-link")  # replaces one name of f
+    fs.remove(ALICE, "/b/f2")
+    fs.remove(ALICE, "/b/f", trash_seconds=60.0)  # f's last name: to the trash
+    fs.do(rules_trash.restore(fs.ns, ALICE, "/b/f", T)[1])
+    rebuilt = Namespace.from_json(fs.ns.to_json())
+    assert fs.ns.parents == rebuilt.parents
+    assert fs.ns.parents[f.ino] == {fs.ns.resolve("/b").ino: 1}
+    assert fs.ns.parents[g.ino] == {fs.ns.resolve("/a").ino: 1}
+    assert fs.ns.reachable(BOB, g.ino)  # /a is 0755
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/a", T, 0o700, None, None, None))
+    assert not fs.ns.reachable(BOB, g.ino) and fs.ns.reachable(ALICE, g.ino)

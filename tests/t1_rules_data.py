@@ -123,7 +123,7 @@ def test_bad_user_names_are_refused(name):
 
 def test_user_rules(fs):
     rules_users.check_user_name("carol.smith_2-x")
-    assert rules_users.add_user(fs.ns, "carol", False, "ff") == AddUser("carol", False, "ff")
+    assert rules_users.add_user(fs.ns, "carol", False, "ff") == AddUser("carol", False, "ff", 4)
     with pytest.raises(errors.FileExists):
         rules_users.add_user(fs.ns, ALICE, False, "ff")
     with pytest.raises(errors.InvalidArgument):

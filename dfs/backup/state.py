@@ -32,7 +32,7 @@ from typing import NamedTuple
 import platformdirs
 
 from dfs.backup.changes import Signature
-from dfs.fsutil import write_atomic
+from dfs.fsutil import create_dirs, write_atomic
 from dfs.paths import APP
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class StateStore:
                 self._last_flush = self._clock()
             data = dict(version=VERSION, **self.identity, files=files)
             try:
-                os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+                create_dirs(os.path.dirname(self.path) or ".")
                 write_atomic(self.path, json.dumps(data, indent=1).encode())
             except OSError as exc:
                 with self._lock:

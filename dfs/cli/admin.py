@@ -7,6 +7,7 @@ from collections import Counter
 
 from dfs import auth, paths
 from dfs.cli.common import Subparsers, client_command, open_client
+from dfs.cli.nodes import read_token, token_options
 from dfs.cli.output import human, print_table
 from dfs.config import DEFAULT_MASTER_PORT, ClientConfig, default, parse_addresses
 
@@ -18,7 +19,7 @@ FSCK_LABELS = {"missing": "missing (no good copy left)", "under": "under-replica
 def cmd_register(args: argparse.Namespace) -> int:
     from dfs.client import register
     masters = parse_addresses(args.master)
-    key = register(masters, args.name, args.token)
+    key = register(masters, args.name, read_token(args) or None)
     path = args.auth or paths.default_auth_file()
     auth.write_auth_file(path, masters, args.name, key)
     print(f"registered {args.name}; key saved in {path} (mode 0600)")
@@ -91,7 +92,7 @@ def add_register(sub: Subparsers) -> None:
     p = sub.add_parser("register", help="get a key from the master and write auth.txt")
     p.add_argument("name")
     p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}")
-    p.add_argument("--token", default=None, help="the cluster's join token")
+    token_options(p, "the cluster's join token (none: open registration, local clusters)")
     p.add_argument("--auth", default=None, help="where to write the auth file")
     p.set_defaults(func=cmd_register)
 

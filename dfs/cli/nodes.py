@@ -46,15 +46,22 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _read_token(args: argparse.Namespace) -> str:
-    """The join token: ``--token-file``, else ``--token``, else $DFS_JOIN_TOKEN."""
-    token: str = args.token or os.environ.get("DFS_JOIN_TOKEN", "")
-    if args.token_file:
-        try:
-            with open(args.token_file, encoding="ascii") as f:
-                token = f.read().strip()
-        except OSError as exc:
-            raise errors.InvalidArgument(f"cannot read {args.token_file}: {exc.strerror}") from None
+TOKEN_ENV = "DFS_JOIN_TOKEN"
+
+
+def read_token(args: argparse.Namespace) -> str:
+    """The join token ("" if none): ``--token-file``, else ``--token``, else $DFS_JOIN_TOKEN.
+    A file or the environment keep it out of ``ps``; ``--token`` is still accepted."""
+    if not args.token_file:
+        return str(args.token or os.environ.get(TOKEN_ENV, ""))
+    try:
+        with open(args.token_file, encoding="ascii") as f:
+            token = f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a token file"
+        raise errors.InvalidArgument(f"cannot read {args.token_file}: {reason}") from None
+    if not token:
+        raise errors.InvalidArgument(f"{args.token_file} is empty: no join token in it")
     return token
 
 
@@ -67,8 +74,9 @@ def cmd_master(args: argparse.Namespace) -> int:
                           heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
                           open_registration=args.open_registration, role=args.role,
                           peer=parse_address(args.peer) if args.peer else None,
-                          lease=args.lease, join_token=_read_token(args),
-                          trash_seconds=args.trash_hours * 3600)
+                          lease=args.lease, join_token=read_token(args),
+                          trash_seconds=args.trash_hours * 3600,
+                          login_failures=args.login_failures, login_window=args.login_window)
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -77,7 +85,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from nodes.worker import main as worker
     _exit_on_sigterm()
     config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
-                          join_token=_read_token(args), host=args.host, port=args.port,
+                          join_token=read_token(args), host=args.host, port=args.port,
                           capacity=args.capacity, scrub_bytes_per_second=args.scrub_rate)
     worker.run(config, ready=_ready_writer(args.ready_file))
     return 0
@@ -147,9 +155,14 @@ def _node_command(sub: Subparsers, name: str, func: Command, help_text: str,
     return p
 
 
-def _token_options(p: argparse.ArgumentParser, token_help: str) -> None:
-    p.add_argument("--token", default="", help=token_help)
-    p.add_argument("--token-file", default="", help="file holding the join token")
+def token_options(p: argparse.ArgumentParser, token_help: str) -> None:
+    """``--token-file`` or $DFS_JOIN_TOKEN first in ``--help``: ``--token`` shows in ``ps``."""
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--token-file", default="", metavar="FILE",
+                       help=f"file holding {token_help} (or set ${TOKEN_ENV})")
+    given.add_argument("--token", default="",
+                       help="the token itself (other local users see it in `ps`: prefer "
+                            f"--token-file or ${TOKEN_ENV})")
 
 
 def add_commands(sub: Subparsers) -> None:
@@ -180,7 +193,7 @@ def add_commands(sub: Subparsers) -> None:
         p.set_defaults(role=role)
         p.add_argument("--peer", default=peer,
                        help="HOST:PORT of the other metadata server (master <-> shadow)")
-        _token_options(p, "the cluster's join token (a shadow needs the master's)")
+        token_options(p, "the cluster's join token (a shadow needs the master's)")
         p.add_argument("--lease", type=float, default=master_default("lease"),
                        help="voter lease in seconds")
         p.add_argument("--chunk-size", type=int, default=master_default("chunk_size"))
@@ -193,12 +206,17 @@ def add_commands(sub: Subparsers) -> None:
         p.add_argument("--trash-hours", type=float,
                        default=default(MasterConfig, "trash_seconds") / 3600,
                        help="hours a deleted file stays in its owner's trash (0: no trash)")
+        p.add_argument("--login-failures", type=int, default=master_default("login_failures"),
+                       help="failed logins from one host, or as one name, per window before "
+                            "further logins from it are refused until the window ends")
+        p.add_argument("--login-window", type=float, default=master_default("login_window"),
+                       help="seconds of that window")
 
     p = _node_command(sub, "worker", cmd_worker, "run a worker in the foreground", WorkerConfig,
                       default(WorkerConfig, "port"))
     p.add_argument("--master", default=f"127.0.0.1:{master_port}",
                    help="HOST:PORT[,HOST:PORT] of the metadata servers")
-    _token_options(p, "the cluster's join token")
+    token_options(p, "the cluster's join token")
     p.add_argument("--capacity", type=int, default=default(WorkerConfig, "capacity"),
                    help="bytes this worker may use")
     p.add_argument("--scrub-rate", type=int,

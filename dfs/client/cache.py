@@ -2,9 +2,14 @@
 
 Keyed by ``chunk_id-version``: chunk ids are never reused, so a cached chunk can never be
 stale; nothing needs invalidating. Entries are written to a unique temp name and renamed
-into place, and re-checked against the chunk's CRC32C when read (a damaged cache file is
-dropped, not served). When the cache grows past ``max_bytes`` the least recently used
-entries go.
+into place. When the cache grows past ``max_bytes`` the least recently used entries go.
+
+The cache is its user's alone: the directory 0700 and every entry 0600 (dfs.fsutil),
+whatever the umask (the mount runs with 0), so another local user can neither read a
+private file from it nor plant bytes in it. What it serves is checked each time against
+the length and CRC32C of the ChunkRef the master handed out for this read (nothing stored
+beside the data is trusted), and only from a regular file that is ours and private: any
+other entry is dropped, not served.
 
 Thread-safe: many threads read and fill it at once (parallel downloads, the mount).
 ``lock`` guards the size count; one thread evicts at a time (``evicting``); every file
@@ -18,6 +23,7 @@ import os
 import threading
 
 from dfs import chunks
+from dfs.fsutil import is_private, open_private, private_dir
 from dfs.wire import ChunkRef
 
 log = logging.getLogger(__name__)
@@ -31,11 +37,13 @@ class ChunkCache:
         self.max_bytes = max_bytes
         self.lock = threading.Lock()
         self.evicting = threading.Lock()
-        os.makedirs(directory, exist_ok=True)
+        private_dir(directory)
         self.size = 0
         for entry in os.scandir(directory):
             if TEMP_MARK in entry.name:
                 self._unlink(entry.path)  # left by a crash
+            elif not is_private(entry.stat(follow_symlinks=False)):
+                self._unlink(entry.path)  # not ours, or others could write it: untrusted
             else:
                 self.size += self._size(entry.path)
 
@@ -58,19 +66,32 @@ class ChunkCache:
             return size
         except FileNotFoundError:
             return 0
+        except OSError as exc:  # a directory where an entry should be: never served anyway
+            log.warning("cannot remove cache entry %s: %s", path, exc)
+            return 0
 
     def get(self, ref: ChunkRef) -> bytes | None:
+        """The cached bytes of ``ref`` if they match its length and CRC, else None."""
         path = self._path(ref.chunk_id, ref.version)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-            os.utime(path)  # mark as recently used
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        if len(data) != ref.length or chunks.crc(data) != ref.crc:
-            log.warning("cache entry %s is damaged: dropping it", path)
+        except OSError:  # a symlink (ELOOP) or worse: never ours
+            log.warning("cache entry %s is not a plain file: dropping it", path)
             self._forget(path)
             return None
+        with open(fd, "rb") as f:
+            private = is_private(os.fstat(f.fileno()))
+            data = f.read(ref.length + 1) if private else b""
+        if not private or len(data) != ref.length or chunks.crc(data) != ref.crc:
+            log.warning("cache entry %s is damaged or not private: dropping it", path)
+            self._forget(path)
+            return None
+        try:
+            os.utime(path)  # mark as recently used
+        except FileNotFoundError:
+            pass
         return data
 
     def put(self, ref: ChunkRef, data: bytes) -> None:
@@ -81,7 +102,7 @@ class ChunkCache:
             return  # another thread cached it already: do not count it twice
         tmp = f"{path}{TEMP_MARK}{threading.get_ident()}"
         try:
-            with open(tmp, "wb") as f:
+            with open_private(tmp) as f:
                 f.write(data)
             with self.lock:  # rename and count together, or two threads count it twice
                 replaced = self._size(path)

@@ -7,8 +7,9 @@ accepted with fewer copies (reported as under-replicated, repaired by the master
 
 Download: the cache first, then each replica in turn (primary first). Every chunk is
 checked against the CRC32C the master recorded; a bad or unreachable replica is skipped,
-a corrupt one reported to the master. When every replica fails the read raises DataLost:
-never zeros.
+a corrupt one reported to the master (a hint only: the master has that worker check the
+copy again, and only a failure the worker confirms takes the copy out of service). When
+every replica fails the read raises DataLost: never zeros.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ class Transfer:
         raise errors.DataLost(f"chunk {ref.chunk_id} cannot be read from any replica ({detail})")
 
     def _report_bad(self, chunk_id: int, worker_id: str) -> None:
+        """Ask the master to have the worker re-check its copy (it drops nothing on this)."""
         try:
             self.master.call("report_bad", chunk_id, worker_id)
         except errors.DfsError as exc:

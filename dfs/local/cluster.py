@@ -17,6 +17,7 @@ Layout under ``data_dir``::
 
 Every node is started with ``--ready-file`` and start-up polls for it with a deadline
 (dfs.local.processes). ``base_port=0`` gives every node a free port chosen by the OS.
+Every directory here is 0700 and every file 0600 (dfs.fsutil), whatever the umask.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from dfs import auth, errors
 from dfs.config import Address, ClusterConfig
+from dfs.fsutil import private_dir
 from dfs.local import detached
 from dfs.local.detached import expected_nodes, running_pids, stop_detached
 from dfs.local.processes import START_DEADLINE, Node, free_port, pid_alive, tail, wait_for
@@ -122,7 +124,8 @@ class LocalCluster:
                 "--trash-hours", repr(c.trash_seconds / 3600)]
 
     def start(self) -> LocalCluster:
-        os.makedirs(self.log_dir, exist_ok=True)
+        private_dir(self.data_dir)  # every node's data, logs and credentials are below it
+        private_dir(self.log_dir)
         saved = detached.saved_ports(self.data_dir)
         c = self.config
         common = self._master_options()

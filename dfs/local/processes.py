@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from dfs import errors
+from dfs.fsutil import open_private, private_dir
 from dfs.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -99,7 +100,8 @@ class Node:
             pass
         argv = [sys.executable, "-m", "dfs.cli", *self.args, "--data", self.data_dir,
                 "--port", str(self.port), "--ready-file", self.ready_file]
-        with open(self.log_path, "ab") as log:
+        private_dir(self.data_dir)  # before the node: it may run under any umask
+        with open_private(self.log_path, "ab") as log:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
                                             start_new_session=detach)
@@ -113,9 +115,12 @@ class Node:
                                          + tail(self.log_path))
             try:
                 with open(self.ready_file) as f:
-                    return int(f.read().strip() or 0)
+                    port = int(f.read().strip() or 0)
             except (FileNotFoundError, ValueError):
                 return 0
+            if port:
+                os.unlink(self.ready_file)  # read once: not left beside the private logs
+            return port
         self.port = wait_for(ready, deadline, f"{self.name} to listen")
         return self.port
 

@@ -83,14 +83,20 @@ class Init(Entry):
 
 @dataclass(frozen=True)
 class AddUser(Entry):
+    """``uid``: decided by the rules (Namespace.next_uid); None in journals written before
+    users had ids, and for those ``apply`` takes the next one (replay order decides)."""
+
     op: ClassVar[str] = "adduser"
     name: str
     admin: bool
     stored_key: str  # dfs.auth.stored_form of the key: the key itself is never kept
+    uid: int | None = None
 
 
 @dataclass(frozen=True)
 class Revoke(Entry):
+    """The user's key is dead and the name is reserved for good (Namespace.revoked)."""
+
     op: ClassVar[str] = "revoke"
     name: str
 

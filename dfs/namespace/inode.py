@@ -78,9 +78,13 @@ class TrashItem:
 
 @dataclass
 class User:
+    """``uid``: never reused (Namespace.next_uid), so a session can tell the user it logged
+    in as from a later one of the same name."""
+
     name: str
     stored_key: str  # sha256 of the key, hex (dfs.auth.stored_form)
     admin: bool = False
+    uid: int = 0
 
 
 def as_path(path: object) -> str:

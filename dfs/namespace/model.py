@@ -18,6 +18,11 @@ Invariants (checked by tests/t1_namespace.py):
   (same ino: inode numbers are never reused, so a restore cannot clash), its owner, the
   path it had and when it was deleted and expires. Its chunks stay referenced
   (``live_chunk_ids``) until a ``purge`` entry drops it; ``restore`` puts it back.
+- Users: a user's ``uid`` is never reused (``next_uid`` only grows, like inode numbers). A
+  revoked name stays in ``revoked`` for good: the rules refuse to create it again, so
+  nobody inherits a revoked user's files or revives their sessions. Snapshots written
+  before uids existed get them at load, in name order (the same on every load); the
+  journal's older adduser entries take the next one in replay order.
 
 Access: the owner (and admins) may do anything; other users get the "other" permission
 bits of the mode. Listing a directory shows another user's entries only if their mode
@@ -73,6 +78,8 @@ class Namespace:
     def __init__(self) -> None:
         self.inodes: dict[int, Inode] = {}
         self.users: dict[str, User] = {}
+        self.next_uid = 1
+        self.revoked: set[str] = set()  # names of revoked users: never registered again
         self.next_ino = ROOT_INO + 1
         self.next_chunk_id = 1
         self.chunk_size = 0
@@ -84,6 +91,9 @@ class Namespace:
         # request id -> inode it created (0): retried requests are answered, not redone
         self.recent: dict[str, int] = {}
         self.trash: dict[str, TrashItem] = {}  # str(ino) -> deleted files kept for a while
+        # ino -> {directory ino: names of it there}: derived from the children (never saved),
+        # so "which directories hold this inode" costs a lookup, not a walk of the tree
+        self.parents: dict[int, dict[int, int]] = {}
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -102,8 +112,10 @@ class Namespace:
             "chunk_size": self.chunk_size,
             "next_ino": self.next_ino,
             "next_chunk_id": self.next_chunk_id,
-            "users": {u.name: {"stored_key": u.stored_key, "admin": u.admin}
+            "users": {u.name: {"stored_key": u.stored_key, "admin": u.admin, "uid": u.uid}
                       for u in self.users.values()},
+            "next_uid": self.next_uid,
+            "revoked": sorted(self.revoked),
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
             "voters": self.voters,
             "recent": self.recent,
@@ -118,8 +130,7 @@ class Namespace:
         ns.chunk_size = data["chunk_size"]
         ns.next_ino = data["next_ino"]
         ns.next_chunk_id = data["next_chunk_id"]
-        ns.users = {name: User(name, u["stored_key"], u["admin"])
-                    for name, u in data["users"].items()}
+        ns._load_users(data)
         ns.pending = {cid: (owner, exp) for cid, owner, exp in data["pending"]}
         ns.voters = data.get("voters", {})
         ns.recent = data.get("recent", {})
@@ -128,7 +139,20 @@ class Namespace:
             inode = Inode.from_json(item)
             inode.children = {k: int(v) for k, v in inode.children.items()}
             ns.inodes[inode.ino] = inode
+        for directory in ns.inodes.values():
+            for child in directory.children.values():
+                ns._add_parent(child, directory.ino)
         return ns
+
+    def _load_users(self, data: Json) -> None:
+        users = data["users"]
+        self.users = {name: User(name, u["stored_key"], u["admin"], u.get("uid", 0))
+                      for name, u in users.items()}
+        self.next_uid = max([data.get("next_uid", 1), *(u.uid + 1 for u in self.users.values())])
+        for name in sorted(n for n, u in users.items() if "uid" not in u):  # older snapshot
+            self.users[name].uid = self.next_uid
+            self.next_uid += 1
+        self.revoked = set(data.get("revoked", ()))
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -189,6 +213,16 @@ class Namespace:
         if inode.owner != user and not self.is_admin(user):
             raise errors.NotPermitted(f"{path}: only the owner may do that")
 
+    def reachable(self, user: str, ino: int) -> bool:
+        """Is ``ino`` named in a directory that ``user`` reaches from the root through
+        directories it may search? O(depth): directories have one parent each."""
+        for directory in self.parents.get(ino, {}):
+            while self.allowed(user, self.inodes[directory], X):
+                if directory == ROOT_INO:
+                    return True
+                directory = next(iter(self.parents[directory]))
+        return ino == ROOT_INO
+
     def visible(self, user: str, inode: Inode) -> bool:
         return inode.owner == user or self.is_admin(user) or (inode.mode & 0o7) != 0
 
@@ -237,9 +271,13 @@ class Namespace:
             case Init():
                 self.initialise(e.chunk_size, e.time_ns)
             case AddUser():
-                self.users[e.name] = User(e.name, e.stored_key, e.admin)
+                uid = self.next_uid if e.uid is None else e.uid
+                self.users[e.name] = User(e.name, e.stored_key, e.admin, uid)
+                self.next_uid = max(self.next_uid, uid + 1)
+                self.revoked.discard(e.name)  # only older journals re-add a revoked name
             case Revoke():
                 self.users.pop(e.name, None)
+                self.revoked.add(e.name)
             case Voter():
                 self.voters[e.worker_id] = [e.host, e.port]
             case Mkdir():
@@ -278,6 +316,17 @@ class Namespace:
                 raise TypeError(f"not a journal entry: {e!r}")
         return []
 
+    def _add_parent(self, ino: int, parent: int) -> None:
+        held = self.parents.setdefault(ino, {})
+        held[parent] = held.get(parent, 0) + 1
+
+    def _drop_parent(self, ino: int, parent: int) -> None:
+        held = self.parents.get(ino, {})
+        if held.get(parent, 0) > 1:
+            held[parent] -= 1
+        else:
+            held.pop(parent, None)
+
     def _new_inode(self, e: Mkdir | Create | Symlink | Put, kind: str,
                    **extra: Any) -> tuple[Inode, Inode]:
         t = e.time_ns
@@ -286,6 +335,7 @@ class Namespace:
         self.next_ino = max(self.next_ino, inode.ino + 1)
         parent = self.inodes[e.parent]
         parent.children[e.name] = inode.ino
+        self._add_parent(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = t
         return inode, parent
 
@@ -293,6 +343,7 @@ class Namespace:
         parent = self.inodes[e.parent]
         inode = self.inodes[e.ino]
         parent.children[e.name] = inode.ino
+        self._add_parent(inode.ino, parent.ino)
         inode.nlink += 1
         parent.mtime_ns = parent.ctime_ns = inode.ctime_ns = e.time_ns
 
@@ -306,11 +357,13 @@ class Namespace:
         if inode.nlink > 0:
             return []
         del self.inodes[inode.ino]
+        self.parents.pop(inode.ino, None)
         return [c.chunk_id for c in inode.chunks]
 
     def _unlink(self, e: Unlink) -> list[int]:
         parent = self.inodes[e.parent]
         inode = self.inodes[parent.children.pop(e.name)]
+        self._drop_parent(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = e.time_ns
         if inode.kind == "d":
             parent.nlink -= 1
@@ -319,6 +372,7 @@ class Namespace:
             inode.nlink = 0
             inode.ctime_ns = e.time_ns
             del self.inodes[inode.ino]
+            self.parents.pop(inode.ino, None)
             self.trash[str(inode.ino)] = TrashItem(inode.owner, trash.path, trash.deleted_at,
                                                    trash.expires, inode)
             return []
@@ -333,6 +387,7 @@ class Namespace:
         self.inodes[inode.ino] = inode
         parent = self.inodes[e.parent]
         parent.children[e.name] = inode.ino
+        self._add_parent(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = e.time_ns
 
     def _purge(self, e: Purge) -> list[int]:
@@ -349,6 +404,7 @@ class Namespace:
         src_parent = self.inodes[e.src_parent]
         dst_parent = self.inodes[e.dst_parent]
         ino = src_parent.children.pop(e.src_name)
+        self._drop_parent(ino, src_parent.ino)
         moved = self.inodes[ino]
         freed: list[int] = []
         replaced = dst_parent.children.get(e.dst_name)
@@ -356,7 +412,10 @@ class Namespace:
             old = self.inodes[replaced]
             if old.kind == "d":
                 dst_parent.nlink -= 1
+            self._drop_parent(replaced, dst_parent.ino)
             freed = self._drop_link(old, t)
+        if replaced != ino:  # moving a name onto another name of the same inode adds none
+            self._add_parent(ino, dst_parent.ino)
         dst_parent.children[e.dst_name] = ino
         if moved.kind == "d" and src_parent is not dst_parent:
             src_parent.nlink -= 1

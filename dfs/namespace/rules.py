@@ -162,16 +162,19 @@ def _is_below(parts: list[str], ancestor_parts: list[str]) -> bool:
     return len(parts) > len(ancestor_parts) and parts[:len(ancestor_parts)] == ancestor_parts
 
 
-def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename:
+def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename | None:
     """Atomic; replaces ``dst`` as POSIX rename does: a file by a file, an empty directory
-    by a directory; never a directory into itself."""
+    by a directory; never a directory into itself. None: nothing to do (``src`` and ``dst``
+    name the same inode: POSIX leaves both names)."""
     src_parent, src_name, moved = _removable(ns, user, src)
     dst_parent, dst_name = ns.resolve_parent(dst, user)
     ns.require(user, dst_parent, W | X, dst)
     if moved.kind == "d" and _is_below(split_path(dst), split_path(src)):
         raise errors.InvalidArgument(f"cannot move {src} inside itself")
     target = ns.lookup(dst_parent, dst_name)
-    if target is not None and target.ino != moved.ino:
+    if target is not None and target.ino == moved.ino:
+        return None
+    if target is not None:
         ns.check_removable(user, dst_parent, target, dst)
         if target.kind == "d" and moved.kind != "d":
             raise errors.IsADirectory(f"{dst} is a directory")

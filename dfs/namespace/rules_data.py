@@ -68,9 +68,12 @@ def check_chunks(ns: Namespace, user: str, inode: Inode | None, refs: Sequence[C
 
 def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: int,
            time_ns: int) -> SetChunks:
-    """File ``ino``'s content becomes exactly ``refs``; ``time_ns`` its new mtime."""
+    """File ``ino``'s content becomes exactly ``refs``; ``time_ns`` its new mtime. By inode
+    (an open file may have been renamed), so the path rule is checked here: the file must be
+    named in a directory the caller can reach. An inode the caller cannot reach gets the same
+    answer as one that does not exist: the answer tells nothing about other users' files."""
     inode = ns.inodes.get(ino)
-    if inode is None:
+    if inode is None or not ns.reachable(user, ino):
         raise errors.FileNotFound("the file was deleted while open")
     if inode.kind != "f":
         raise errors.InvalidArgument("not a regular file")

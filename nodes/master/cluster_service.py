@@ -6,17 +6,27 @@ file-system methods on top."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from typing import cast
 
 from dfs import auth, errors, wire
 from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
-from nodes.master.placement import ChunkKinds, Command
+from nodes.master.placement import Command
 from nodes.master.session import Session
 from nodes.master.voter import Answer
 from nodes.rpcserver import boundary, expect
 
 log = logging.getLogger(__name__)
+
+
+def _chunk_list(value: object, name: str) -> list[tuple[int, str]]:
+    """((chunk id, kind), ...) as a worker reports them, each pair checked."""
+    pairs = []
+    for item in expect(value, tuple, name):
+        pair = expect(item, tuple, name)
+        if len(pair) != 2:
+            raise errors.InvalidArgument(f"{name} must hold (chunk id, kind) pairs")
+        pairs.append((expect(pair[0], int, "chunk id"), expect(pair[1], str, "kind")))
+    return pairs
 
 
 class ClusterEndpoints(Session):
@@ -40,13 +50,12 @@ class ClusterEndpoints(Session):
     def exposed_worker_register(self, host: object, port: object, free: object, used: object,
                                 inventory: object) -> tuple[int, int]:
         worker_id = self._worker()
-        inventory = expect(inventory, tuple, "inventory")
+        chunks = _chunk_list(inventory, "inventory")
         host = expect(host, str, "host")
         port = expect(port, int, "port")
+        free, used = expect(free, int, "free"), expect(used, int, "used")
         with self.state.lock:
-            # the numbers and chunk list as the worker sent them (they were never checked)
-            self.state.workers.register(worker_id, host, port, cast(int, free), cast(int, used),
-                                        cast(Collection[tuple[int, str]], inventory),
+            self.state.workers.register(worker_id, host, port, free, used, chunks,
                                         self.state.clock())
             if self.state.serving():
                 self.state.admit_workers()
@@ -56,17 +65,19 @@ class ClusterEndpoints(Session):
     def exposed_worker_heartbeat(self, free: object, used: object, load: object, added: object,
                                  removed: object,
                                  bad: object = ()) -> tuple[Command, ...] | None:
-        """``bad``: ((chunk id, kind), ...) the worker's scrubber found corrupt."""
+        """``bad``: ((chunk id, kind), ...) the worker found corrupt itself (its scrubber,
+        or a check asked for after a client's report): only these take a copy out."""
         worker_id = self._worker()
-        bad = expect(bad, tuple, "bad chunks")
+        corrupt = _chunk_list(bad, "bad chunks")
+        gained, lost = _chunk_list(added, "added"), _chunk_list(removed, "removed")
+        free, used = expect(free, int, "free"), expect(used, int, "used")
+        load = expect(load, int, "load")
         with self.state.lock:
-            if bad and self.state.serving():  # the leader acts; the worker reports again
-                for chunk_id, _kind in bad:
+            if corrupt and self.state.serving():  # the leader acts; the worker reports again
+                for chunk_id, _kind in corrupt:
                     self.state.workers.drop_corrupt(chunk_id, worker_id)
-            # the numbers and chunk lists as the worker sent them (they were never checked)
-            commands = self.state.workers.heartbeat(
-                worker_id, cast(int, free), cast(int, used), cast(int, load),
-                cast(ChunkKinds, added), cast(ChunkKinds, removed), self.state.clock())
+            commands = self.state.workers.heartbeat(worker_id, free, used, load, gained, lost,
+                                                    self.state.clock())
             if commands is None:
                 return None  # unknown here: register again
             return tuple(commands) if self.state.serving() else ()

@@ -1,7 +1,12 @@
 """The master's file-data endpoints: allocate chunk ids and place their replicas, commit or
 put a file's chunk list, hand a reader the layout, and take reports of bad replicas. The
 rules (who may write, which chunks a commit may name) are in dfs/namespace/rules_data.py;
-placement and chunk locations are the master's own (nodes/master/placement.py)."""
+placement and chunk locations are the master's own (nodes/master/placement.py).
+
+``commit`` names its file by inode (an open file may have been renamed meanwhile), so it
+first asks ``reachable``: an inode this user cannot reach through directories it may
+search is answered exactly as one that does not exist (no probing of inode numbers, no
+writing a file one could not open by its path)."""
 
 from __future__ import annotations
 
@@ -73,10 +78,11 @@ class DataEndpoints(Session):
         ino = expect(ino, int, "inode")
         chunks = _parse_written(written)
         size = expect(size, int, "size")
+        mtime_ns = expect(mtime_ns, (int, type(None)), "mtime_ns")
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            time_ns = mtime_ns if type(mtime_ns) is int else self.state.wall_ns()
+            time_ns = self.state.wall_ns() if mtime_ns is None else mtime_ns
             entry = rules_data.commit(ns, user, ino, [w.ref for w in chunks], size, time_ns)
             self.state.commit(entry)
             under = self._record_locations(chunks)
@@ -119,8 +125,10 @@ class DataEndpoints(Session):
 
     @boundary
     def exposed_report_bad(self, chunk_id: object, worker_id: object) -> None:
-        self._me()
+        """A client read a copy that failed its checksum: only a hint, the worker checks
+        it again (WorkerTable.suspect); no copy is dropped on a client's word."""
         chunk_id = expect(chunk_id, int, "chunk id")
         worker_id = expect(worker_id, str, "worker id")
+        self._me()
         with self.state.lock:
-            self.state.workers.report_bad(chunk_id, worker_id)
+            self.state.workers.suspect(chunk_id, worker_id, self.state.clock())

@@ -15,7 +15,8 @@ from dfs.namespace.model import Namespace
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect
 
-Decide = Callable[[Namespace, str, int], Entry]  # (namespace, user, now in ns) -> entry
+# (namespace, user, now in ns) -> the entry, or None when there is nothing to change
+Decide = Callable[[Namespace, str, int], Entry | None]
 
 
 class FsEndpoints(Session):
@@ -31,7 +32,10 @@ class FsEndpoints(Session):
             if done is not None:
                 ino = done.ino
             else:
-                entry = rules.with_request(decide(ns, user, self.state.wall_ns()), request)
+                decided = decide(ns, user, self.state.wall_ns())
+                if decided is None:
+                    return None
+                entry = rules.with_request(decided, request)
                 self.state.commit(entry)
                 ino = named_ino(entry)
             return wire.stat_to_wire(ns.inodes[ino].stat()) if made else None

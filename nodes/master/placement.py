@@ -5,8 +5,15 @@ tests can step the clock by hand. Locations are hints rebuilt from worker report
 every master start; they are never persisted.
 
 Commands for a worker are queued here and handed out in the reply to its next heartbeat:
-``("delete", chunk_id, kind)`` and
-``("replicate", chunk_id, kind, source_host, source_port, source_kind, read_token)``.
+``("delete", chunk_id, kind)``, ``("verify", chunk_id, kind)``, ``("quarantine", chunk_id,
+kind)`` and ``("replicate", chunk_id, kind, source_host, source_port, source_kind,
+read_token)``.
+
+Corrupt copies: a client's report (``suspect``) is only a hint, on anyone's word: it
+asks that worker to re-check the copy (``verify``), at most ``VERIFIES_PER_WORKER`` at a
+time. Only a failure the worker finds itself (that check, its scrubber, an fsck scan)
+counts (``drop_corrupt``): the copy stops being served and the worker moves it aside
+(``quarantine``, never deleted) so repair copies a good one; the last copy is kept.
 
 Placement spreads chunks by fill: the share of a worker's space in use once the chunks
 placed on it since its last report are stored (``Worker.projected_fill``). The reported
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 PRIMARY, BACKUP = "chunks", "backups"
 REPAIRS_PER_WORKER = 8
 REPAIR_DEADLINE = 60.0
+VERIFIES_PER_WORKER = 8  # client reports a worker re-checks at once: a flood costs no more
+VERIFY_DEADLINE = 60.0  # a chunk reported again within this is not checked again
 
 Command = tuple[str | int, ...]  # ("delete", ...) or ("replicate", ...): see above
 ChunkKinds = Iterable[tuple[int, str]]  # ((chunk id, kind), ...) as workers report them
@@ -51,6 +60,7 @@ class Worker:
     commands: list[Command] = field(default_factory=list)
     assigned: int = 0  # chunks placed here since its last report (not in used/free yet)
     repairs: int = 0  # replications in flight towards this worker
+    verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
 
     def fill(self) -> float:
         """Share of its space in use, as last reported."""
@@ -111,27 +121,40 @@ class WorkerTable:
         commands, worker.commands = worker.commands, []
         return commands
 
-    def report_bad(self, chunk_id: int, worker_id: str) -> None:
-        """A replica failed its checksum: stop serving it and have it replaced."""
+    def suspect(self, chunk_id: int, worker_id: str, now: float) -> bool:
+        """A client says this replica failed its checksum. Only a hint: ask the worker to
+        re-check it (a failure it confirms comes back as ``bad`` in its heartbeat, see
+        drop_corrupt). -> True if a check was asked."""
         worker = self.workers.get(worker_id)
-        if worker is None or chunk_id not in worker.chunks:
-            return
-        kind = worker.chunks[chunk_id]
-        log.error("chunk %d on worker %s is corrupt: dropping that replica", chunk_id, worker_id)
-        self._remove(chunk_id, worker)
-        worker.commands.append(("delete", chunk_id, kind))
+        if worker is None or not worker.alive or chunk_id not in worker.chunks:
+            return False
+        for cid, until in list(worker.verifying.items()):
+            if until < now:
+                del worker.verifying[cid]
+        if chunk_id in worker.verifying or len(worker.verifying) >= VERIFIES_PER_WORKER:
+            return False
+        worker.verifying[chunk_id] = now + VERIFY_DEADLINE
+        worker.commands.append(("verify", chunk_id, worker.chunks[chunk_id]))
+        log.info("chunk %d on worker %s reported corrupt by a client: asking it to check",
+                 chunk_id, worker_id)
+        return True
 
     def drop_corrupt(self, chunk_id: int, worker_id: str) -> bool:
-        """A worker's own check found its replica corrupt: drop it and let repair copy a
-        good one, unless it is the last copy (kept: a partly readable chunk beats none).
-        -> True if dropped."""
-        others = [r for r in self.replicas(chunk_id) if r.worker_id != worker_id]
-        if not others:
-            if chunk_id in self.locations:
-                log.error("chunk %d: the only copy (on %s) is corrupt; keeping it", chunk_id,
-                          worker_id)
+        """The worker's own check found its replica corrupt: stop serving it and have the
+        worker quarantine it (moved aside, not deleted), so repair copies a good one.
+        Never the last copy: a partly readable chunk beats none. -> True if dropped."""
+        worker = self.workers.get(worker_id)
+        if worker is None or chunk_id not in worker.chunks:
             return False
-        self.report_bad(chunk_id, worker_id)
+        if not [r for r in self.replicas(chunk_id) if r.worker_id != worker_id]:
+            log.error("chunk %d: the only copy (on %s) is corrupt; keeping it", chunk_id,
+                      worker_id)
+            return False
+        kind = worker.chunks[chunk_id]
+        log.error("chunk %d on worker %s is corrupt: dropping that replica (quarantined there)",
+                  chunk_id, worker_id)
+        self._remove(chunk_id, worker)
+        worker.commands.append(("quarantine", chunk_id, kind))
         return True
 
     def forget_location(self, chunk_id: int, worker_id: str) -> int:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import rpyc
 
 from dfs import errors
-from nodes.rpcserver import expect, peer_host
+from dfs.namespace import rules_users
+from nodes.rpcserver import PlainConnection, expect, peer_host
 
 if TYPE_CHECKING:
     from nodes.master.state import MasterState
@@ -21,10 +22,13 @@ if TYPE_CHECKING:
 class Session(rpyc.Service):
     """One per connection: who logged in on it, and the checks every method starts with."""
 
+    _protocol = PlainConnection  # no client object ever reaches a method (nodes/rpcserver.py)
+
     def __init__(self, state: MasterState) -> None:
         super().__init__()
         self.state = state
         self.user: str | None = None
+        self.uid = 0  # the user's stable id at login: a later user of the same name is not us
         self.worker_id: str | None = None
         self.nonce: bytes | None = None
         self.peer = ""
@@ -36,8 +40,7 @@ class Session(rpyc.Service):
         if self.user is None:
             raise errors.AuthenticationFailed("log in first")
         with self.state.lock:
-            if self.user not in self.state.ns.users:
-                raise errors.AuthenticationFailed(f"key for {self.user} was revoked")
+            rules_users.session_user(self.state.ns, self.user, self.uid)
         return self.user
 
     def _worker(self) -> str:

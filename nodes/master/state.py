@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dfs import auth, errors
 from dfs.config import Address, MasterConfig
+from dfs.fsutil import open_private, private_dir
 from dfs.journal import Journal
 from dfs.namespace import entries, rules_data, rules_trash
 from dfs.namespace.entries import Entry, Record
@@ -35,6 +36,7 @@ from dfs.namespace.model import ROOT_OWNER, Namespace
 from nodes.master.election import LEADER, Electorate, Leadership
 from nodes.master.fsck import Fsck
 from nodes.master.links import Link, PeerLink
+from nodes.master.login_limits import LoginLimits
 from nodes.master.placement import WorkerTable
 from nodes.master.replication import Replicator, Standby
 from nodes.master.voter import Voter
@@ -59,7 +61,8 @@ class MasterState:
         self.wall_ns: Callable[[], int] = (
             time.time_ns if wall is time.time else lambda: int(wall() * 1_000_000_000))
         self.lock = threading.RLock()
-        os.makedirs(config.metadata_dir, exist_ok=True)
+        private_dir(config.data_dir)
+        private_dir(config.metadata_dir)
         self.join_token = config.join_token or self._load_or_create_join_token()
         self.chunk_secret = auth.chunk_secret(self.join_token)
         self.voter_secret = auth.voter_secret(self.join_token)
@@ -83,6 +86,7 @@ class MasterState:
         self.replicator = Replicator(peer, self.peer_id, self.leadership, self.lock, clock,
                                      lambda: self.ns.to_json())
         self.standby = Standby(self.voter, self.leadership, self)
+        self.login_limits = LoginLimits.from_config(config, clock)
         self.fsck = Fsck(self.lock, self.require_serving, self.workers, lambda: self.ns,
                          self.voter_secret)
         self.started = clock()
@@ -96,9 +100,8 @@ class MasterState:
                 return f.read().strip()
         except FileNotFoundError:
             token = secrets.token_hex(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(token + "\n")
+            with open_private(path, "xb") as f:
+                f.write(token.encode("ascii") + b"\n")
             return token
 
     @property

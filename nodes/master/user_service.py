@@ -1,7 +1,8 @@
 """The master's endpoints for logging in and for users: hello/login (the HMAC handshake),
 register and the original design's ``Auth_Host``, and the admin's user management. The
-rules (name format, who may register, no revoking yourself) are in
-dfs/namespace/rules_users.py."""
+rules (name format, who may register, revoked names stay reserved, no revoking yourself)
+are in dfs/namespace/rules_users.py; failed logins are limited by
+nodes/master/login_limits.py."""
 
 from __future__ import annotations
 
@@ -28,15 +29,23 @@ class UserEndpoints(Session):
                       proof: object) -> tuple[str, bool]:
         name, client_nonce, proof, nonce = self._login_arguments(name, client_nonce, proof,
                                                                  "user name")
+        limits = self.state.login_limits
+        limits.check(self.peer, name)  # locked: refused before the key is looked at
         with self.state.lock:
             self.state.require_serving()
             user = self.state.ns.users.get(name)
             if user is None or not auth.check_proof(user.stored_key, name, nonce,
                                                     client_nonce, proof):
-                log.warning("failed login for %r from %s", name, self.peer)
-                raise errors.AuthenticationFailed("unknown user or wrong key")
-            self.user = name
-            return name, user.admin
+                user = None
+            else:
+                self.user, self.uid = name, user.uid
+        if user is None:
+            line = limits.failed(self.peer, name)
+            if line:
+                log.warning("%s", line)
+            raise errors.AuthenticationFailed("unknown user or wrong key")
+        limits.succeeded(name)
+        return name, user.admin
 
     @boundary
     def exposed_register(self, name: object, token: object) -> str:

@@ -1,5 +1,6 @@
 """One worker's identity and what it does for the master: check chunk tokens, carry out
-the commands heartbeats bring back (delete a replica, copy one from another worker).
+the commands heartbeats bring back (delete a replica, copy one from another worker,
+re-check one a client reported corrupt, quarantine one found corrupt here).
 
 ``DATA/worker-id`` holds this worker's stable name, created at the first start. The
 secrets are derived from the cluster's join token (dfs.auth). Commands run on the
@@ -17,6 +18,7 @@ import uuid
 
 from dfs import auth, chunks, rpc
 from dfs.config import MIB, Address, WorkerConfig
+from dfs.fsutil import private_dir, write_atomic
 from nodes.master.voter import Voter
 from nodes.rpcserver import expect
 from nodes.worker.store import ChunkStore, Kind, as_kind
@@ -25,16 +27,18 @@ log = logging.getLogger(__name__)
 
 Command = tuple[object, ...]
 """What a heartbeat answer holds, decided by the master (nodes/master/placement.py):
-``("delete", chunk_id, kind)`` or
-``("replicate", chunk_id, kind, source_host, source_port, source_kind, read_token)``."""
+``("delete", chunk_id, kind)``, ``("verify", chunk_id, kind)``, ``("quarantine", chunk_id,
+kind)`` or ``("replicate", chunk_id, kind, source_host, source_port, source_kind,
+read_token)``."""
 
 REPLICATE_PIECE = MIB  # bytes asked per read call when copying a chunk from another worker
+QUARANTINE = "quarantine"  # DATA/quarantine/<id>.<kind>[.crc]: corrupt copies, kept
 
 
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.store = ChunkStore(config.data_dir, config.capacity)
+        self.store = ChunkStore(config.data_dir, config.capacity, config.upload_idle)
         self.worker_id = self._load_or_create_id()
         self.secret = auth.chunk_secret(config.join_token)
         self.voter_secret = auth.voter_secret(config.join_token)
@@ -50,8 +54,7 @@ class Worker:
                 return f.read().strip()
         except FileNotFoundError:
             worker_id = "w-" + uuid.uuid4().hex[:10]
-            with open(path, "w", encoding="ascii") as f:
-                f.write(worker_id + "\n")
+            write_atomic(path, worker_id.encode("ascii") + b"\n")
             return worker_id
 
     def check_token(self, token: object, op: str, chunk_id: int) -> None:
@@ -78,11 +81,40 @@ class Worker:
         log.info("replicated chunk %d from %s:%d (%s) as %s", chunk_id, host, port,
                  source_kind, kind)
 
+    def verify(self, chunk_id: int, kind: Kind) -> None:
+        """A client reported this copy corrupt: check it here. Only a failure found here
+        is reported to the metadata servers (as the scrubber reports, in the heartbeat)."""
+        if self.store.verify(chunk_id, kind) is False:
+            log.error("verify: chunk %d (%s) fails its checksum: reporting it", chunk_id, kind)
+            self.store.report_bad(chunk_id, kind)
+        else:
+            log.info("verify: chunk %d (%s) checked after a client's report: not corrupt here",
+                     chunk_id, kind)
+
+    def quarantine(self, chunk_id: int, kind: Kind) -> None:
+        """Move a corrupt copy out of the store without deleting its bytes (the master asks
+        only once another copy is served): hard links into DATA/quarantine first, then the
+        store forgets the copy as it does for a delete."""
+        source = self.store.path(chunk_id, kind)
+        target = os.path.join(private_dir(os.path.join(self.config.data_dir, QUARANTINE)),
+                              f"{chunk_id}.{kind}")
+        for suffix in (".crc", ""):  # the data file last, as the store writes them
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target + suffix)
+            try:
+                os.link(source + suffix, target + suffix)
+            except FileNotFoundError:
+                return  # gone meanwhile: nothing to keep
+        self.store.delete(chunk_id, kind)
+        log.info("quarantined corrupt chunk %d (%s) as %s", chunk_id, kind, target)
+
     def execute(self, command: Command) -> None:
         """Run one master command; a failure is logged (the master asks again if needed)."""
         try:
-            if command[0] == "delete":
-                self.store.delete(expect(command[1], int, "chunk id"), as_kind(command[2]))
+            if command[0] in ("delete", "verify", "quarantine"):
+                action = {"delete": self.store.delete, "verify": self.verify,
+                          "quarantine": self.quarantine}[str(command[0])]
+                action(expect(command[1], int, "chunk id"), as_kind(command[2]))
             elif command[0] == "replicate":
                 _op, chunk_id, kind, host, port, source_kind, token = command
                 self.replicate(expect(chunk_id, int, "chunk id"), as_kind(kind),

@@ -15,13 +15,15 @@ import rpyc
 
 from dfs import auth, errors
 from nodes.master.links import serve_voter_call
-from nodes.rpcserver import boundary, expect
+from nodes.rpcserver import PlainConnection, boundary, expect
 from nodes.worker.node import Worker
 from nodes.worker.store import MAX_PIECE, as_kind
 
 
 class WorkerService(rpyc.Service):
     """Data calls from clients and other workers; each needs a chunk token."""
+
+    _protocol = PlainConnection  # no client object ever reaches a method (nodes/rpcserver.py)
 
     def __init__(self, worker: Worker) -> None:
         super().__init__()

@@ -6,6 +6,9 @@ On disk (all created when missing)::
     DATA/backups/<id>      backup copies           DATA/backups/<id>.crc
     DATA/tmp/              uploads in progress (cleared at start)
 
+Every directory is 0700 and every file 0600 (dfs.fsutil), whatever the umask: chunk data
+is its owners' alone, even against other local users.
+
 A chunk is complete when its data file exists: the ``.crc`` file is renamed into place
 first, the data file last, both after an fsync. Every read checks the CRC32C of each
 64 KiB block it touches; a mismatch raises ChunkCorrupt and no byte of it leaves.
@@ -13,6 +16,9 @@ first, the data file last, both after an fsync. Every read checks the CRC32C of 
 Thread safety: any thread may call any method. ``ChunkStore.lock`` guards the staging
 table, the counters (``used``, ``busy``) and the report feeds; file I/O runs outside it,
 and two uploads of the same chunk cannot interleave (a new one at offset 0 aborts the old).
+A partial upload that gets no piece for ``upload_idle`` seconds is dropped (its descriptor
+closed, its temp file removed) by the ``upload-expiry`` Task, started with the first upload:
+an abandoned upload must not hold a descriptor forever.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from dfs import chunks, errors
-from dfs.config import BLOCK_SIZE, MIB
-from dfs.fsutil import fsync_dir
+from dfs.config import BLOCK_SIZE, MIB, WorkerConfig, default
+from dfs.fsutil import fsync_dir, open_private, private_dir
+from nodes.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +79,14 @@ class _Feed:
 class Upload:
     """A chunk being received: appended in order, checksummed as it arrives."""
 
-    def __init__(self, path: str, total: int) -> None:
+    def __init__(self, path: str, total: int, now: float) -> None:
         self.path = path
         self.total = total
         self.written = 0
         self.crc = 0
         self.block_crcs: list[int] = []
-        self.file = open(path, "wb")
+        self.touched = now  # when the last piece came (ChunkStore.lock)
+        self.file = open_private(path)
 
     def add(self, data: bytes) -> None:
         if self.written + len(data) > self.total:
@@ -106,18 +115,25 @@ class Upload:
 class ChunkStore:
     """The chunk files of one worker and what it has not told the master yet."""
 
-    def __init__(self, data_dir: str, capacity: int) -> None:
-        """``capacity``: bytes this store may use; 0 means the free space of its disk."""
+    def __init__(self, data_dir: str, capacity: int,
+                 upload_idle: float = default(WorkerConfig, "upload_idle"),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``capacity``: bytes this store may use; 0 means the free space of its disk.
+        ``upload_idle``: seconds a partial upload may wait for its next piece."""
         self.data_dir = data_dir
         self.capacity = capacity
+        self.upload_idle = upload_idle
+        self.clock = clock
         self.lock = threading.Lock()
         self.dirs: dict[Kind, str] = {kind: os.path.join(data_dir, kind) for kind in KINDS}
         self.tmp_dir = os.path.join(data_dir, "tmp")
-        for path in (*self.dirs.values(), self.tmp_dir):
-            os.makedirs(path, exist_ok=True)
+        for path in (data_dir, *self.dirs.values(), self.tmp_dir):
+            private_dir(path)
         shutil.rmtree(self.tmp_dir)
-        os.makedirs(self.tmp_dir)
+        private_dir(self.tmp_dir)
         self.staging: dict[ChunkKey, Upload] = {}
+        self.expiry = Task("upload-expiry", self.expire_uploads, max(0.1, upload_idle / 2))
+        self._expiry_started = False
         self.used = 0
         self.feeds: dict[str, _Feed] = {}  # reporter name -> what it has not been told
         self.busy = 0  # data calls in progress (the load reported in heartbeats)
@@ -180,10 +196,15 @@ class ChunkStore:
                     upload.abort()
                 if self.capacity and self.used + total > self.capacity:
                     raise errors.NoSpace(f"worker is full ({self.used} of {self.capacity} bytes)")
-                upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total)
+                upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total,
+                                self.clock())
                 self.staging[key] = upload
+                if not self._expiry_started:
+                    self._expiry_started = True
+                    self.expiry.start()
             elif upload is None or upload.written != offset:
                 raise errors.InvalidArgument(f"chunk {chunk_id}: piece at unexpected offset")
+            upload.touched = self.clock()  # a piece in progress is never idle
         try:
             upload.add(data)
             if upload.written < total:
@@ -201,6 +222,30 @@ class ChunkStore:
             self._drop_upload(key, upload)
             raise
 
+    def expire_uploads(self) -> int:
+        """Drop the partial uploads that got no piece for ``upload_idle`` seconds (their
+        client gave up or went away). -> how many."""
+        now = self.clock()
+        with self.lock:
+            idle = [(key, upload) for key, upload in self.staging.items()
+                    if now - upload.touched > self.upload_idle]
+            for key, _upload in idle:
+                del self.staging[key]
+        for _key, upload in idle:
+            upload.abort()
+        if idle:
+            log.info("dropped %d partial upload(s) idle for over %.0f s", len(idle),
+                     self.upload_idle)
+        return len(idle)
+
+    def close(self) -> None:
+        """Stop the expiry task and drop every partial upload."""
+        self.expiry.stop()
+        with self.lock:
+            staged, self.staging = list(self.staging.values()), {}
+        for upload in staged:
+            upload.abort()
+
     def _drop_upload(self, key: ChunkKey, upload: Upload) -> None:
         with self.lock:
             if self.staging.get(key) is upload:
@@ -213,7 +258,7 @@ class ChunkStore:
         upload.close()
         final = self.path(chunk_id, kind)
         crc_tmp = upload.path + ".crc"
-        with open(crc_tmp, "wb") as f:
+        with open_private(crc_tmp) as f:
             f.write(array.array("I", upload.block_crcs).tobytes())
             f.flush()
             os.fsync(f.fileno())
