@@ -90,7 +90,7 @@ class User:
 def as_path(path: object) -> str:
     """A path argument as it came over the wire: it must be a string (checked again, with
     everything else, when it is split)."""
-    if not isinstance(path, str):
+    if type(path) is not str:  # exact: a str subclass could answer split() as it likes
         raise errors.InvalidPath("path must be a string")
     return path
 

@@ -192,7 +192,8 @@ class MasterState:
         self.commit(entries.Init(chunk_size=self.config.chunk_size,
                                  time_ns=self.wall_ns()))
         self.commit(entries.AddUser(name=ROOT_OWNER, admin=True,
-                                    stored_key=auth.stored_form(admin_key)))
+                                    stored_key=auth.stored_form(admin_key),
+                                    uid=self.ns.next_uid))
         masters = [self.address] + ([self.config.peer] if self.config.peer else [])
         auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
                              ROOT_OWNER, admin_key)

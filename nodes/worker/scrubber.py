@@ -3,8 +3,8 @@
 Each pass re-reads every complete chunk file at no more than ``rate`` bytes per second
 and verifies each 64 KiB block against its stored CRC32C. A replica that fails is logged
 and queued in ``ChunkStore.report_bad``; the next heartbeat carries it to the metadata
-servers, and the leader drops that replica and re-replicates a good copy (the usual repair
-path), without any client having to read it first. A pass starts at most every
+servers, and the leader quarantines that replica and re-replicates a good copy (the usual
+repair path), without any client having to read it first. A pass starts at most every
 ``min_pass`` seconds, so a small store is not re-read in a tight loop.
 
 Threads: one Task named ``scrubber``, owned by the worker. It only reads files and takes
