@@ -242,13 +242,27 @@ class WorkerLinks:
             return self.pools.setdefault(address, _Pool())
 
     def call(self, replica: Replica, name: str, *args: Any) -> Any:
-        """One call on a worker; transport failures become WorkerUnavailable."""
+        """One call on a worker; transport failures become WorkerUnavailable. A pooled
+        connection that fails in transport is retried once on a fresh one: workers close
+        connections left idle (nodes/server_limits.py), and a worker that is really gone
+        refuses the fresh connection at once."""
         address = (replica.host, replica.port)
         pool = self._pool(address)
+        pooled = pool.take()
+        if pooled is not None:
+            try:
+                return self._call_on(pool, pooled, replica, name, args)
+            except errors.WorkerUnavailable:
+                pass  # most likely closed by the worker while idle: once more, afresh
         try:
-            conn = pool.take() or rpc.connect(*address, timeout=self.timeout)
+            conn = rpc.connect(*address, timeout=self.timeout)
         except errors.Unavailable as exc:
             raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
+        return self._call_on(pool, conn, replica, name, args)
+
+    @staticmethod
+    def _call_on(pool: _Pool, conn: rpyc.Connection, replica: Replica, name: str,
+                 args: tuple[Any, ...]) -> Any:
         try:
             result = rpc.call(conn, name, *args)
         except errors.DfsError as exc:

@@ -48,6 +48,7 @@ class Link:
                 if self.conn is None or self.conn.closed:
                     self.conn = rpc.connect(*self.address, timeout=self.timeout,
                                             connect_timeout=min(self.timeout, 2.0))
+                    self._introduce(self.conn)
                 self.conn._config["sync_request_timeout"] = timeout or self.timeout
                 return rpc.call(self.conn, remote, *args)
             except errors.DfsError:
@@ -56,6 +57,9 @@ class Link:
                 self.close_locked()
                 raise errors.Unavailable(f"{self.address[0]}:{self.address[1]}: {exc!r}") \
                     from None
+
+    def _introduce(self, conn: rpyc.Connection) -> None:
+        """A fresh connection's first call (lock held). Voter calls are small: none needed."""
 
     def _voter(self, method: str, *args: object) -> Answer:
         stamp, mac = auth.sign_voter_call(self.secret, method, args)
@@ -96,6 +100,13 @@ class PeerLink(Link):
         stamp, mac = auth.sign_voter_call(self.secret, method, args)
         answer, value = _pair(self._call(method, (*args, stamp, mac), timeout))
         return expect(answer, str, "answer"), expect(value, int, "sequence number or epoch")
+
+    def _introduce(self, conn: rpyc.Connection) -> None:
+        """A signed ping first: the other server accepts only small frames from a connection
+        that has not proved itself yet (nodes/server_limits.py), and a snapshot is big."""
+        stamp, mac = auth.sign_voter_call(self.secret, "peer_ping", ())
+        conn._config["sync_request_timeout"] = VOTER_TIMEOUT
+        rpc.call(conn, "peer_ping", stamp, mac)
 
     def ping(self) -> PeerAnswer:
         """Is the other server there and answering? -> ("ok", its last entry)."""

@@ -11,6 +11,7 @@ from dfs.config import MasterConfig
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
 from nodes.rpcserver import make_server
+from nodes.server_limits import master_limits
 from nodes.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
     """Run a master in this process until interrupted. ``ready(port)`` once listening."""
     config.validate()
     state = MasterState(config)
-    server = make_server(classpartial(MasterService, state), config.host, config.port)
+    server = make_server(classpartial(MasterService, state), config.host, config.port,
+                         limits=master_limits(config))
     state.address = (config.host, server.port)
     loops = [Task("master-tick", state.tick, config.tick_interval),
              Task("master-elect", state.elect, config.lease / 6),  # several tries per lease

@@ -15,6 +15,7 @@ from rpyc.utils.helpers import classpartial
 from dfs.config import WorkerConfig
 from dfs.retry import RetryPolicy
 from nodes.rpcserver import make_server
+from nodes.server_limits import worker_limits
 from nodes.worker.node import Worker
 from nodes.worker.reporter import Reporter
 from nodes.worker.scrubber import Scrubber
@@ -37,7 +38,8 @@ def run(config: WorkerConfig, ready: Callable[[int], object] | None = None) -> N
     """Serve until interrupted; ``ready(port)`` is called once the server is bound."""
     config.validate()
     worker = Worker(config)
-    server = make_server(classpartial(WorkerService, worker), config.host, config.port)
+    server = make_server(classpartial(WorkerService, worker), config.host, config.port,
+                         limits=worker_limits(config))
     worker.address = (config.host, server.port)
     reporters = [Reporter(worker, address, RECONNECT, MASTER_CALL_TIMEOUT, COMMAND_THREADS)
                  for address in config.masters]
