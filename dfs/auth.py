@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Sequence
 
+from dfs import tls
 from dfs.config import Address, format_addresses, parse_addresses
 from dfs.errors import AuthenticationFailed, InvalidArgument, StaleToken
 from dfs.fsutil import create_dirs, open_private
@@ -113,15 +114,17 @@ def verify_chunk_token(secret: bytes, token: object, op: str, chunk_id: int, min
 
 # --- auth.txt ------------------------------------------------------------------------
 
-def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str) -> None:
-    """Write auth.txt with mode 0600 (created that way, whatever the umask)."""
+def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str,
+                    ca: str = "") -> None:
+    """Write auth.txt with mode 0600 (created that way, whatever the umask). ``ca``: the
+    cluster CA's fingerprint when the cluster uses TLS (dfs.tls), pinned by every client."""
     create_dirs(os.path.dirname(os.path.abspath(path)))
     text = (
         "# DFS credentials: keep this file private.\n"
         f"masters = {format_addresses(masters)}\n"
         f"user = {user}\n"
         f"key = {key}\n"
-    )
+    ) + (f"ca = {ca}\n" if ca else "")
     tmp = f"{path}.tmp{os.getpid()}"
     with open_private(tmp) as f:
         f.write(text.encode("utf-8"))
@@ -131,7 +134,23 @@ def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str) 
 
 
 def read_auth_file(path: str) -> tuple[tuple[Address, ...], str, str]:
-    """-> (masters, user, key). A missing or malformed file is a clear error."""
+    """-> (masters, user, key). A missing or malformed file is a clear error. The file's CA
+    pin becomes this process's TLS trust (none, in a file without it: plain TCP)."""
+    values = _auth_values(path)
+    missing = [k for k in ("masters", "user", "key") if not values.get(k)]
+    if missing:
+        raise InvalidArgument(f"auth file {path} lacks {', '.join(missing)}")
+    pin = values.get("ca", "")
+    tls.use(tls.Trust(pin=pin) if pin else None)
+    return parse_addresses(values["masters"]), values["user"], values["key"]
+
+
+def read_auth_pin(path: str) -> str:
+    """The CA fingerprint pinned in auth file ``path``; "" when the cluster has no TLS."""
+    return _auth_values(path).get("ca", "")
+
+
+def _auth_values(path: str) -> dict[str, str]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -149,10 +168,7 @@ def read_auth_file(path: str) -> tuple[tuple[Address, ...], str, str]:
         if not sep:
             raise InvalidArgument(f"malformed line in auth file {path}: {line!r}")
         values[name.strip()] = value.strip()
-    missing = [k for k in ("masters", "user", "key") if not values.get(k)]
-    if missing:
-        raise InvalidArgument(f"auth file {path} lacks {', '.join(missing)}")
-    return parse_addresses(values["masters"]), values["user"], values["key"]
+    return values
 
 
 # --- calls between metadata servers and voters -------------------------------------------
@@ -164,22 +180,32 @@ def voter_secret(join_token: str) -> bytes:
     return hmac.new(join_token.encode(), b"dfs voters v1", "sha256").digest()
 
 
-def _voter_body(method: str, args: object, stamp: float) -> bytes:
-    return f"{method}|{args!r}|{stamp:.6f}".encode()
+def _voter_body(method: str, args: object, stamp: float, nonce: str) -> bytes:
+    return f"{method}|{args!r}|{stamp:.6f}|{nonce}".encode()
 
 
 def sign_voter_call(secret: bytes, method: str, args: object,
                     now: float | None = None) -> tuple[float, str]:
-    """-> (stamp, mac) proving a metadata server (it knows the join token) sent this call."""
+    """-> (stamp, "nonce:mac") proving a metadata server (it knows the join token) sent this
+    call. The random nonce is signed too: the receiver accepts each one once
+    (nodes/replay.py), so a captured call cannot be played again within the window."""
     stamp = now if now is not None else time.time()
-    return stamp, hmac.new(secret, _voter_body(method, args, stamp), "sha256").hexdigest()
+    nonce = secrets.token_hex(NONCE_BYTES)
+    mac = hmac.new(secret, _voter_body(method, args, stamp, nonce), "sha256").hexdigest()
+    return stamp, f"{nonce}:{mac}"
 
 
 def verify_voter_call(secret: bytes, method: str, args: object, stamp: object, mac: object,
-                      now: float | None = None) -> None:
+                      now: float | None = None) -> tuple[float, str]:
+    """Check the window and the signature of a call from sign_voter_call. -> (stamp, nonce);
+    the caller must still check the nonce is new (nodes.replay.check_signed_call does both)."""
     now = now if now is not None else time.time()
-    if not isinstance(stamp, float) or abs(now - stamp) > VOTER_WINDOW:
+    if not isinstance(stamp, float) or not abs(now - stamp) <= VOTER_WINDOW:  # NaN too
         raise AuthenticationFailed("voter call too old or from a clock far off")
-    expected = hmac.new(secret, _voter_body(method, args, stamp), "sha256").hexdigest()
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+    nonce, _, signature = mac.partition(":") if isinstance(mac, str) else ("", "", "")
+    if len(nonce) != 2 * NONCE_BYTES:
+        raise AuthenticationFailed("voter call without a nonce")
+    expected = hmac.new(secret, _voter_body(method, args, stamp, nonce), "sha256").hexdigest()
+    if not hmac.compare_digest(signature.encode(), expected.encode()):  # any str: no TypeError
         raise AuthenticationFailed("voter call not signed with the cluster's secret")
+    return stamp, nonce

@@ -104,6 +104,9 @@ class MasterConfig:
     """Seconds a voter's lease lasts; a failover takes about one lease."""
     join_token: str = ""
     """The cluster's join token; empty: read (or create) DATA/join-token."""
+    tls: bool | None = None
+    """TLS on this server's port and its connections (dfs.tls); None: on unless it
+    listens on loopback only ($DFS_TLS=1/0 forces it)."""
     trash_seconds: float = 24 * 3600.0
     """How long a deleted file stays in its owner's trash before its chunks are freed;
     0 frees them at once (no trash)."""
@@ -150,6 +153,8 @@ class WorkerConfig:
     join_token: str
     host: str = "127.0.0.1"
     port: int = DEFAULT_WORKER_BASE_PORT
+    tls: bool | None = default(MasterConfig, "tls")
+    """As the masters' (MasterConfig.tls)."""
     capacity: int = 0
     """Bytes this worker may use; 0 means the free space of its disk."""
     scrub_bytes_per_second: int = 4 * MIB
@@ -235,6 +240,8 @@ class ClusterConfig:
     """How long deleted files stay in the trash (the masters' --trash-hours)."""
     scrub_bytes_per_second: int = default(WorkerConfig, "scrub_bytes_per_second")
     """The workers' scrub rate (--scrub-rate, bytes per second)."""
+    tls: bool | None = None
+    """TLS on every node (True/False), or None: off, as every node listens on loopback."""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> ClusterConfig:

@@ -13,14 +13,14 @@ import ctypes
 import ctypes.util
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import rpyc
 from rpyc.core import consts
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 
-from dfs import auth, errors
+from dfs import auth, errors, tls
 
 IO_CHUNK = 4 * 1024 * 1024
 
@@ -65,12 +65,17 @@ def set_nodelay(sock: socket.socket) -> None:
         pass  # not TCP (e.g. a unix socket): nothing to tune
 
 
-def connect(host: str, port: int, timeout: float = 30.0,
-            connect_timeout: float = 5.0) -> rpyc.Connection:
-    """An rpyc connection with nodelay and no compression; raises Unavailable on failure."""
+def connect(host: str, port: int, timeout: float = 30.0, connect_timeout: float = 5.0,
+            trust: tls.Trust | None | Literal["process"] = "process") -> rpyc.Connection:
+    """An rpyc connection with nodelay and no compression; raises Unavailable on failure.
+    ``trust``: TLS, the server checked that way (dfs.tls); None: plain TCP; by default
+    what this process uses (``tls.trust()``: a node's cluster CA, or auth.txt's pin)."""
+    trust = tls.trust() if trust == "process" else trust
     try:
         stream = SocketStream.connect(host, port, timeout=connect_timeout, nodelay=True,
                                       keepalive=True, attempts=1)
+        if isinstance(trust, tls.Trust):
+            stream.sock = tls.wrap(stream.sock, trust, connect_timeout)
         stream.sock.settimeout(None)
         config = dict(CLIENT_CONFIG, sync_request_timeout=timeout)
         return rpyc.utils.factory.connect_channel(Channel(stream, compress=False), config=config)

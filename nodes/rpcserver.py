@@ -1,7 +1,8 @@
 """What every node's rpyc server shares: the tuned server, and one boundary for errors.
 
 ``make_server()`` builds a ThreadedServer (one thread per connection) with TCP_NODELAY set
-on each accepted socket and compression off (dfs.rpc.tune). ``@boundary`` wraps each
+on each accepted socket, TLS when the node serves with it (dfs.tls), and compression off
+(dfs.rpc.tune). ``@boundary`` wraps each
 exposed method: DfsErrors go to the caller as they are (their class survives the trip),
 anything else is logged once here with its traceback and reaches the caller as a plain
 DfsError, never as a remote KeyError. ``expect()`` checks one argument's exact type there.
@@ -19,14 +20,16 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 import rpyc
 from rpyc.core import consts
+from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from dfs import errors, rpc
+from dfs import errors, rpc, tls
 from nodes.server_limits import GuardedServer, ServerLimits
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,23 @@ SERVER_CONFIG: dict[str, object] = {
 }
 
 
-def _nodelay_authenticator(sock: socket.socket) -> tuple[socket.socket, None]:
-    rpc.set_nodelay(sock)
-    return sock, None
+def _authenticator(handshake_timeout: float) -> Callable[[socket.socket],
+                                                          tuple[socket.socket, None]]:
+    """TCP_NODELAY on each accepted socket, and the TLS handshake when this node serves
+    with TLS (dfs.tls.activate): a peer that does not speak it is closed right here."""
+    def authenticate(sock: socket.socket) -> tuple[socket.socket, None]:
+        rpc.set_nodelay(sock)
+        context = tls.serving()
+        if context is None:
+            return sock, None
+        sock.settimeout(handshake_timeout)  # the reaper cannot reach a socket being wrapped
+        try:
+            wrapped = context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            raise AuthenticationError(f"TLS handshake failed: {exc}") from None
+        wrapped.settimeout(None)
+        return wrapped, None
+    return authenticate
 
 
 def make_server(service: object, host: str, port: int,
@@ -57,9 +74,11 @@ def make_server(service: object, host: str, port: int,
     a node passes ``master_limits(config)`` or ``worker_limits(config)``)."""
     quiet = logging.getLogger("dfs.rpyc-server")
     quiet.setLevel(logging.WARNING)
+    limits = limits or ServerLimits()
     return GuardedServer(service, hostname=host, port=port, reuse_addr=True,
-                         protocol_config=SERVER_CONFIG, authenticator=_nodelay_authenticator,
-                         logger=quiet, limits=limits or ServerLimits())
+                         protocol_config=SERVER_CONFIG,
+                         authenticator=_authenticator(limits.login_timeout),
+                         logger=quiet, limits=limits)
 
 
 def peer_host(conn: Any) -> str:

@@ -415,6 +415,7 @@ class GuardedServer(ThreadedServer):
                     self.throttle.log(logging.INFO, "handshake", "a connection from %s "
                                       "failed its handshake", tracked.peer)
                     return
+            tracked.sock = served  # a TLS socket took over the descriptor: close that one
             self._serve(served, credentials, tracked)
         except (OSError, EOFError):
             pass  # the peer went away, or its frame was refused (logged): nothing more
@@ -423,6 +424,7 @@ class GuardedServer(ThreadedServer):
         finally:
             self._forget(sock)
             tracked.close()
+            tracked.sock.close()
             sock.close()
 
     def _serve(self, sock: socket.socket, credentials: object, tracked: Tracked) -> None:

@@ -26,7 +26,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any
 
-from dfs import auth, errors
+from dfs import auth, errors, tls
 from dfs.config import Address, ClusterConfig
 from dfs.fsutil import private_dir
 from dfs.local import detached
@@ -65,6 +65,8 @@ class LocalCluster:
         self.env = dict(os.environ, **config.extra_env)
         self.env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [SOURCE_ROOT, self.env.get("PYTHONPATH", "")]))
+        if config.tls is not None:
+            self.env[tls.ENV] = "1" if config.tls else "0"
 
     # --- addresses and files -------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class LocalCluster:
         try:
             master.start(self.env, self.detach)
             master.wait_ready()  # it writes the join token the others need
+            self.trust_cluster()
             if self.shadow is not None:
                 self.shadow.start(self.env, self.detach)
                 self.shadow.wait_ready()
@@ -161,6 +164,16 @@ class LocalCluster:
             self.stop()
             raise
         return self
+
+    @property
+    def tls_pin(self) -> str:
+        """The cluster CA's fingerprint (auth files pin it); "" when the cluster has no TLS."""
+        return tls.pin_of(self.master_dir) if self.config.tls else ""
+
+    def trust_cluster(self) -> None:
+        """This process's connections check the cluster's CA (or use plain TCP)."""
+        pin = self.tls_pin
+        tls.use(tls.Trust(pin=pin) if pin else None)
 
     def _worker_node(self, index: int, saved_port: int | None = None) -> Node:
         port = saved_port or self._port(WORKER_OFFSET + index)
@@ -211,10 +224,12 @@ class LocalCluster:
     def leader(self) -> Node | None:
         """The metadata node that currently leads (asks each one), or None."""
         from dfs import rpc
+        pin = self.tls_pin
+        trust = tls.Trust(pin=pin) if pin else None
         for node in self.metadata_nodes:
             try:
                 conn = rpc.connect(LOOPBACK, node.port, timeout=PROBE_TIMEOUT,
-                                   connect_timeout=PROBE_CONNECT_TIMEOUT)
+                                   connect_timeout=PROBE_CONNECT_TIMEOUT, trust=trust)
             except errors.Unavailable:
                 continue
             try:
@@ -241,9 +256,10 @@ class LocalCluster:
     def register(self, name: str, auth_file: str | None = None) -> str:
         """Register user ``name`` and write its auth file; -> the file's path."""
         from dfs.client import register
+        self.trust_cluster()
         key = register(self.masters, name)
         path = auth_file or os.path.join(self.data_dir, f"auth-{name}.txt")
-        auth.write_auth_file(path, self.masters, name, key)
+        auth.write_auth_file(path, self.masters, name, key, ca=self.tls_pin)
         return path
 
     def client(self, name: str = "tester", **options: Any) -> DfsClient:

@@ -1,7 +1,8 @@
 """rpyc links from a metadata server to its voters and to the other metadata server.
 
 Every call is signed with the voter secret (derived from the join token) so only a
-metadata server of this cluster can ask for leases, votes, stale marks or replication.
+metadata server of this cluster can ask for leases, votes, stale marks or replication, and
+carries a fresh nonce so a captured call cannot be played again (nodes/replay.py).
 A link keeps one connection and reconnects after a failure; calls are bounded by a short
 timeout so a paused (SIGSTOP) peer costs one timeout, never a hang. Any transport failure
 becomes dfs.errors.Unavailable. One thread at a time per link (a lock around the call).
@@ -20,6 +21,7 @@ import rpyc
 
 from dfs import auth, errors, rpc
 from nodes.master.voter import Answer, Voter
+from nodes.replay import check_signed_call
 from nodes.rpcserver import expect
 
 # Not (yet) MasterConfig fields: the lengths of one network call between the servers.
@@ -134,7 +136,7 @@ def serve_voter_call(secret: bytes, voter: Voter, method: object, args: object, 
                      mac: object) -> Answer:
     """The receiving side of a voter call: check the signature, then run the method on
     ``voter``. Used by both workers and metadata servers."""
-    auth.verify_voter_call(secret, str(method), args, stamp, mac)
+    check_signed_call(secret, str(method), args, stamp, mac)
     if not isinstance(args, tuple):
         raise errors.InvalidArgument("voter call arguments must be a tuple")
     if method not in VOTER_METHODS:
@@ -146,5 +148,5 @@ def serve_voter_call(secret: bytes, voter: Voter, method: object, args: object, 
 def verify_peer_call(secret: bytes, method: str, args: tuple[object, ...], stamp: object,
                      mac: object) -> None:
     """The receiving side of a peer call: only the other metadata server of this cluster
-    may replicate to us (raises AuthenticationFailed)."""
-    auth.verify_voter_call(secret, method, args, stamp, mac)
+    may replicate to us, each call once (raises AuthenticationFailed)."""
+    check_signed_call(secret, method, args, stamp, mac)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dfs import auth, errors
+from dfs import auth, errors, tls
 from dfs.config import Address, MasterConfig
 from dfs.fsutil import open_private, private_dir
 from dfs.journal import Journal
@@ -66,6 +66,7 @@ class MasterState:
         self.join_token = config.join_token or self._load_or_create_join_token()
         self.chunk_secret = auth.chunk_secret(self.join_token)
         self.voter_secret = auth.voter_secret(self.join_token)
+        self.tls_pin = self._start_tls()
         self.journal = Journal(config.metadata_dir)
         self.ns = self.journal.load()
         chunk_size = self.ns.chunk_size or config.chunk_size
@@ -103,6 +104,23 @@ class MasterState:
             with open_private(path, "xb") as f:
                 f.write(token.encode("ascii") + b"\n")
             return token
+
+    def _start_tls(self) -> str:
+        """TLS (dfs.tls): the master creates the cluster CA at its first start; the other
+        metadata server takes the cluster certificate from it, as workers do (waiting for
+        it at a first start). -> the CA's fingerprint, "" without TLS."""
+        if not tls.enabled(self.config.tls, self.config.host):
+            return ""
+        data_dir, peer = self.config.data_dir, self.config.peer
+        if self.config.role == ROLES[0] or peer is None or os.path.exists(
+                os.path.join(data_dir, tls.CA_CERT)):
+            identity = tls.master_identity(data_dir, self.join_token)
+        else:
+            log.info("TLS: fetching the cluster certificate from %s:%d", *peer)
+            identity = tls.join_identity(data_dir, self.join_token, [peer])
+        tls.activate(identity)
+        log.info("TLS on, cluster CA %s", identity.pin)
+        return identity.pin
 
     @property
     def epoch(self) -> int:
@@ -196,7 +214,7 @@ class MasterState:
                                     uid=self.ns.next_uid))
         masters = [self.address] + ([self.config.peer] if self.config.peer else [])
         auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
-                             ROOT_OWNER, admin_key)
+                             ROOT_OWNER, admin_key, ca=self.tls_pin)
         log.info("cluster initialised (chunk size %d); admin credentials in %s",
                  self.config.chunk_size, ADMIN_AUTH_FILE)
 

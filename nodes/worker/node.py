@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 
-from dfs import auth, chunks, rpc
+from dfs import auth, chunks, rpc, tls
 from dfs.config import MIB, Address, WorkerConfig
 from dfs.fsutil import private_dir, write_atomic
 from nodes.master.voter import Voter
@@ -42,6 +42,10 @@ class Worker:
         self.worker_id = self._load_or_create_id()
         self.secret = auth.chunk_secret(config.join_token)
         self.voter_secret = auth.voter_secret(config.join_token)
+        if tls.enabled(config.tls, config.host):
+            # the cluster certificate from a master (kept for restarts): dfs.tls says why
+            # that is safe; until then this worker does not listen
+            tls.activate(tls.join_identity(config.data_dir, config.join_token, config.masters))
         self.voter = Voter(os.path.join(config.data_dir, "voter.json"), time.monotonic,
                            config.lease)
         self.address: Address = (config.host, config.port)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import rpyc
 
-from dfs import auth, errors
+from dfs import errors
 from nodes.master.links import serve_voter_call
+from nodes.replay import check_signed_call
 from nodes.rpcserver import PlainConnection, boundary, expect
 from nodes.worker.node import Worker
 from nodes.worker.store import MAX_PIECE, as_kind
@@ -58,7 +59,7 @@ class WorkerService(rpyc.Service):
     def exposed_fsck_scan(self, stamp: object, mac: object) -> tuple[tuple[int, str, bool], ...]:
         """A metadata server (signed with the voter secret) asks for every chunk here, each
         re-read and checked: -> ((chunk id, kind, checksums good), ...)."""
-        auth.verify_voter_call(self.worker.voter_secret, "fsck_scan", (), stamp, mac)
+        check_signed_call(self.worker.voter_secret, "fsck_scan", (), stamp, mac)
         store = self.worker.store
         found = []
         for chunk_id, kind in sorted(store.inventory()):
