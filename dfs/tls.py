@@ -176,11 +176,12 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate,
 
 
 def _write_identity(data_dir: str, join_token: str, leaf: x509.Certificate) -> Identity:
+    """Check ``leaf`` is for this join token's node key, then keep it with the key."""
+    pin = check(leaf.public_bytes(serialization.Encoding.DER), node_trust(join_token))
     cert_file, key_file = os.path.join(data_dir, NODE_CERT), os.path.join(data_dir, NODE_KEY)
     write_atomic(key_file, _key_pem(node_key(join_token)))
     write_atomic(cert_file, leaf.public_bytes(serialization.Encoding.PEM))
-    return Identity(cert_file, key_file, check(leaf.public_bytes(serialization.Encoding.DER),
-                                               node_trust(join_token)))
+    return Identity(cert_file, key_file, pin)
 
 
 def node_trust(join_token: str) -> Trust:

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from conftest import cluster_config
-from helpers import sha256
+from helpers import run_dfs, sha256
 
 from dfs import auth, errors, rpc, tls
 from dfs.config import MIB
@@ -79,13 +79,21 @@ def test_put_get_ls_work_over_tls(tls_cluster):
     assert auth.read_auth_pin(path) == tls_cluster.tls_pin
     data = os.urandom(3 * MIB + 17)
     with tls_cluster.client("alice") as client:
-        client.put_bytes("big", data)
-        assert sha256(client.get_bytes("big")) == sha256(data)
-        assert "big" in [entry.name for entry in client.ls("")]
+        client.put_bytes("/big", data)
+        assert sha256(client.read_bytes("/big")) == sha256(data)
+        assert "big" in [entry.name for entry in client.listdir("/")]
     for directory in (tls_cluster.master_dir, tls_cluster.worker_dir(0)):
         for name in (tls.NODE_KEY, tls.NODE_CERT):
             assert os.stat(os.path.join(directory, name)).st_mode & 0o077 == 0
     assert not os.path.exists(os.path.join(tls_cluster.worker_dir(0), tls.CA_KEY))
+
+
+def test_status_says_tls_is_on(tls_cluster):
+    env = dict(os.environ, DFS_AUTH=tls_cluster.admin_auth_file)
+    assert auth.read_auth_pin(tls_cluster.admin_auth_file) == tls_cluster.tls_pin
+    status = run_dfs("status", env=env).stdout
+    assert f"TLS: on, cluster CA {tls_cluster.tls_pin}" in status.splitlines()
+    assert status.count("alive") == 3
 
 
 def test_plain_rpyc_is_refused_on_every_port(tls_cluster):
@@ -98,7 +106,7 @@ def test_plain_rpyc_is_refused_on_every_port(tls_cluster):
                 rpc.hard_close(conn)
     assert _alive(tls_cluster)
     with tls_cluster.client("alice") as client:
-        assert client.ls("") is not None
+        assert client.listdir("/") is not None
 
 
 def test_a_client_pinning_another_ca_is_refused(tls_cluster):
@@ -113,15 +121,15 @@ def test_a_client_pinning_another_ca_is_refused(tls_cluster):
     from dfs.client import DfsClient
     with pytest.raises(errors.AuthenticationFailed, match="pinned in auth.txt"):
         with DfsClient.from_auth_file(path, cache_dir="", failover_deadline=3.0) as client:
-            client.ls("")
+            client.listdir("/")
     tls_cluster.trust_cluster()
     assert _alive(tls_cluster)
 
 
-def test_chunk_bytes_are_not_clear_text_on_the_wire(tls_cluster, monkeypatch):
-    marker = os.urandom(32).hex().encode()
-    data = marker * (MIB // len(marker)) + os.urandom(1000)
-    relays = {node.port: Relay(node.port) for node in tls_cluster.workers}
+def _wire(cluster, monkeypatch, data):
+    """Put and get ``data`` with every client-worker connection through a Relay: -> what
+    the relays saw."""
+    relays = {node.port: Relay(node.port) for node in cluster.workers}
     real_connect = rpc.connect
 
     def through_relay(host, port, *args, **kwargs):
@@ -130,13 +138,66 @@ def test_chunk_bytes_are_not_clear_text_on_the_wire(tls_cluster, monkeypatch):
 
     monkeypatch.setattr(rpc, "connect", through_relay)
     try:
-        with tls_cluster.client("alice", cache_dir="") as client:
-            client.put_bytes("marked", data)
-            assert client.get_bytes("marked") == data
+        with cluster.client("alice", cache_dir="") as client:
+            client.put_bytes("/marked", data)
+            assert client.read_bytes("/marked") == data
     finally:
+        monkeypatch.undo()
         for relay in relays.values():
             relay.close()
     seen = b"".join(bytes(relay.seen) for relay in relays.values())
     assert len(seen) > 2 * len(data)  # the upload and the download both went through
+    return seen
+
+
+def _marked():
+    marker = os.urandom(32).hex().encode()
+    return marker, marker * (MIB // len(marker)) + os.urandom(1000)
+
+
+def test_chunk_bytes_are_not_clear_text_on_the_wire(tls_cluster, monkeypatch):
+    marker, data = _marked()
+    seen = _wire(tls_cluster, monkeypatch, data)
     assert marker not in seen
     assert marker[:16] not in seen
+
+
+def test_the_relay_sees_clear_text_without_tls(cluster, monkeypatch):
+    """The control: the same capture on a loopback cluster (TLS off) finds the marker."""
+    assert cluster.tls_pin == ""
+    env = dict(os.environ, DFS_AUTH=cluster.admin_auth_file)
+    assert "TLS: off" in run_dfs("status", env=env).stdout.splitlines()
+    marker, data = _marked()
+    assert marker in _wire(cluster, monkeypatch, data)
+
+
+def test_restarted_nodes_keep_their_certificates(tls_cluster):
+    """A restart reuses the CA and the kept cluster certificate: same pin, data readable."""
+    pin = tls_cluster.tls_pin
+    with tls_cluster.client("alice") as client:
+        client.put_bytes("/kept", b"still here" * 1000)
+    tls_cluster.restart(tls_cluster.workers[0])
+    tls_cluster.restart_master()
+    tls_cluster.wait_workers(len(tls_cluster.workers))
+    assert tls_cluster.tls_pin == pin
+    with tls_cluster.client("alice") as client:
+        assert client.read_bytes("/kept") == b"still here" * 1000
+    assert _alive(tls_cluster)
+
+
+def test_a_new_user_registers_with_the_pinned_ca_and_uses_the_cluster(tls_cluster, tmp_path):
+    """`dfs register --ca`, as the README tells a new user of a TLS cluster; without the pin
+    the registration cannot talk to a TLS master at all."""
+    master = f"127.0.0.1:{tls_cluster.master.port}"
+    env = dict(tls_cluster.env, DFS_TLS="")
+    new_auth = tmp_path / "newcomer.txt"
+    refused = run_dfs("register", "newcomer", "--master", master, "--auth", new_auth,
+                      env=env, check=False, timeout=120)
+    assert refused.returncode != 0 and not new_auth.exists()
+    run_dfs("register", "newcomer", "--master", master, "--auth", new_auth,
+            "--ca", tls_cluster.tls_pin, env=env, timeout=120)
+    assert auth.read_auth_pin(str(new_auth)) == tls_cluster.tls_pin
+    (tmp_path / "hello.txt").write_bytes(b"hello over TLS")
+    run_dfs("put", tmp_path / "hello.txt", "/newcomer-hello", "--auth", new_auth, env=env)
+    back = run_dfs("cat", "/newcomer-hello", "--auth", new_auth, env=env, text=False)
+    assert back.stdout == b"hello over TLS"

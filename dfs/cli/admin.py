@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from dfs import auth, paths
+from dfs import auth, paths, tls
 from dfs.cli.common import Subparsers, client_command, open_client
 from dfs.cli.nodes import read_token, token_options
 from dfs.cli.output import human, print_table
@@ -19,9 +19,12 @@ FSCK_LABELS = {"missing": "missing (no good copy left)", "under": "under-replica
 def cmd_register(args: argparse.Namespace) -> int:
     from dfs.client import register
     masters = parse_addresses(args.master)
+    pin = args.ca or ""
+    if pin:  # a TLS cluster: only a server with a certificate from that CA is believed
+        tls.use(tls.Trust(pin=pin))
     key = register(masters, args.name, read_token(args) or None)
     path = args.auth or paths.default_auth_file()
-    auth.write_auth_file(path, masters, args.name, key)
+    auth.write_auth_file(path, masters, args.name, key, ca=pin)
     print(f"registered {args.name}; key saved in {path} (mode 0600)")
     return 0
 
@@ -32,6 +35,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         total, free, chunk_size, files = dfs.statfs()
     print(f"leader: {st.leader} at {st.address}, epoch {st.epoch}; standby: {st.standby}")
     print(f"leases held from: {', '.join(st.lease_holders) or 'nobody (alone)'}")
+    trust = tls.trust()  # this client reached the cluster over TLS iff auth.txt pins a CA
+    print(f"TLS: on, cluster CA {trust.pin}" if trust else "TLS: off")
     print(f"{files} inodes, chunk size {human(chunk_size)}")
     print(f"capacity {human(total)}, free {human(free)} (after replication); "
           f"under-replicated chunks: {st.under_replicated}")
@@ -49,13 +54,15 @@ def cmd_users(args: argparse.Namespace) -> int:
                         ("user", "role"))
         elif args.action == "add":
             key = dfs.users_add(args.name, admin=args.admin)
+            trust = tls.trust()
+            pin = trust.pin if trust else ""
             if args.out:
-                auth.write_auth_file(args.out, dfs.config.masters, args.name, key)
+                auth.write_auth_file(args.out, dfs.config.masters, args.name, key, ca=pin)
                 print(f"added {args.name}; credentials written to {args.out}")
             else:
                 print(f"added {args.name}; give them this auth.txt (keep it private):")
                 print(f"masters = {','.join('%s:%d' % m for m in dfs.config.masters)}")
-                print(f"user = {args.name}\nkey = {key}")
+                print(f"user = {args.name}\nkey = {key}" + (f"\nca = {pin}" if pin else ""))
         else:
             dfs.users_revoke(args.name)
             print(f"revoked {args.name}")
@@ -94,6 +101,9 @@ def add_register(sub: Subparsers) -> None:
     p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_MASTER_PORT}")
     token_options(p, "the cluster's join token (none: open registration, local clusters)")
     p.add_argument("--auth", default=None, help="where to write the auth file")
+    p.add_argument("--ca", default=None, metavar="FINGERPRINT",
+                   help="a TLS cluster's CA fingerprint (sha256:..., `dfs status` shows it): "
+                        "pinned in the auth file")
     p.set_defaults(func=cmd_register)
 
 

@@ -122,7 +122,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     default_auth = paths.default_auth_file()
     if not os.path.exists(default_auth) or args.data is None:
         masters, name, key = auth.read_auth_file(cluster.auth_file)
-        auth.write_auth_file(default_auth, masters, name, key)
+        auth.write_auth_file(default_auth, masters, name, key,
+                             ca=auth.read_auth_pin(cluster.auth_file))
     servers = ", ".join(f"{n.name} on 127.0.0.1:{n.port}" for n in cluster.metadata_nodes)
     print(f"DFS is up: {servers}, {len(cluster.workers)} workers, data in {data}")
     print(f"you are '{user}'; credentials in {cluster.auth_file} (and {default_auth})")
