@@ -66,3 +66,21 @@ def tree_digest(root):
             path = os.path.join(folder, name)
             found[os.path.relpath(path, root)] = sha256_file(path)
     return found
+
+
+def cluster_tree(client):
+    """{path: (stat without atime and ctime, sha256 of a file's bytes or None)} of the whole
+    tree as ``client`` sees it: what an attack on the cluster must leave unchanged."""
+    tree = {}
+    pending = ["/"]
+    while pending:
+        directory = pending.pop()
+        for entry in client.listdir(directory):
+            path = directory.rstrip("/") + "/" + entry.name
+            st = entry.stat
+            digest = sha256(client.read_bytes(path)) if st.kind == "f" else None
+            tree[path] = (st.ino, st.kind, st.mode, st.owner, st.size, st.mtime_ns, st.nlink,
+                          digest)
+            if st.kind == "d":
+                pending.append(path)
+    return tree

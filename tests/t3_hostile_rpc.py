@@ -6,7 +6,8 @@ import inspect
 import os
 
 import pytest
-from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes, sha256
+from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes
+from helpers import cluster_tree
 from rpyc.core import consts
 
 from dfs import auth, errors, rpc
@@ -96,19 +97,8 @@ def _positions(service_class):
 
 def _snapshot(cluster):
     """{path: (stat without atime, sha256)} of the whole tree, and each node's liveness."""
-    tree = {}
     with cluster.admin_client() as admin:
-        stack = ["/"]
-        while stack:
-            path = stack.pop()
-            for entry in admin.listdir(path):
-                child = path.rstrip("/") + "/" + entry.name
-                st = entry.stat
-                digest = sha256(admin.read_bytes(child)) if st.kind == "f" else None
-                tree[child] = (st.ino, st.kind, st.mode, st.owner, st.size, st.mtime_ns,
-                               st.nlink, digest)
-                if st.kind == "d":
-                    stack.append(child)
+        tree = cluster_tree(admin)
         workers = tuple((w.worker_id, w.alive) for w in admin.status().workers)
     return tree, workers, tuple(node.process.poll() for node in _nodes(cluster))
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from conftest import cluster_config, random_bytes, sha256
-from helpers import run_dfs
+from helpers import cluster_tree, run_dfs
 
 from dfs import auth, errors, rpc, wire
 from dfs.client import register
@@ -38,20 +38,10 @@ def closed_cluster(tmp_path_factory):
 
 
 def _state(cluster):
-    """What an attack must not change: each file's (owner, mode, sha256), the users, and
-    which nodes run."""
-    files = {}
+    """What an attack must not change: the tree (stats and sha256), the users, and which
+    nodes run."""
     with cluster.admin_client() as admin:
-        pending = ["/"]
-        while pending:
-            directory = pending.pop()
-            for entry in admin.listdir(directory):
-                path = directory.rstrip("/") + "/" + entry.name
-                if entry.stat.kind == "d":
-                    pending.append(path)
-                else:
-                    files[path] = (entry.stat.owner, entry.stat.mode,
-                                   sha256(admin.read_bytes(path)))
+        files = cluster_tree(admin)
         users = admin.users_list()
     alive = [node.alive() for node in [*cluster.metadata_nodes, *cluster.workers]]
     return files, users, alive
@@ -98,7 +88,8 @@ def test_a_revoked_name_stays_reserved_and_its_sessions_stay_dead(cluster, tmp_p
             _raw_login(cluster, "alice", key).close()
         files, users, alive = _state(cluster)
         assert (files, alive) == before[0::2] and all(alive)
-        assert files["/alice-diary"] == ("alice", 0o600, sha256(data))
+        _ino, kind, mode, owner, _size, _mtime, _nlink, digest = files["/alice-diary"]
+        assert (kind, owner, mode, digest) == ("f", "alice", 0o600, sha256(data))
         assert users == sorted([*before[1], ("bob", False)])
         assert "alice" not in dict(users)
     finally:
