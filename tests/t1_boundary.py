@@ -217,7 +217,7 @@ def _ns():
         nxt[0] += 1
         ns.inodes[inode.ino] = inode
         ns.inodes[parent].children[name] = inode.ino
-        ns._add_parent(inode.ino, parent)  # what apply() keeps up to date
+        ns.parents.add(inode.ino, parent)  # what apply() keeps up to date
         return inode.ino
     return ns, add
 
@@ -237,5 +237,5 @@ def test_an_inode_is_reachable_only_through_searchable_directories():
         assert ns.reachable("alice", ino) and ns.reachable("admin", ino)
     assert not ns.reachable("alice", 999)  # no such inode: the same answer
     ns.inodes[public].children["link"] = hidden  # a hard link in a searchable directory
-    ns._add_parent(hidden, public)
+    ns.parents.add(hidden, public)
     assert ns.reachable("bob", hidden)

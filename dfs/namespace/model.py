@@ -69,6 +69,7 @@ from dfs.namespace.inode import (  # also imported from here: ROOT_INO, ROOT_OWN
     X,
     split_path,
 )
+from dfs.namespace.parents import ParentIndex
 from dfs.wire import ChunkRef, DirEntry
 
 RECENT_REQUESTS = 10000  # request ids remembered for answering retries after a failover
@@ -91,9 +92,7 @@ class Namespace:
         # request id -> inode it created (0): retried requests are answered, not redone
         self.recent: dict[str, int] = {}
         self.trash: dict[str, TrashItem] = {}  # str(ino) -> deleted files kept for a while
-        # ino -> {directory ino: names of it there}: derived from the children (never saved),
-        # so "which directories hold this inode" costs a lookup, not a walk of the tree
-        self.parents: dict[int, dict[int, int]] = {}
+        self.parents = ParentIndex()  # derived from the children, never saved
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -139,9 +138,7 @@ class Namespace:
             inode = Inode.from_json(item)
             inode.children = {k: int(v) for k, v in inode.children.items()}
             ns.inodes[inode.ino] = inode
-        for directory in ns.inodes.values():
-            for child in directory.children.values():
-                ns._add_parent(child, directory.ino)
+        ns.parents = ParentIndex.of((d.ino, d.children.values()) for d in ns.inodes.values())
         return ns
 
     def _load_users(self, data: Json) -> None:
@@ -316,17 +313,6 @@ class Namespace:
                 raise TypeError(f"not a journal entry: {e!r}")
         return []
 
-    def _add_parent(self, ino: int, parent: int) -> None:
-        held = self.parents.setdefault(ino, {})
-        held[parent] = held.get(parent, 0) + 1
-
-    def _drop_parent(self, ino: int, parent: int) -> None:
-        held = self.parents.get(ino, {})
-        if held.get(parent, 0) > 1:
-            held[parent] -= 1
-        else:
-            held.pop(parent, None)
-
     def _new_inode(self, e: Mkdir | Create | Symlink | Put, kind: str,
                    **extra: Any) -> tuple[Inode, Inode]:
         t = e.time_ns
@@ -335,7 +321,7 @@ class Namespace:
         self.next_ino = max(self.next_ino, inode.ino + 1)
         parent = self.inodes[e.parent]
         parent.children[e.name] = inode.ino
-        self._add_parent(inode.ino, parent.ino)
+        self.parents.add(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = t
         return inode, parent
 
@@ -343,7 +329,7 @@ class Namespace:
         parent = self.inodes[e.parent]
         inode = self.inodes[e.ino]
         parent.children[e.name] = inode.ino
-        self._add_parent(inode.ino, parent.ino)
+        self.parents.add(inode.ino, parent.ino)
         inode.nlink += 1
         parent.mtime_ns = parent.ctime_ns = inode.ctime_ns = e.time_ns
 
@@ -357,13 +343,13 @@ class Namespace:
         if inode.nlink > 0:
             return []
         del self.inodes[inode.ino]
-        self.parents.pop(inode.ino, None)
+        self.parents.forget(inode.ino)
         return [c.chunk_id for c in inode.chunks]
 
     def _unlink(self, e: Unlink) -> list[int]:
         parent = self.inodes[e.parent]
         inode = self.inodes[parent.children.pop(e.name)]
-        self._drop_parent(inode.ino, parent.ino)
+        self.parents.drop(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = e.time_ns
         if inode.kind == "d":
             parent.nlink -= 1
@@ -372,7 +358,7 @@ class Namespace:
             inode.nlink = 0
             inode.ctime_ns = e.time_ns
             del self.inodes[inode.ino]
-            self.parents.pop(inode.ino, None)
+            self.parents.forget(inode.ino)
             self.trash[str(inode.ino)] = TrashItem(inode.owner, trash.path, trash.deleted_at,
                                                    trash.expires, inode)
             return []
@@ -387,7 +373,7 @@ class Namespace:
         self.inodes[inode.ino] = inode
         parent = self.inodes[e.parent]
         parent.children[e.name] = inode.ino
-        self._add_parent(inode.ino, parent.ino)
+        self.parents.add(inode.ino, parent.ino)
         parent.mtime_ns = parent.ctime_ns = e.time_ns
 
     def _purge(self, e: Purge) -> list[int]:
@@ -404,7 +390,7 @@ class Namespace:
         src_parent = self.inodes[e.src_parent]
         dst_parent = self.inodes[e.dst_parent]
         ino = src_parent.children.pop(e.src_name)
-        self._drop_parent(ino, src_parent.ino)
+        self.parents.drop(ino, src_parent.ino)
         moved = self.inodes[ino]
         freed: list[int] = []
         replaced = dst_parent.children.get(e.dst_name)
@@ -412,10 +398,10 @@ class Namespace:
             old = self.inodes[replaced]
             if old.kind == "d":
                 dst_parent.nlink -= 1
-            self._drop_parent(replaced, dst_parent.ino)
+            self.parents.drop(replaced, dst_parent.ino)
             freed = self._drop_link(old, t)
         if replaced != ino:  # moving a name onto another name of the same inode adds none
-            self._add_parent(ino, dst_parent.ino)
+            self.parents.add(ino, dst_parent.ino)
         dst_parent.children[e.dst_name] = ino
         if moved.kind == "d" and src_parent is not dst_parent:
             src_parent.nlink -= 1
