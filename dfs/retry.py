@@ -20,6 +20,9 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 FIRST_DELAY = 0.05
 MAX_DELAY = 1.0
@@ -83,3 +86,16 @@ class Backoff:
     def reset(self) -> None:
         """A success: the next failure starts the schedule again."""
         self.delay = self.policy.first
+
+
+def poll(condition: Callable[[], T | None], deadline: float, interval: float) -> T | None:
+    """Call ``condition()`` every ``interval`` seconds until it returns something truthy
+    (returned), or ``deadline`` seconds pass (None). The one polling loop: readiness waits
+    of the local cluster and the mount's start and stop use it."""
+    backoff = RetryPolicy(deadline, first=interval, cap=interval).start()
+    while True:
+        result = condition()
+        if result:
+            return result
+        if not backoff.wait():
+            return None

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dfs import auth, errors, paths
 from dfs.client import DfsClient
 from dfs.config import ClientConfig, default
-from dfs.retry import RetryPolicy
+from dfs.retry import poll
 from mount import binding, records
 from mount.ops import DfsOperations
 
@@ -90,12 +90,8 @@ def pid_alive(pid: int | None) -> bool:
 def wait_until(condition: Callable[[], object], deadline: float,
                interval: float = 0.05) -> bool:
     """Poll ``condition`` every ``interval`` seconds for up to ``deadline`` seconds.
-    -> whether it came true. The one polling loop of the mount's lifecycle."""
-    backoff = RetryPolicy(deadline, first=interval, cap=interval).start()
-    while not condition():
-        if not backoff.wait():
-            return bool(condition())
-    return True
+    -> whether it came true (dfs.retry.poll)."""
+    return poll(condition, deadline, interval) is not None
 
 
 # --- the mount process ----------------------------------------------------------------------

@@ -25,10 +25,12 @@ def run_dfs(*args, env=None, check=True, timeout=180, stdin=subprocess.DEVNULL, 
 
 class SteppedClock:
     """A monotonic clock the test moves by hand: ``clock()`` reads it, ``clock.step(s)``
-    advances it. Pass it wherever a component takes an injected ``clock``."""
+    advances it. Pass it wherever a component takes an injected ``clock``; pass
+    ``clock.sleep`` as its ``sleep``: every sleep is recorded in ``sleeps`` and moves time."""
 
     def __init__(self, start=100.0):
         self.now = start
+        self.sleeps = []
 
     def __call__(self):
         return self.now
@@ -36,6 +38,10 @@ class SteppedClock:
     def step(self, seconds):
         self.now += seconds
         return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.step(seconds)
 
 
 def sha256(data):

@@ -5,6 +5,7 @@ every wire record's round trip, and the config defaults helper."""
 import dataclasses
 
 import pytest
+from helpers import SteppedClock
 
 from dfs import errors, wire
 from dfs.client.connections import MasterLink
@@ -17,26 +18,10 @@ from dfs.config import (
 )
 from dfs.retry import RetryPolicy
 
-
-class SteppedClock:
-    """A clock that moves only when something sleeps; every sleep is recorded."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 # --- the retry policy ------------------------------------------------------------------------
 
 def test_backoff_doubles_caps_and_stops_before_the_deadline():
-    clock = SteppedClock()
+    clock = SteppedClock(1000.0)
     backoff = RetryPolicy(deadline=5.0, first=0.1, cap=1.0).start(clock, clock.sleep)
     while backoff.wait():
         pass
@@ -49,7 +34,7 @@ def test_backoff_doubles_caps_and_stops_before_the_deadline():
 
 
 def test_backoff_reset_starts_the_schedule_again_and_no_deadline_means_forever():
-    clock = SteppedClock()
+    clock = SteppedClock(1000.0)
     backoff = RetryPolicy(deadline=None, first=0.05, cap=0.2).start(clock, clock.sleep)
     for _ in range(100):
         assert backoff.wait()
@@ -62,7 +47,7 @@ def test_backoff_reset_starts_the_schedule_again_and_no_deadline_means_forever()
 def test_policy_within_keeps_the_schedule_and_changes_the_deadline():
     policy = RetryPolicy(deadline=None, first=0.3, cap=0.6)
     assert policy.within(2.0) == RetryPolicy(deadline=2.0, first=0.3, cap=0.6)
-    clock = SteppedClock()
+    clock = SteppedClock(1000.0)
     backoff = policy.within(0.0).start(clock, clock.sleep)
     assert not backoff.wait() and clock.sleeps == []  # zero time: give up without sleeping
 
@@ -72,7 +57,7 @@ def test_policy_within_keeps_the_schedule_and_changes_the_deadline():
 def _link(answers, failover_deadline=60.0, no_workers_wait=10.0):
     """A MasterLink of two addresses whose attempts answer from ``answers(address, kwargs)``
     (raise or return), on a stepped clock. -> (link, clock, calls)."""
-    clock = SteppedClock()
+    clock = SteppedClock(1000.0)
     link = MasterLink([("a", 1), ("b", 2)], "alice", "k" * 64, 5.0, failover_deadline,
                       no_workers_wait, clock=clock, sleep=clock.sleep)
     calls = []
@@ -253,3 +238,12 @@ def test_no_workers_wait_is_a_client_setting_within_the_failover_deadline():
     assert 0 < config.no_workers_wait <= config.failover_deadline
     with pytest.raises(errors.InvalidArgument):
         dataclasses.replace(config, no_workers_wait=-1.0).validate()
+
+
+def test_poll_returns_the_first_truthy_answer_or_none_at_the_deadline():
+    from dfs import retry
+    answers = iter([None, 0, "ready"])
+    assert retry.poll(lambda: next(answers), 5.0, 0.01) == "ready"
+    calls = []
+    assert retry.poll(lambda: calls.append(1), 0.1, 0.01) is None
+    assert 2 <= len(calls) <= 11  # tried again and again, and stopped at the deadline

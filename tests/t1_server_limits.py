@@ -5,6 +5,7 @@ processes, are in tests/t3_hostile_conn.py."""
 import logging
 
 import pytest
+from helpers import SteppedClock
 
 from dfs import errors
 from dfs.config import ClientConfig, MasterConfig, WorkerConfig
@@ -12,20 +13,12 @@ from nodes import server_limits as sl
 from nodes.worker.store import MAX_PIECE
 
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 def _table(**overrides):
     options = dict(frame_before_login=sl.FRAME_BEFORE_LOGIN, login_timeout=10.0,
                    idle_timeout=600.0, max_connections=5, max_connections_per_peer=3,
                    buffer_budget=4 * sl.MIB)
     options.update(overrides)
-    clock = Clock()
+    clock = SteppedClock()
     return sl.ConnectionTable(sl.ServerLimits(**options), clock), clock
 
 
@@ -127,7 +120,7 @@ def test_bad_limits_are_refused(options):
 
 
 def test_the_throttle_writes_one_line_per_interval_and_counts_the_rest(caplog):
-    clock = Clock()
+    clock = SteppedClock()
     throttle = sl.Throttle(every=10.0, clock=clock)
     with caplog.at_level(logging.WARNING, logger="nodes.server_limits"):
         assert throttle.log(logging.WARNING, "cap", "refused %s", "a")

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from dfs import errors
 from dfs.fsutil import open_private, private_dir
-from dfs.retry import RetryPolicy
+from dfs.retry import poll
 
 T = TypeVar("T")
 
@@ -32,13 +32,10 @@ def wait_for(condition: Callable[[], T | None], deadline: float, what: str,
              interval: float = POLL_INTERVAL) -> T:
     """Poll ``condition()`` every ``interval`` seconds until it returns something truthy
     (returned) or ``deadline`` seconds pass (errors.Unavailable naming ``what``)."""
-    backoff = RetryPolicy(deadline=deadline, first=interval, cap=interval).start()
-    while True:
-        result = condition()
-        if result:
-            return result
-        if not backoff.wait():
-            raise errors.Unavailable(f"timed out after {deadline:.0f}s waiting for {what}")
+    result = poll(condition, deadline, interval)
+    if not result:
+        raise errors.Unavailable(f"timed out after {deadline:.0f}s waiting for {what}")
+    return result
 
 
 def pid_alive(pid: int) -> bool:
