@@ -110,6 +110,13 @@ class MasterConfig:
     trash_seconds: float = 24 * 3600.0
     """How long a deleted file stays in its owner's trash before its chunks are freed;
     0 frees them at once (no trash)."""
+    low_space: float = 0.10
+    """Free space counts as low under this share of the live workers' space: then the
+    leader purges the trash, oldest deleted first, until it is above again
+    (nodes/master/trash_pressure.py), and `dfs status` warns."""
+    low_space_bytes: int = 0
+    """When set, "low" is under this many free bytes (on the workers, all copies counted)
+    instead of the share ``low_space``."""
     login_failures: int = 10
     """Failed logins from one host, or as one name, within ``login_window`` seconds after
     which further logins from it (as it) are refused until the window ends."""
@@ -128,6 +135,8 @@ class MasterConfig:
         _require(self.login_failures >= 1 and self.login_window > 0,
                  "login limits must be positive")
         _require(self.trash_seconds >= 0, "trash time must not be negative")
+        _require(0 <= self.low_space < 1, "low space share must be between 0 and 1")
+        _require(self.low_space_bytes >= 0, "low space bytes must not be negative")
         _require(self.role in ("master", "shadow"), "role must be master or shadow")
         _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
         _require(0.5 <= self.lease <= 60, "lease must be between 0.5 and 60 seconds")
@@ -157,6 +166,10 @@ class WorkerConfig:
     """As the masters' (MasterConfig.tls)."""
     capacity: int = 0
     """Bytes this worker may use; 0 means the free space of its disk."""
+    disk_reserve: int = 16 * MIB
+    """Bytes of its disk a worker leaves free: its own small files (voter.json, checksums)
+    still fit, and a chunk that would eat into it is refused before its first byte
+    (NoSpace) instead of failing with ENOSPC half-way."""
     scrub_bytes_per_second: int = 4 * MIB
     """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
     lease: float = default(MasterConfig, "lease")
@@ -177,6 +190,7 @@ class WorkerConfig:
         _require(len(self.join_token) == 64 and hex_digits,
                  "a worker needs the cluster's join token (64 hex digits)")
         _require(self.capacity >= 0, "capacity must not be negative")
+        _require(self.disk_reserve >= 0, "disk reserve must not be negative")
         _require(self.scrub_bytes_per_second >= 0, "scrub rate must not be negative")
         _require(self.upload_idle > 0, "upload_idle must be positive")
         return self
@@ -205,6 +219,13 @@ class ClientConfig:
     workers have reported again, a cluster that really has none still says so."""
     parallel_chunks: int = 4
     """Chunks uploaded or downloaded at once by one file operation."""
+    write_back_bytes: int = 256 * MIB
+    """One budget for the bytes written and not yet stored, of every file this client
+    (a whole mount) has open. When it is full a writer stores buffered chunks (its own,
+    then idle files', partial ones too) and waits for uploads: memory stays bounded."""
+    read_buffer_bytes: int = 64 * MIB
+    """Chunks kept in memory after reading, and read ahead, by every open file together
+    (least recently used first out); a file's are freed when it is closed."""
     fsck_deadline: float = 120.0
     """How long `dfs fsck` waits for the check (and with --repair, the repairs)."""
     register_timeout: float = 10.0
@@ -218,6 +239,8 @@ class ClientConfig:
         _require(64 * 1024 <= self.piece_size <= 16 * MIB, "piece size out of range")
         _require(self.timeout > 0 and self.failover_deadline > 0, "timeouts must be positive")
         _require(self.no_workers_wait >= 0, "no_workers_wait must not be negative")
+        _require(self.write_back_bytes >= MIB and self.read_buffer_bytes >= 0,
+                 "the write-back budget must be at least 1 MiB, read buffers not negative")
         return self
 
 
@@ -240,6 +263,10 @@ class ClusterConfig:
     """How long deleted files stay in the trash (the masters' --trash-hours)."""
     scrub_bytes_per_second: int = default(WorkerConfig, "scrub_bytes_per_second")
     """The workers' scrub rate (--scrub-rate, bytes per second)."""
+    worker_capacity: int = default(WorkerConfig, "capacity")
+    """Bytes each worker may use (--capacity); 0: the free space of its disk."""
+    low_space: float = default(MasterConfig, "low_space")
+    """The masters' --low-space (MasterConfig.low_space)."""
     tls: bool | None = None
     """TLS on every node (True/False), or None: off, as every node listens on loopback."""
     extra_env: dict[str, str] = field(default_factory=dict)

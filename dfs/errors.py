@@ -78,7 +78,43 @@ class AuthenticationFailed(DfsError):
 
 
 class NoSpace(DfsError):
+    """The cluster cannot place or store a chunk (every worker with room is full), or a
+    node's disk is full: the application sees ENOSPC, as on a local disk."""
+
     errno = _errno.ENOSPC
+
+
+NO_SPACE_ERRNOS = frozenset({_errno.ENOSPC, _errno.EDQUOT})
+"""OSError errnos that mean "the disk (or a quota on it) is full"."""
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """True for an OSError saying the disk is full (ENOSPC, EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+class QuotaExceeded(DfsError):
+    """The user's byte or inode quota (set by an admin) would be passed."""
+
+    errno = _errno.EDQUOT
+
+
+class FileTooLarge(DfsError):
+    """A size or offset past the largest file (dfs.chunks.MAX_FILE_SIZE), as the kernel's."""
+
+    errno = _errno.EFBIG
+
+
+class NoMemory(DfsError):
+    """A request the client's memory budget (ClientConfig.write_back_bytes) cannot hold."""
+
+    errno = _errno.ENOMEM
+
+
+class NoSuchOffset(DfsError):
+    """lseek's SEEK_DATA/SEEK_HOLE at or past the end (or only holes after the offset)."""
+
+    errno = _errno.ENXIO
 
 
 class NotSupported(DfsError):
@@ -138,6 +174,18 @@ class StaleToken(DfsError):
     """A chunk token that is expired, forged, for another chunk or op, or from an old epoch."""
 
     errno = _errno.EACCES
+
+
+def like(exc: DfsError, message: str) -> DfsError:
+    """A new error of ``exc``'s own class (so its errno) saying ``message``: a failure
+    reported again later stays what it was (ENOSPC stays ENOSPC, not EIO)."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ == __name__ and issubclass(cls, DfsError):
+            fresh = cls.__new__(cls)
+            DfsError.__init__(fresh, message)
+            fresh.__dict__.update(exc.__dict__)  # NotLeader's leader, say
+            return fresh
+    return DfsError(message)
 
 
 def errno_of(exc: BaseException) -> int:

@@ -112,6 +112,26 @@ class StatFs(NamedTuple):
     files: int  # inodes
 
 
+class UserUsage(NamedTuple):
+    """A user, what they hold and their limits (dfs/namespace/usage.py, quota.py)."""
+
+    name: str
+    admin: bool
+    uid: int
+    bytes: int  # stored in their files, trash included (one copy)
+    inodes: int
+    pending_bytes: int  # reserved by uploads not yet committed
+    quota_bytes: int | None  # None: no limit
+    quota_inodes: int | None
+
+
+def usage_from_wire(data: Wire) -> UserUsage:
+    name, admin, uid, used, inodes, pending, quota_bytes, quota_inodes = data
+    return UserUsage(str(name), bool(admin), int(uid), int(used), int(inodes), int(pending),
+                     None if quota_bytes is None else int(quota_bytes),
+                     None if quota_inodes is None else int(quota_inodes))
+
+
 class TrashEntry(NamedTuple):
     trash_id: str
     path: str  # where the file was (a restore puts it back there)

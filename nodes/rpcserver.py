@@ -131,7 +131,10 @@ def boundary(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
         except errors.DfsError:
             raise
-        except Exception:
+        except Exception as exc:
+            if errors.is_no_space(exc):  # ENOSPC to the caller, as a local disk says it
+                log.error("%s: the disk is full (%s)", name, exc)
+                raise errors.NoSpace(f"{name}: the server's disk is full") from None
             log.exception("internal error in %s", method.__name__)
             raise errors.DfsError(f"internal error in {name} (see the node's log)") from None
     return wrapper

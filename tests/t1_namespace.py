@@ -56,6 +56,8 @@ def _entries():
 EXAMPLES = [
     e.Init(1024, T),
     e.AddUser("bob", True, "ab"),
+    e.SetQuota("bob", 1 << 30, None, rid="r0"),
+    e.SetQuota("bob", None, 10),
     e.Revoke("bob"),
     e.Voter("w1", "127.0.0.1", 18870),
     e.Mkdir(1, "d", 2, "alice", 0o700, T, rid="r1"),

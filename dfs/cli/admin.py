@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from collections.abc import Callable
 
-from dfs import auth, paths, tls
+from dfs import auth, errors, paths, tls
 from dfs.cli.common import Subparsers, client_command, open_client
 from dfs.cli.nodes import read_token, token_options
-from dfs.cli.output import human, print_table
+from dfs.cli.output import human, parse_size, print_table
 from dfs.config import DEFAULT_MASTER_PORT, ClientConfig, default, parse_addresses
 
 FSCK_LABELS = {"missing": "missing (no good copy left)", "under": "under-replicated",
@@ -33,11 +34,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     with open_client(args) as dfs:
         st = dfs.status()
         total, free, chunk_size, files = dfs.statfs()
+        me = dfs.usage()
     print(f"leader: {st.leader} at {st.address}, epoch {st.epoch}; standby: {st.standby}")
     print(f"leases held from: {', '.join(st.lease_holders) or 'nobody (alone)'}")
     trust = tls.trust()  # this client reached the cluster over TLS iff auth.txt pins a CA
     print(f"TLS: on, cluster CA {trust.pin}" if trust else "TLS: off")
     print(f"{files} inodes, chunk size {human(chunk_size)}")
+    print(f"you ({me.name}): {_of(human(me.bytes + me.pending_bytes), me.quota_bytes, human)}"
+          f" in {_of(str(me.inodes), me.quota_inodes, str)} files"
+          + ("" if me.quota_bytes is None and me.quota_inodes is None else " (quota)"))
     print(f"capacity {human(total)}, free {human(free)} (after replication); "
           f"under-replicated chunks: {st.under_replicated}")
     rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
@@ -50,8 +55,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_users(args: argparse.Namespace) -> int:
     with open_client(args) as dfs:
         if args.action == "list":
-            print_table([(name, "admin" if admin else "") for name, admin in dfs.users_list()],
-                        ("user", "role"))
+            print_table([(u.name, "admin" if u.admin else "", u.uid,
+                          _of(human(u.bytes + u.pending_bytes), u.quota_bytes, human),
+                          _of(str(u.inodes), u.quota_inodes, str))
+                         for u in dfs.users_list()],
+                        ("user", "role", "uid", "bytes (quota)", "files (quota)"))
+        elif args.action == "quota":
+            dfs.users_quota(args.name, _limit(args.bytes, parse_size),
+                            _limit(args.inodes, int))
+            print(f"quota of {args.name}: {args.bytes} bytes, {args.inodes} files")
         elif args.action == "add":
             key = dfs.users_add(args.name, admin=args.admin)
             trust = tls.trust()
@@ -67,6 +79,20 @@ def cmd_users(args: argparse.Namespace) -> int:
             dfs.users_revoke(args.name)
             print(f"revoked {args.name}")
     return 0
+
+
+def _of(used: str, limit: int | None, show: Callable[[int], str]) -> str:
+    return used if limit is None else f"{used} ({show(limit)})"
+
+
+def _limit(text: str, parse: Callable[[str], int]) -> int | None:
+    """A quota from the command line: a number, or 'none' for no limit."""
+    if text.lower() in ("none", "unlimited"):
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"bad quota {text!r}: {exc}") from None
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
@@ -110,8 +136,12 @@ def add_register(sub: Subparsers) -> None:
 def add_commands(sub: Subparsers) -> None:
     client_command(sub, "status", cmd_status, "show the master and each worker")
     p = client_command(sub, "users", cmd_users, "manage users (admin)")
-    p.add_argument("action", choices=["add", "list", "revoke"])
+    p.add_argument("action", choices=["add", "list", "revoke", "quota"])
     p.add_argument("name", nargs="?")
+    p.add_argument("--bytes", default="none",
+                   help="with quota: bytes the user may store, e.g. 10G ('none': no limit)")
+    p.add_argument("--inodes", default="none",
+                   help="with quota: files and folders the user may own ('none': no limit)")
     p.add_argument("--admin", action="store_true", help="with add: an admin user")
     p.add_argument("--out", default=None, help="with add: write their auth file here")
     p = client_command(sub, "fsck", cmd_fsck, "check files against the workers' chunks (admin)")

@@ -75,7 +75,8 @@ def cmd_master(args: argparse.Namespace) -> int:
                           open_registration=args.open_registration, role=args.role,
                           peer=parse_address(args.peer) if args.peer else None,
                           lease=args.lease, join_token=read_token(args),
-                          trash_seconds=args.trash_hours * 3600,
+                          trash_seconds=args.trash_hours * 3600, low_space=args.low_space,
+                          low_space_bytes=args.low_space_bytes,
                           login_failures=args.login_failures, login_window=args.login_window)
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
@@ -207,6 +208,12 @@ def add_commands(sub: Subparsers) -> None:
         p.add_argument("--trash-hours", type=float,
                        default=default(MasterConfig, "trash_seconds") / 3600,
                        help="hours a deleted file stays in its owner's trash (0: no trash)")
+        p.add_argument("--low-space", type=float, default=master_default("low_space"),
+                       help="share of the workers' space under which free space is low: the "
+                            "trash is purged, oldest first, and `dfs status` warns")
+        p.add_argument("--low-space-bytes", type=int, default=master_default("low_space_bytes"),
+                       help="free bytes (all copies) under which space is low, instead of "
+                            "the share")
         p.add_argument("--login-failures", type=int, default=master_default("login_failures"),
                        help="failed logins from one host, or as one name, per window before "
                             "further logins from it are refused until the window ends")
@@ -219,7 +226,7 @@ def add_commands(sub: Subparsers) -> None:
                    help="HOST:PORT[,HOST:PORT] of the metadata servers")
     token_options(p, "the cluster's join token")
     p.add_argument("--capacity", type=int, default=default(WorkerConfig, "capacity"),
-                   help="bytes this worker may use")
+                   help="bytes this worker may use (0: the free space of its disk)")
     p.add_argument("--scrub-rate", type=int,
                    default=default(WorkerConfig, "scrub_bytes_per_second"),
                    help="bytes per second the scrubber re-reads to verify checksums (0: off)")

@@ -16,6 +16,23 @@ def human(n: float) -> str:
     return str(n)
 
 
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+def parse_size(text: str) -> int:
+    """'10G' -> 10737418240 (the units of `human`, an optional trailing 'B' or 'iB')."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in SIZE_UNITS else ""
+    number = value[:len(value) - len(unit)]
+    try:
+        size = float(number) * SIZE_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (try 500M, 10G)") from None
+    if size < 0 or size != size:
+        raise ValueError(f"not a size: {text!r}")
+    return int(size)
+
+
 def mode_string(stat: Stat) -> str:
     """'drwxr-x---' for a directory with mode 0750."""
     kind = {"d": "d", "l": "l"}.get(stat.kind, "-")

@@ -242,9 +242,17 @@ class DfsClient:
 
     # --- users (admin) -----------------------------------------------------------------
 
-    def users_list(self) -> list[tuple[str, bool]]:
-        """[(name, is admin)]."""
-        return [(str(name), bool(admin)) for name, admin in self._call("users_list")]
+    def users_list(self) -> list[wire.UserUsage]:
+        """Every user, what they hold and their quotas (admin)."""
+        return [wire.usage_from_wire(u) for u in self._call("users_list")]
+
+    def usage(self) -> wire.UserUsage:
+        """What this user holds, and their quotas."""
+        return wire.usage_from_wire(self._call("usage"))
+
+    def users_quota(self, name: str, quota_bytes: int | None, quota_inodes: int | None) -> None:
+        """Limit user ``name`` to these many bytes and inodes (None: no limit; admin)."""
+        self._call("users_quota", name, quota_bytes, quota_inodes)
 
     def users_add(self, name: str, admin: bool = False) -> str:
         """Register user ``name``. -> their new key (hex)."""

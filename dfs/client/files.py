@@ -205,7 +205,7 @@ class DfsFile:
 
     def _raise_failed_upload(self) -> None:
         if self.error is not None:
-            raise errors.Unavailable(f"an earlier write to {self.path} failed: {self.error}")
+            raise errors.like(self.error, f"an earlier write to {self.path} failed: {self.error}")
 
     def truncate(self, size: int) -> None:
         if not self.writable:

@@ -58,7 +58,9 @@ class Reservations:
         self._hand_back(stale)
         try:
             batch = wire.targets_from_wire(self.master.call("allocate", path, self.BATCH, ()))
-        except errors.NoSpace:  # room for fewer than a batch: just this one, or a clear error
+        except (errors.NoSpace, errors.QuotaExceeded):
+            # room for fewer than a batch (on the workers, or in the user's quota): just
+            # this one, or a clear error
             return wire.targets_from_wire(self.master.call("allocate", path, 1, ()))[0]
         with self.lock:
             self.targets.extend(batch[1:])
@@ -107,12 +109,18 @@ class Transfer:
         crc = chunks.crc(data)
         failed: set[str] = set()
         best: ReadChunk | None = None
+        full: set[str] = set()  # workers that refused for want of space
         for _attempt in range(UPLOAD_ATTEMPTS):
             if target is None and not failed:
                 target = self.reservations.take(path)
             elif target is None:  # placed again, away from the workers that failed
-                target = wire.targets_from_wire(
-                    self.master.call("allocate", path, 1, tuple(sorted(failed))))[0]
+                try:
+                    target = wire.targets_from_wire(
+                        self.master.call("allocate", path, 1, tuple(sorted(failed))))[0]
+                except errors.NoSpace:
+                    if best is not None:
+                        return best  # no other worker has room: fewer copies for now
+                    raise
             results = self._send_all(target, data, crc)
             stored = tuple(r for r, exc in results if exc is None)
             for replica, exc in results:
@@ -123,8 +131,11 @@ class Transfer:
                              target.chunk_id)
                     self.reservations.release()
                 elif exc is not None:
-                    log.warning("chunk %d to worker %s failed: %s", target.chunk_id,
-                                replica.worker_id, exc)
+                    if isinstance(exc, errors.NoSpace):
+                        full.add(replica.worker_id)  # expected when full: not a warning
+                    log.log(logging.INFO if isinstance(exc, errors.NoSpace) else logging.WARNING,
+                            "chunk %d to worker %s failed: %s", target.chunk_id,
+                            replica.worker_id, exc)
                     failed.add(replica.worker_id)
             ref = wire.ChunkRef(target.chunk_id, target.version, len(data), crc)
             written = wire.ReadChunk(ref, stored, target.read_token)
@@ -136,6 +147,8 @@ class Transfer:
         if best is not None:
             return best  # fewer copies than wanted: the master repairs it later
         raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
+        if failed and failed == full:
+            raise errors.NoSpace(f"no room for a chunk of {path}: the workers are full")
 
     def _send_all(self, target: WriteTarget, data: bytes,
                   crc: int) -> list[tuple[Replica, errors.DfsError | None]]:

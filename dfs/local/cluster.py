@@ -123,7 +123,7 @@ class LocalCluster:
         return ["--chunk-size", str(c.chunk_size), "--dead-after", str(c.dead_after),
                 "--heartbeat", str(c.heartbeat_interval), "--snapshot-every",
                 str(c.snapshot_every), "--lease", str(c.lease), "--open-registration",
-                "--trash-hours", repr(c.trash_seconds / 3600)]
+                "--trash-hours", repr(c.trash_seconds / 3600), "--low-space", repr(c.low_space)]
 
     def start(self) -> LocalCluster:
         private_dir(self.data_dir)  # every node's data, logs and credentials are below it
@@ -179,7 +179,8 @@ class LocalCluster:
         port = saved_port or self._port(WORKER_OFFSET + index)
         masters = ",".join("%s:%d" % address for address in self.masters)
         args = ["worker", "--master", masters, "--token-file", self.token_file,
-                "--scrub-rate", str(self.config.scrub_bytes_per_second)]
+                "--scrub-rate", str(self.config.scrub_bytes_per_second),
+                "--capacity", str(self.config.worker_capacity)]
         return Node(f"worker-{index + 1}", args, self.worker_dir(index), port, self.log_dir)
 
     def wait_workers(self, count: int, deadline: float = START_DEADLINE) -> None:

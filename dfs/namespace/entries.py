@@ -102,6 +102,20 @@ class Revoke(Entry):
 
 
 @dataclass(frozen=True)
+class SetQuota(Entry):
+    """An admin sets user ``name``'s limits: bytes stored and inodes owned (None: none)."""
+
+    op: ClassVar[str] = "quota"
+    name: str
+    bytes: int | None
+    inodes: int | None
+
+    def to_json(self) -> Json:  # None means "no limit" here, so it is kept, not left out
+        return {"op": self.op, "name": self.name, "bytes": self.bytes, "inodes": self.inodes,
+                **({"rid": self.rid} if self.rid is not None else {})}
+
+
+@dataclass(frozen=True)
 class Voter(Entry):
     """A worker joins the electorate (journaled, so both metadata servers agree on it)."""
 
@@ -290,8 +304,8 @@ class Unpend(Entry):
 
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
-    Init, AddUser, Revoke, Voter, Mkdir, Create, Symlink, Link, Unlink, Restore, Purge, Rename,
-    SetAttr, Alloc, SetChunks, Put, Unpend)
+    Init, AddUser, SetQuota, Revoke, Voter, Mkdir, Create, Symlink, Link, Unlink, Restore,
+    Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 

@@ -85,6 +85,19 @@ class User:
     stored_key: str  # sha256 of the key, hex (dfs.auth.stored_form)
     admin: bool = False
     uid: int = 0
+    quota_bytes: int | None = None  # None: no limit (dfs/namespace/quota.py)
+    quota_inodes: int | None = None
+
+    def to_json(self) -> Json:
+        data: Json = {"stored_key": self.stored_key, "admin": self.admin, "uid": self.uid}
+        if self.quota_bytes is not None or self.quota_inodes is not None:
+            data["quota"] = [self.quota_bytes, self.quota_inodes]
+        return data
+
+    @classmethod
+    def from_json(cls, name: str, data: Json) -> User:
+        return cls(name, data["stored_key"], data["admin"], data.get("uid", 0),
+                   *data.get("quota", (None, None)))
 
 
 def as_path(path: object) -> str:

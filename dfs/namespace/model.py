@@ -53,6 +53,7 @@ from dfs.namespace.entries import (
     Revoke,
     SetAttr,
     SetChunks,
+    SetQuota,
     Symlink,
     Unlink,
     Unpend,
@@ -70,6 +71,7 @@ from dfs.namespace.inode import (  # also imported from here: ROOT_INO, ROOT_OWN
     split_path,
 )
 from dfs.namespace.parents import ParentIndex
+from dfs.namespace.usage import Usage
 from dfs.wire import ChunkRef, DirEntry
 
 RECENT_REQUESTS = 10000  # request ids remembered for answering retries after a failover
@@ -93,6 +95,7 @@ class Namespace:
         self.recent: dict[str, int] = {}
         self.trash: dict[str, TrashItem] = {}  # str(ino) -> deleted files kept for a while
         self.parents = ParentIndex()  # derived from the children, never saved
+        self.usage = Usage()  # derived from inodes, trash and pending, never saved
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -111,8 +114,7 @@ class Namespace:
             "chunk_size": self.chunk_size,
             "next_ino": self.next_ino,
             "next_chunk_id": self.next_chunk_id,
-            "users": {u.name: {"stored_key": u.stored_key, "admin": u.admin, "uid": u.uid}
-                      for u in self.users.values()},
+            "users": {u.name: u.to_json() for u in self.users.values()},
             "next_uid": self.next_uid,
             "revoked": sorted(self.revoked),
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
@@ -139,12 +141,13 @@ class Namespace:
             inode.children = {k: int(v) for k, v in inode.children.items()}
             ns.inodes[inode.ino] = inode
         ns.parents = ParentIndex.of((d.ino, d.children.values()) for d in ns.inodes.values())
+        ns.usage = Usage.of([*ns.inodes.values(), *(t.inode for t in ns.trash.values())],
+                            [owner for owner, _expires in ns.pending.values()])
         return ns
 
     def _load_users(self, data: Json) -> None:
         users = data["users"]
-        self.users = {name: User(name, u["stored_key"], u["admin"], u.get("uid", 0))
-                      for name, u in users.items()}
+        self.users = {name: User.from_json(name, u) for name, u in users.items()}
         self.next_uid = max([data.get("next_uid", 1), *(u.uid + 1 for u in self.users.values())])
         for name in sorted(n for n, u in users.items() if "uid" not in u):  # older snapshot
             self.users[name].uid = self.next_uid
@@ -272,6 +275,9 @@ class Namespace:
                 self.users[e.name] = User(e.name, e.stored_key, e.admin, uid)
                 self.next_uid = max(self.next_uid, uid + 1)
                 self.revoked.discard(e.name)  # only older journals re-add a revoked name
+            case SetQuota():
+                user = self.users[e.name]
+                user.quota_bytes, user.quota_inodes = e.bytes, e.inodes
             case Revoke():
                 self.users.pop(e.name, None)
                 self.revoked.add(e.name)
@@ -299,6 +305,7 @@ class Namespace:
             case Alloc():
                 for cid in range(e.first, e.first + e.count):
                     self.pending[cid] = (e.owner, e.expires)
+                self.usage.pending(e.owner, e.count)
                 self.next_chunk_id = max(self.next_chunk_id, e.first + e.count)
             case SetChunks():
                 return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns)
@@ -308,7 +315,7 @@ class Namespace:
                 return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns)
             case Unpend():
                 for cid in e.chunk_ids:
-                    self.pending.pop(cid, None)
+                    self._unpend(cid)
             case _:
                 raise TypeError(f"not a journal entry: {e!r}")
         return []
@@ -318,6 +325,7 @@ class Namespace:
         t = e.time_ns
         inode = Inode(e.ino, kind, e.owner, e.mode, t, t, t, **extra)
         self.inodes[inode.ino] = inode
+        self.usage.add(inode)
         self.next_ino = max(self.next_ino, inode.ino + 1)
         parent = self.inodes[e.parent]
         parent.children[e.name] = inode.ino
@@ -344,6 +352,7 @@ class Namespace:
             return []
         del self.inodes[inode.ino]
         self.parents.forget(inode.ino)
+        self.usage.remove(inode)
         return [c.chunk_id for c in inode.chunks]
 
     def _unlink(self, e: Unlink) -> list[int]:
@@ -382,6 +391,7 @@ class Namespace:
         for tid in e.trash_ids:
             item = self.trash.pop(tid, None)
             if item is not None:
+                self.usage.remove(item.inode)
                 freed.extend(c.chunk_id for c in item.inode.chunks)
         return freed
 
@@ -416,7 +426,9 @@ class Namespace:
         if e.mode is not None:
             inode.mode = e.mode
         if e.owner is not None:
+            self.usage.remove(inode)
             inode.owner = e.owner
+            self.usage.add(inode)
         if e.atime_ns is not None:
             inode.atime_ns = e.atime_ns
         if e.mtime_ns is not None:
@@ -431,8 +443,15 @@ class Namespace:
         keep = {c.chunk_id for c in new}
         freed = [c.chunk_id for c in inode.chunks if c.chunk_id not in keep]
         for c in new:
-            self.pending.pop(c.chunk_id, None)
+            self._unpend(c.chunk_id)
+        self.usage.remove(inode)
         inode.chunks = new
         inode.size = size
+        self.usage.add(inode)
         inode.mtime_ns = inode.ctime_ns = time_ns
         return freed
+
+    def _unpend(self, chunk_id: int) -> None:
+        pending = self.pending.pop(chunk_id, None)
+        if pending is not None:
+            self.usage.pending(pending[0], -1)

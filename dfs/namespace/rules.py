@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dfs import errors
-from dfs.namespace import rules_trash
+from dfs.namespace import quota, rules_trash
 from dfs.namespace.entries import Create, Entry, Link, Mkdir, Rename, SetAttr, Symlink, Unlink
 from dfs.namespace.inode import MAX_SYMLINK_BYTES, Inode, R, W, X, split_path
 from dfs.namespace.model import Namespace
@@ -97,12 +97,14 @@ def _free_name(ns: Namespace, user: str, path: str) -> tuple[Inode, str]:
 
 def mkdir(ns: Namespace, user: str, path: str, mode: int, now_ns: int) -> Mkdir:
     parent, name = _free_name(ns, user, path)
+    quota.check_new_inodes(ns, user)
     return Mkdir(parent.ino, name, ns.next_ino, user, mode & 0o7777, now_ns)
 
 
 def create(ns: Namespace, user: str, path: str, mode: int, now_ns: int) -> Create:
     """An empty file; FileExists if the name is taken."""
     parent, name = _free_name(ns, user, path)
+    quota.check_new_inodes(ns, user)
     return Create(parent.ino, name, ns.next_ino, user, mode & 0o7777, now_ns)
 
 
@@ -114,6 +116,7 @@ def check_symlink_target(target: str) -> None:
 def symlink(ns: Namespace, user: str, path: str, target: str, now_ns: int) -> Symlink:
     """``target`` passed check_symlink_target (at the boundary, before the lock)."""
     parent, name = _free_name(ns, user, path)
+    quota.check_new_inodes(ns, user)
     return Symlink(parent.ino, name, ns.next_ino, user, 0o777, now_ns, target)
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dfs import errors
+from dfs.namespace import quota
 from dfs.namespace.entries import Alloc, Put, SetChunks, Unpend
 from dfs.namespace.inode import Inode, R, W, X
 from dfs.namespace.model import Namespace
+from dfs.namespace.usage import stored_bytes
 from dfs.wire import ChunkRef
 
 MAX_CHUNKS_PER_CALL = 4096
@@ -45,6 +47,7 @@ def writable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode | N
 def alloc(ns: Namespace, user: str, count: int, wall_now: float, gc_grace: float) -> Alloc:
     """``count`` fresh chunk ids (the caller checked the path with ``writable`` and found
     room for them on the workers)."""
+    quota.check_allocation(ns, user, count)
     return Alloc(user, ns.next_chunk_id, count, wall_now + gc_grace)
 
 
@@ -79,6 +82,7 @@ def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: i
         raise errors.InvalidArgument("not a regular file")
     ns.require(user, inode, W, "file")
     check_chunks(ns, user, inode, refs, size)
+    quota.check_bytes_change(ns, inode.owner, stored_bytes(inode), sum(r.length for r in refs))
     return SetChunks(inode.ino, size, tuple(refs), time_ns)
 
 
@@ -89,6 +93,11 @@ def put(ns: Namespace, user: str, path: str, mode: int, refs: Sequence[ChunkRef]
     if inode is not None and not overwrite:
         raise errors.FileExists(f"{path} already exists")
     check_chunks(ns, user, inode, refs, size)
+    if inode is None:
+        quota.check_new_inodes(ns, user)
+    quota.check_bytes_change(ns, user if inode is None else inode.owner,
+                             0 if inode is None else stored_bytes(inode),
+                             sum(r.length for r in refs))
     return Put(inode is None, parent.ino, name, inode.ino if inode else ns.next_ino, user,
                mode & 0o7777, size, now_ns, tuple(refs))
 

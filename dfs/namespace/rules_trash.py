@@ -10,6 +10,7 @@ by the leader's tick. Times are wall-clock seconds, passed in by the caller.
 from __future__ import annotations
 
 from dfs import errors
+from dfs.namespace import quota
 from dfs.namespace.entries import Mkdir, Purge, Restore, TrashInfo
 from dfs.namespace.inode import ROOT_INO, Inode, W, X, split_path
 from dfs.namespace.model import Namespace
@@ -60,6 +61,8 @@ def restore(ns: Namespace, user: str, path: str, now_ns: int) -> tuple[list[Mkdi
         if parts[-1] in directory.children:
             raise errors.FileExists(f"{where} exists now: move it away, then restore")
         ns.require(user, directory, W | X, where)
+    if made:
+        quota.check_new_inodes(ns, user, len(made))
     return made, Restore(found[0], parent_ino, parts[-1], now_ns)
 
 

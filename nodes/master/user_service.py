@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import secrets
 
-from dfs import auth, errors
-from dfs.namespace import rules_users
+from dfs import auth, errors, wire
+from dfs.namespace import quota, rules_users
+from dfs.namespace.inode import User
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect, is_loopback
 
@@ -79,12 +80,40 @@ class UserEndpoints(Session):
 
     # --- admin -----------------------------------------------------------------------
 
+    def _usage(self, user: User) -> wire.UserUsage:
+        ns = self.state.ns
+        held = ns.usage.held(user.name)
+        return wire.UserUsage(user.name, user.admin, user.uid, held.bytes, held.inodes,
+                              held.pending_chunks * ns.chunk_size, user.quota_bytes,
+                              user.quota_inodes)
+
     @boundary
-    def exposed_users_list(self) -> tuple[tuple[str, bool], ...]:
+    def exposed_users_list(self) -> tuple[wire.UserUsage, ...]:
+        """Every user with what they hold and their quotas (admin)."""
         self._admin()
         with self.state.lock:
-            return tuple((u.name, u.admin) for u in sorted(self.state.ns.users.values(),
-                                                             key=lambda u: u.name))
+            return tuple(self._usage(u) for u in sorted(self.state.ns.users.values(),
+                                                         key=lambda u: u.name))
+
+    @boundary
+    def exposed_usage(self) -> wire.UserUsage:
+        """The caller's own usage and quotas."""
+        with self.state.lock:
+            name = self._me()
+            return self._usage(self.state.ns.users[name])
+
+    @boundary
+    def exposed_users_quota(self, name: object, quota_bytes: object,
+                            quota_inodes: object) -> None:
+        """Set user ``name``'s limits (admin); None: no limit."""
+        self._admin()
+        name = expect(name, str, "user name")
+        quota_bytes = expect(quota_bytes, (int, type(None)), "byte quota")
+        quota_inodes = expect(quota_inodes, (int, type(None)), "inode quota")
+        with self.state.lock:
+            self.state.require_serving()
+            self.state.commit(quota.set_quota(self.state.ns, name, quota_bytes, quota_inodes))
+        log.info("quota of %s: %s bytes, %s inodes", name, quota_bytes, quota_inodes)
 
     @boundary
     def exposed_users_add(self, name: object, admin: object = False) -> str:

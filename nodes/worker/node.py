@@ -38,7 +38,8 @@ QUARANTINE = "quarantine"  # DATA/quarantine/<id>.<kind>[.crc]: corrupt copies, 
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.store = ChunkStore(config.data_dir, config.capacity, config.upload_idle)
+        self.store = ChunkStore(config.data_dir, config.capacity, config.upload_idle,
+                                reserve=config.disk_reserve)
         self.worker_id = self._load_or_create_id()
         self.secret = auth.chunk_secret(config.join_token)
         self.voter_secret = auth.voter_secret(config.join_token)

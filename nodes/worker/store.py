@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import array
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -105,11 +104,11 @@ class Upload:
         self.file.close()
 
     def abort(self) -> None:
+        """Close and remove the temp files (the data, and the checksums if begun)."""
         self.file.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for path in (self.path, self.path + ".crc"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 class ChunkStore:
@@ -117,11 +116,14 @@ class ChunkStore:
 
     def __init__(self, data_dir: str, capacity: int,
                  upload_idle: float = default(WorkerConfig, "upload_idle"),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 reserve: int = default(WorkerConfig, "disk_reserve")) -> None:
         """``capacity``: bytes this store may use; 0 means the free space of its disk.
-        ``upload_idle``: seconds a partial upload may wait for its next piece."""
+        ``upload_idle``: seconds a partial upload may wait for its next piece.
+        ``reserve``: bytes of the disk left free (WorkerConfig.disk_reserve)."""
         self.data_dir = data_dir
         self.capacity = capacity
+        self.reserve = reserve
         self.upload_idle = upload_idle
         self.clock = clock
         self.lock = threading.Lock()
@@ -146,7 +148,8 @@ class ChunkStore:
 
     def inventory(self) -> list[ChunkKey]:
         """Every complete replica here; a data file without its ``.crc`` is a torn write
-        and is removed."""
+        and is removed. A chunk deleted meanwhile (the listing saw its data file, a delete
+        then removed both) is simply not there: no error."""
         found: list[ChunkKey] = []
         for kind, directory in self.dirs.items():
             for name in os.listdir(directory):
@@ -154,7 +157,8 @@ class ChunkStore:
                     if os.path.exists(os.path.join(directory, name + ".crc")):
                         found.append((int(name), kind))
                     else:
-                        os.unlink(os.path.join(directory, name))
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(directory, name))
         return found
 
     def locate(self, chunk_id: int) -> tuple[Kind, str]:
@@ -165,11 +169,21 @@ class ChunkStore:
         raise errors.ChunkMissing(f"chunk {chunk_id} is not on this worker")
 
     def free(self) -> int:
+        """Bytes new chunks may still take here (what heartbeats report)."""
+        with self.lock:
+            return self._free()
+
+    def _free(self) -> int:
+        """``free()`` with the lock held: the disk's free space less the reserve and less
+        what the uploads in progress will still write; with a ``capacity``, no more than
+        it leaves once those uploads are stored."""
         stats = os.statvfs(self.data_dir)
-        disk_free = stats.f_bavail * stats.f_frsize
+        staged = self.staging.values()
+        room = stats.f_bavail * stats.f_frsize - self.reserve - sum(
+            u.total - u.written for u in staged)
         if self.capacity:
-            return max(0, min(disk_free, self.capacity - self.used))
-        return disk_free
+            room = min(room, self.capacity - self.used - sum(u.total for u in staged))
+        return max(0, room)
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:
@@ -193,11 +207,21 @@ class ChunkStore:
             upload = self.staging.get(key)
             if offset == 0:
                 if upload is not None:
+                    del self.staging[key]
                     upload.abort()
-                if self.capacity and self.used + total > self.capacity:
-                    raise errors.NoSpace(f"worker is full ({self.used} of {self.capacity} bytes)")
-                upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total,
-                                self.clock())
+                room = self._free()
+                if total > room:
+                    log.info("chunk %d refused: %d bytes free here, it needs %d", chunk_id,
+                             room, total)
+                    raise errors.NoSpace(f"worker is full ({room} bytes free, the chunk "
+                                         f"needs {total})")
+                try:
+                    upload = Upload(os.path.join(self.tmp_dir, f"{chunk_id}.{kind}"), total,
+                                    self.clock())
+                except OSError as exc:
+                    if errors.is_no_space(exc):
+                        raise errors.NoSpace("worker disk is full") from None
+                    raise
                 self.staging[key] = upload
                 if not self._expiry_started:
                     self._expiry_started = True
@@ -215,7 +239,9 @@ class ChunkStore:
             return True
         except OSError as exc:
             self._drop_upload(key, upload)
-            if exc.errno == errno.ENOSPC:
+            if errors.is_no_space(exc):
+                log.warning("disk full while storing chunk %d (%s): upload dropped",
+                            chunk_id, kind)
                 raise errors.NoSpace("worker disk is full") from None
             raise
         except errors.DfsError:
