@@ -180,24 +180,26 @@ def voter_secret(join_token: str) -> bytes:
     return hmac.new(join_token.encode(), b"dfs voters v1", "sha256").digest()
 
 
-def _voter_body(method: str, args: object, stamp: float, nonce: str) -> bytes:
-    return f"{method}|{args!r}|{stamp:.6f}|{nonce}".encode()
+def _voter_body(method: str, args: object, to: str, stamp: float, nonce: str) -> bytes:
+    return f"{method}|{args!r}|{to}|{stamp:.6f}|{nonce}".encode()
 
 
-def sign_voter_call(secret: bytes, method: str, args: object,
+def sign_voter_call(secret: bytes, method: str, args: object, to: str,
                     now: float | None = None) -> tuple[float, str]:
     """-> (stamp, "nonce:mac") proving a metadata server (it knows the join token) sent this
-    call. The random nonce is signed too: the receiver accepts each one once
-    (nodes/replay.py), so a captured call cannot be played again within the window."""
+    call to the node ``to`` (a worker id, or "master"/"shadow"). The random nonce is signed
+    too: the receiver accepts each one once (nodes/replay.py), and only if it is ``to``, so
+    a captured call cannot be played again, to it or to any other node."""
     stamp = now if now is not None else time.time()
     nonce = secrets.token_hex(NONCE_BYTES)
-    mac = hmac.new(secret, _voter_body(method, args, stamp, nonce), "sha256").hexdigest()
+    mac = hmac.new(secret, _voter_body(method, args, to, stamp, nonce), "sha256").hexdigest()
     return stamp, f"{nonce}:{mac}"
 
 
 def verify_voter_call(secret: bytes, method: str, args: object, stamp: object, mac: object,
-                      now: float | None = None) -> tuple[float, str]:
-    """Check the window and the signature of a call from sign_voter_call. -> (stamp, nonce);
+                      me: str, now: float | None = None) -> tuple[float, str]:
+    """Check the window and the signature of a call from sign_voter_call, made out to ``me``
+    (this node's id). -> (stamp, nonce);
     the caller must still check the nonce is new (nodes.replay.check_signed_call does both)."""
     now = now if now is not None else time.time()
     if not isinstance(stamp, float) or not abs(now - stamp) <= VOTER_WINDOW:  # NaN too
@@ -205,7 +207,8 @@ def verify_voter_call(secret: bytes, method: str, args: object, stamp: object, m
     nonce, _, signature = mac.partition(":") if isinstance(mac, str) else ("", "", "")
     if len(nonce) != 2 * NONCE_BYTES:
         raise AuthenticationFailed("voter call without a nonce")
-    expected = hmac.new(secret, _voter_body(method, args, stamp, nonce), "sha256").hexdigest()
+    expected = hmac.new(secret, _voter_body(method, args, me, stamp, nonce),
+                        "sha256").hexdigest()
     if not hmac.compare_digest(signature.encode(), expected.encode()):  # any str: no TypeError
         raise AuthenticationFailed("voter call not signed with the cluster's secret")
     return stamp, nonce

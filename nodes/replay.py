@@ -1,7 +1,8 @@
 """Signed calls between the nodes of a cluster are accepted once (issue 9).
 
 A voter, peer or fsck call carries (stamp, "nonce:mac") from dfs.auth.sign_voter_call. The
-signature and the stamp's window prove a metadata server of this cluster made it; the nonce
+signature and the stamp's window prove a metadata server of this cluster made it, for this
+receiver (the node id is signed: a call to one worker is refused by every other); the nonce
 proves it is not a copy: every receiver (worker or metadata server) remembers the nonces it
 accepted until their stamp leaves the window, and refuses one seen before.
 
@@ -69,9 +70,10 @@ SEEN = SeenNonces()
 
 
 def check_signed_call(secret: bytes, method: str, args: object, stamp: object, mac: object,
-                      seen: SeenNonces = SEEN) -> None:
-    """The one check of a signed call's receiver: signed by this cluster, within the window,
-    and never accepted before. Raises AuthenticationFailed."""
+                      me: str, seen: SeenNonces = SEEN) -> None:
+    """The one check of a signed call's receiver ``me`` (its node id): signed by this
+    cluster for ``me``, within the window, and never accepted before. Raises
+    AuthenticationFailed."""
     now = seen.clock()
-    signed_at, nonce = auth.verify_voter_call(secret, method, args, stamp, mac, now=now)
+    signed_at, nonce = auth.verify_voter_call(secret, method, args, stamp, mac, me, now=now)
     seen.admit(nonce, signed_at, now)

@@ -11,6 +11,7 @@ from nodes.replay import SeenNonces, check_signed_call
 
 SECRET = auth.voter_secret("ab" * 32)
 START = 1_000_000.0
+ME = "w-1"  # the node the calls are made out to
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def seen(clock):
 
 
 def signed(clock, method="lease", args=(3, "master")):
-    stamp, mac = auth.sign_voter_call(SECRET, method, args, now=clock())
-    return method, args, stamp, mac
+    stamp, mac = auth.sign_voter_call(SECRET, method, args, ME, now=clock())
+    return method, args, stamp, mac, ME
 
 
 def test_a_call_is_accepted_once_and_its_copy_refused(clock, seen):
@@ -41,29 +42,37 @@ def test_a_call_is_accepted_once_and_its_copy_refused(clock, seen):
 
 
 def test_every_signature_has_its_own_nonce():
-    first = auth.sign_voter_call(SECRET, "peer_ping", (), now=START)
-    second = auth.sign_voter_call(SECRET, "peer_ping", (), now=START)
+    first = auth.sign_voter_call(SECRET, "peer_ping", (), "shadow", now=START)
+    second = auth.sign_voter_call(SECRET, "peer_ping", (), "shadow", now=START)
     assert first[0] == second[0] and first[1] != second[1]
-    assert auth.verify_voter_call(SECRET, "peer_ping", (), *first, now=START)[1] != \
-        auth.verify_voter_call(SECRET, "peer_ping", (), *second, now=START)[1]
+    assert auth.verify_voter_call(SECRET, "peer_ping", (), *first, "shadow", now=START)[1] != \
+        auth.verify_voter_call(SECRET, "peer_ping", (), *second, "shadow", now=START)[1]
+
+
+def test_a_call_is_good_only_for_the_node_it_was_made_out_to(clock, seen):
+    method, args, stamp, mac, _me = signed(clock)
+    for other in ("w-2", "master", "shadow", ""):
+        with pytest.raises(AuthenticationFailed, match="not signed"):
+            check_signed_call(SECRET, method, args, stamp, mac, other, seen=seen)
+    check_signed_call(SECRET, method, args, stamp, mac, ME, seen=seen)
 
 
 def test_the_nonce_is_signed_and_required(clock, seen):
-    method, args, stamp, mac = signed(clock)
+    method, args, stamp, mac, _me = signed(clock)
     nonce, _, signature = mac.partition(":")
     other = "0" * len(nonce) if nonce != "0" * len(nonce) else "1" * len(nonce)
     for forged in (f"{other}:{signature}", signature, f":{signature}", "é:é", 7):
         with pytest.raises(AuthenticationFailed):
-            check_signed_call(SECRET, method, args, stamp, forged, seen=seen)
+            check_signed_call(SECRET, method, args, stamp, forged, ME, seen=seen)
     assert len(seen) == 0  # nothing unsigned is remembered
-    check_signed_call(SECRET, method, args, stamp, mac, seen=seen)
+    check_signed_call(SECRET, method, args, stamp, mac, ME, seen=seen)
 
 
 def test_a_refused_signature_does_not_spend_the_nonce(clock, seen):
-    method, args, stamp, mac = signed(clock)
+    method, args, stamp, mac, _me = signed(clock)
     with pytest.raises(AuthenticationFailed, match="not signed"):
-        check_signed_call(SECRET, method, (4, "master"), stamp, mac, seen=seen)  # altered
-    check_signed_call(SECRET, method, args, stamp, mac, seen=seen)
+        check_signed_call(SECRET, method, (4, "master"), stamp, mac, ME, seen=seen)  # altered
+    check_signed_call(SECRET, method, args, stamp, mac, ME, seen=seen)
 
 
 def test_expired_nonces_are_forgotten_and_their_calls_refused_as_too_old(clock, seen):
@@ -77,11 +86,11 @@ def test_expired_nonces_are_forgotten_and_their_calls_refused_as_too_old(clock, 
 
 
 def test_a_stamp_from_a_clock_ahead_is_remembered_until_it_leaves_the_window(clock, seen):
-    ahead = auth.sign_voter_call(SECRET, "vote", (5, "shadow"), now=clock() + 20.0)
-    check_signed_call(SECRET, "vote", (5, "shadow"), *ahead, seen=seen)
+    ahead = auth.sign_voter_call(SECRET, "vote", (5, "shadow"), ME, now=clock() + 20.0)
+    check_signed_call(SECRET, "vote", (5, "shadow"), *ahead, ME, seen=seen)
     clock.step(auth.VOTER_WINDOW + 10.0)  # our clock: 30 s since it arrived, 10 s past stamp
     with pytest.raises(AuthenticationFailed, match="replayed call"):
-        check_signed_call(SECRET, "vote", (5, "shadow"), *ahead, seen=seen)
+        check_signed_call(SECRET, "vote", (5, "shadow"), *ahead, ME, seen=seen)
 
 
 def test_the_cache_is_bounded_and_never_accepts_a_replay_past_its_cap(clock, seen):

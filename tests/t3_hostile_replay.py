@@ -69,28 +69,69 @@ def _still_working(cluster, before, probe):
     assert _state(cluster) == before
 
 
+def _node_ids(cluster):
+    """{port: the id a signed call to that node is made out to}: workers by id, the
+    metadata servers by role."""
+    with cluster.admin_client() as admin:
+        ids = {w.port: w.worker_id for w in admin.status().workers}
+    leader, standby = _leader_and_standby(cluster)
+    leader_role = _state(cluster)[2][0]  # "master" or "shadow"
+    ids[leader.port] = leader_role
+    ids[standby.port] = "shadow" if leader_role == "master" else "master"
+    return ids
+
+
 def test_a_replayed_lease_is_refused_by_a_worker_and_by_the_standby(replay_cluster):
     cluster, secret = replay_cluster
     before = _state(cluster)
     leader_id, epoch = before[2]
     _, standby = _leader_and_standby(cluster)
+    ids = _node_ids(cluster)
     for port in (cluster.workers[0].port, standby.port):
         args = (epoch, leader_id)  # what the leader sends every renewal
-        stamp, mac = auth.sign_voter_call(secret, "lease", args)
+        stamp, mac = auth.sign_voter_call(secret, "lease", args, ids[port])
         conn = rpc.connect("127.0.0.1", port, timeout=10)
         try:
             assert _twice(conn, "voter", "lease", args, stamp, mac) == (True, epoch)
-            stamp, mac = auth.sign_voter_call(secret, "lease", args)  # signed anew: served
+            stamp, mac = auth.sign_voter_call(secret, "lease", args, ids[port])  # anew: served
             assert rpc.call(conn, "voter", "lease", args, stamp, mac) == (True, epoch)
         finally:
             conn.close()
     _still_working(cluster, before, "/after-lease")
 
 
+def test_a_call_made_out_to_one_node_is_refused_by_every_other(replay_cluster):
+    """Captured on its way to one voter, played to another within the window."""
+    cluster, secret = replay_cluster
+    before = _state(cluster)
+    leader_id, epoch = before[2]
+    _, standby = _leader_and_standby(cluster)
+    ids = _node_ids(cluster)
+    first, second = cluster.workers[0].port, cluster.workers[1].port
+    for signed_for, sent_to in ((first, second), (standby.port, first), (first, standby.port)):
+        args = (epoch, leader_id)
+        stamp, mac = auth.sign_voter_call(secret, "lease", args, ids[signed_for])
+        conn = rpc.connect("127.0.0.1", sent_to, timeout=10)
+        try:
+            with pytest.raises(errors.AuthenticationFailed, match="not signed"):
+                rpc.call(conn, "voter", "lease", args, stamp, mac)
+        finally:
+            conn.close()
+    stamp, mac = auth.sign_voter_call(secret, "fsck_scan", (), ids[first])
+    conn = rpc.connect("127.0.0.1", second, timeout=30)
+    try:
+        with pytest.raises(errors.AuthenticationFailed, match="not signed"):
+            rpc.call(conn, "fsck_scan", stamp, mac)
+    finally:
+        conn.close()
+    _still_working(cluster, before, "/after-crossed")
+
+
 def test_a_replayed_fsck_scan_is_refused_by_the_worker(replay_cluster):
     cluster, secret = replay_cluster
     before = _state(cluster)
-    stamp, mac = auth.sign_voter_call(secret, "fsck_scan", ())
+    ids = _node_ids(cluster)
+    stamp, mac = auth.sign_voter_call(secret, "fsck_scan", (), ids[cluster.workers[1].port])
     conn = rpc.connect("127.0.0.1", cluster.workers[1].port, timeout=30)
     try:
         scanned = _twice(conn, "fsck_scan", stamp, mac)
@@ -105,13 +146,14 @@ def test_replayed_peer_calls_are_refused_by_the_standby(replay_cluster):
     before = _state(cluster)
     epoch = before[2][1]
     _, standby = _leader_and_standby(cluster)
+    to = _node_ids(cluster)[standby.port]
     conn = rpc.connect("127.0.0.1", standby.port, timeout=10)
     try:
-        stamp, mac = auth.sign_voter_call(secret, "peer_ping", ())
+        stamp, mac = auth.sign_voter_call(secret, "peer_ping", (), to)
         answer, seq = _twice(conn, "peer_ping", stamp, mac)
         assert answer == "ok" and seq > 0
         args = (epoch, ())  # a replication call of the leader's epoch
-        stamp, mac = auth.sign_voter_call(secret, "peer_replicate", args)
+        stamp, mac = auth.sign_voter_call(secret, "peer_replicate", args, to)
         assert _twice(conn, "peer_replicate", *args, stamp, mac) == ("ok", seq)
     finally:
         conn.close()

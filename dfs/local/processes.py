@@ -88,6 +88,7 @@ class Node:
         self.ready_file = os.path.join(log_dir, name + ".port")
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        self.wrapper: list[str] = []  # run through this (dfs.local.hosts: ip netns exec NS)
 
     def start(self, env: dict[str, str], detach: bool) -> None:
         """Start it (``detach``: in its own session, so it outlives this process)."""
@@ -95,8 +96,8 @@ class Node:
             os.unlink(self.ready_file)
         except FileNotFoundError:
             pass
-        argv = [sys.executable, "-m", "dfs.cli", *self.args, "--data", self.data_dir,
-                "--port", str(self.port), "--ready-file", self.ready_file]
+        argv = [*self.wrapper, sys.executable, "-m", "dfs.cli", *self.args,
+                "--data", self.data_dir, "--port", str(self.port), "--ready-file", self.ready_file]
         private_dir(self.data_dir)  # before the node: it may run under any umask
         with open_private(self.log_path, "ab") as log:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,

@@ -87,13 +87,13 @@ class ClusterEndpoints(Session):
     @boundary
     def exposed_voter(self, method: object, args: object, stamp: object, mac: object) -> Answer:
         """Leases, votes and stale marks for the other server (signed)."""
-        return serve_voter_call(self.state.voter_secret, self.state.voter, method, args, stamp,
-                                mac)
+        return serve_voter_call(self.state.voter_secret, self.state.voter, self.state.me,
+                                method, args, stamp, mac)
 
     @boundary
     def exposed_peer_ping(self, stamp: object, mac: object) -> PeerAnswer:
         """The leader checks we are here. -> ("ok", our last entry)."""
-        verify_peer_call(self.state.voter_secret, "peer_ping", (), stamp, mac)
+        verify_peer_call(self.state.voter_secret, self.state.me, "peer_ping", (), stamp, mac)
         return self.state.standby.ping()
 
     @boundary
@@ -101,7 +101,8 @@ class ClusterEndpoints(Session):
                                mac: object) -> PeerAnswer:
         """The leader's new journal lines, fsynced here before the answer.
         -> ("ok" | "gap", our last entry) or ("old", our newer epoch)."""
-        verify_peer_call(self.state.voter_secret, "peer_replicate", (epoch, entries), stamp, mac)
+        verify_peer_call(self.state.voter_secret, self.state.me, "peer_replicate",
+                         (epoch, entries), stamp, mac)
         epoch = expect(epoch, int, "epoch")
         lines = expect(entries, tuple, "entries")
         for line in lines:
@@ -113,7 +114,8 @@ class ClusterEndpoints(Session):
                              mac: object) -> PeerAnswer:
         """The leader's whole namespace replaces ours. -> ("ok", its last entry) or
         ("old", our newer epoch)."""
-        verify_peer_call(self.state.voter_secret, "peer_install", (epoch, snapshot), stamp, mac)
+        verify_peer_call(self.state.voter_secret, self.state.me, "peer_install",
+                         (epoch, snapshot), stamp, mac)
         return self.state.standby.install(expect(epoch, int, "epoch"),
                                           expect(snapshot, bytes, "snapshot"))
 

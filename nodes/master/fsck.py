@@ -85,10 +85,10 @@ class Fsck:
 
     # --- the check ------------------------------------------------------------------------
 
-    def _scan(self, host: str, port: int) -> Scan:
+    def _scan(self, worker_id: str, host: str, port: int) -> Scan:
         conn = rpc.connect(host, port, timeout=SCAN_TIMEOUT)
         try:
-            stamp, mac = auth.sign_voter_call(self.secret, "fsck_scan", ())
+            stamp, mac = auth.sign_voter_call(self.secret, "fsck_scan", (), worker_id)
             return {cid: (kind, ok) for cid, kind, ok in conn.root.fsck_scan(stamp, mac)}
         finally:
             conn.close()
@@ -122,7 +122,7 @@ class Fsck:
         scans: dict[str, Scan] = {}
         unreachable: list[str] = []
         with ThreadPoolExecutor(max(1, len(live)), thread_name_prefix="fsck-scan") as pool:
-            futures = {wid: pool.submit(self._scan, host, port) for wid, host, port in live}
+            futures = {wid: pool.submit(self._scan, wid, host, port) for wid, host, port in live}
             for wid, future in futures.items():
                 try:
                     scans[wid] = future.result()

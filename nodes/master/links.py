@@ -35,10 +35,13 @@ PeerAnswer = tuple[str, int]  # ("ok" | "gap" | "old", a sequence number or an e
 class Link:
     """One voter (a worker, or the other metadata server), reached over rpyc."""
 
-    def __init__(self, host: str, port: int, secret: bytes,
+    def __init__(self, host: str, port: int, secret: bytes, to: str,
                  timeout: float = VOTER_TIMEOUT) -> None:
+        """``to``: the node's id (a worker id, or the other server's role): signed into
+        every call, so the call is good for that node only."""
         self.address = (host, port)
         self.secret = secret
+        self.to = to
         self.timeout = timeout
         self.conn: rpyc.Connection | None = None
         self.call_lock = threading.Lock()
@@ -64,7 +67,7 @@ class Link:
         """A fresh connection's first call (lock held). Voter calls are small: none needed."""
 
     def _voter(self, method: str, *args: object) -> Answer:
-        stamp, mac = auth.sign_voter_call(self.secret, method, args)
+        stamp, mac = auth.sign_voter_call(self.secret, method, args, self.to)
         granted, epoch = _pair(self._call("voter", (method, args, stamp, mac), None))
         return expect(granted, bool, "granted"), expect(epoch, int, "epoch")
 
@@ -94,19 +97,19 @@ class Link:
 class PeerLink(Link):
     """The other metadata server: a voter, and the standby we replicate to."""
 
-    def __init__(self, host: str, port: int, secret: bytes) -> None:
-        super().__init__(host, port, secret, timeout=REPLICATION_TIMEOUT)
+    def __init__(self, host: str, port: int, secret: bytes, to: str) -> None:
+        super().__init__(host, port, secret, to, timeout=REPLICATION_TIMEOUT)
 
     def _peer(self, method: str, args: tuple[object, ...],
               timeout: float | None = None) -> PeerAnswer:
-        stamp, mac = auth.sign_voter_call(self.secret, method, args)
+        stamp, mac = auth.sign_voter_call(self.secret, method, args, self.to)
         answer, value = _pair(self._call(method, (*args, stamp, mac), timeout))
         return expect(answer, str, "answer"), expect(value, int, "sequence number or epoch")
 
     def _introduce(self, conn: rpyc.Connection) -> None:
         """A signed ping first: the other server accepts only small frames from a connection
         that has not proved itself yet (nodes/server_limits.py), and a snapshot is big."""
-        stamp, mac = auth.sign_voter_call(self.secret, "peer_ping", ())
+        stamp, mac = auth.sign_voter_call(self.secret, "peer_ping", (), self.to)
         conn._config["sync_request_timeout"] = VOTER_TIMEOUT
         rpc.call(conn, "peer_ping", stamp, mac)
 
@@ -132,11 +135,11 @@ def _pair(answer: object) -> tuple[object, object]:
 VOTER_METHODS = ("lease", "vote", "mark_stale", "clear_stale")
 
 
-def serve_voter_call(secret: bytes, voter: Voter, method: object, args: object, stamp: object,
-                     mac: object) -> Answer:
-    """The receiving side of a voter call: check the signature, then run the method on
-    ``voter``. Used by both workers and metadata servers."""
-    check_signed_call(secret, str(method), args, stamp, mac)
+def serve_voter_call(secret: bytes, voter: Voter, me: str, method: object, args: object,
+                     stamp: object, mac: object) -> Answer:
+    """The receiving side of a voter call to node ``me``: check the signature, then run the
+    method on ``voter``. Used by both workers and metadata servers."""
+    check_signed_call(secret, str(method), args, stamp, mac, me)
     if not isinstance(args, tuple):
         raise errors.InvalidArgument("voter call arguments must be a tuple")
     if method not in VOTER_METHODS:
@@ -145,8 +148,8 @@ def serve_voter_call(secret: bytes, voter: Voter, method: object, args: object, 
     return answer
 
 
-def verify_peer_call(secret: bytes, method: str, args: tuple[object, ...], stamp: object,
-                     mac: object) -> None:
-    """The receiving side of a peer call: only the other metadata server of this cluster
-    may replicate to us, each call once (raises AuthenticationFailed)."""
-    check_signed_call(secret, method, args, stamp, mac)
+def verify_peer_call(secret: bytes, me: str, method: str, args: tuple[object, ...],
+                     stamp: object, mac: object) -> None:
+    """The receiving side of a peer call to ``me``: only the other metadata server of this
+    cluster may replicate to us, each call once (raises AuthenticationFailed)."""
+    check_signed_call(secret, method, args, stamp, mac, me)

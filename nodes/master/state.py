@@ -74,7 +74,8 @@ class MasterState:
         self.address: Address = (config.host, config.port)  # the real port once bound
         self.me = config.role
         self.peer_id = ROLES[1 - ROLES.index(self.me)] if config.peer else None
-        peer = PeerLink(*config.peer, self.voter_secret) if config.peer else None
+        peer = PeerLink(*config.peer, self.voter_secret, self.peer_id or "") \
+            if config.peer else None
         self.voter = Voter(os.path.join(config.metadata_dir, "election.json"), clock,
                            config.lease)
         self.voters_lock = threading.Lock()
@@ -145,7 +146,7 @@ class MasterState:
             for wid, (host, port) in self.ns.voters.items():
                 link = self.voter_links.get(wid)
                 if link is None or link.address != (host, port):
-                    link = Link(host, port, self.voter_secret)
+                    link = Link(host, port, self.voter_secret, wid)
                 links[wid] = link
             if self.peer is not None and self.peer_id is not None:
                 links[self.peer_id] = self.peer
@@ -227,7 +228,7 @@ class MasterState:
         self.ensure_initialised()
         for worker in live:
             if self.ns.voters.get(worker.worker_id) != [worker.host, worker.port]:
-                link = Link(worker.host, worker.port, self.voter_secret)
+                link = Link(worker.host, worker.port, self.voter_secret, worker.worker_id)
                 if not self.replicator.tell_new_voter(link):
                     continue  # it must carry our standby's stale mark before it may vote
                 if self.leadership.welcome(worker.worker_id, link, self.clock()):

@@ -52,14 +52,15 @@ class WorkerService(rpyc.Service):
     @boundary
     def exposed_voter(self, method: object, args: object, stamp: object, mac: object) -> object:
         """Leases, votes and stale marks asked by a metadata server (signed)."""
-        return serve_voter_call(self.worker.voter_secret, self.worker.voter, method, args,
-                                stamp, mac)
+        return serve_voter_call(self.worker.voter_secret, self.worker.voter,
+                                self.worker.worker_id, method, args, stamp, mac)
 
     @boundary
     def exposed_fsck_scan(self, stamp: object, mac: object) -> tuple[tuple[int, str, bool], ...]:
         """A metadata server (signed with the voter secret) asks for every chunk here, each
         re-read and checked: -> ((chunk id, kind, checksums good), ...)."""
-        check_signed_call(self.worker.voter_secret, "fsck_scan", (), stamp, mac)
+        check_signed_call(self.worker.voter_secret, "fsck_scan", (), stamp, mac,
+                          self.worker.worker_id)
         store = self.worker.store
         found = []
         for chunk_id, kind in sorted(store.inventory()):
