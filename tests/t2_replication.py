@@ -31,7 +31,7 @@ class InProcessPeer(PeerLink):
     makes it unreachable, ``lose`` drops the next replicate call on the floor."""
 
     def __init__(self, endpoints: ClusterEndpoints, secret: bytes) -> None:
-        super().__init__("127.0.0.1", 1, secret)
+        super().__init__("127.0.0.1", 1, secret, endpoints.state.me)
         self.endpoints = endpoints
         self.down = False
         self.lose = 0
