@@ -108,8 +108,8 @@ class Transfer:
         """
         crc = chunks.crc(data)
         failed: set[str] = set()
-        best: ReadChunk | None = None
         full: set[str] = set()  # workers that refused for want of space
+        best: ReadChunk | None = None
         for _attempt in range(UPLOAD_ATTEMPTS):
             if target is None and not failed:
                 target = self.reservations.take(path)
@@ -146,9 +146,9 @@ class Transfer:
             target = None
         if best is not None:
             return best  # fewer copies than wanted: the master repairs it later
-        raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
         if failed and failed == full:
             raise errors.NoSpace(f"no room for a chunk of {path}: the workers are full")
+        raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
 
     def _send_all(self, target: WriteTarget, data: bytes,
                   crc: int) -> list[tuple[Replica, errors.DfsError | None]]:
