@@ -183,9 +183,10 @@ class ClusterStatus:
     files: int  # inodes
     standby: str  # the standby's state, e.g. "in sync" or "stale from entry N"
     lease_holders: tuple[str, ...]  # voters whose lease the server holds
+    space_warning: str = ""  # a line when free space is low ("" when it is not)
 
 
-# Stat: (ino, kind, mode, owner, size, atime_ns, mtime_ns, ctime_ns, nlink)
+# Stat: (ino, kind, mode, owner, size, atime_ns, mtime_ns, ctime_ns, nlink, stored bytes)
 
 def stat_to_wire(stat: Stat) -> Wire:
     return tuple(stat)
@@ -296,13 +297,14 @@ def statfs_from_wire(data: Wire) -> StatFs:
 
 def status_to_wire(status: ClusterStatus) -> Wire:
     return (status.leader, status.epoch, status.address, workers_to_wire(status.workers),
-            status.under_replicated, status.files, status.standby, tuple(status.lease_holders))
+            status.under_replicated, status.files, status.standby, tuple(status.lease_holders),
+            status.space_warning)
 
 
 def status_from_wire(data: Wire) -> ClusterStatus:
-    leader, epoch, address, workers, under, files, standby, holders = data
+    leader, epoch, address, workers, under, files, standby, holders, *rest = data
     return ClusterStatus(leader, epoch, address, tuple(workers_from_wire(workers)), under,
-                         files, standby, tuple(holders))
+                         files, standby, tuple(holders), str(rest[0]) if rest else "")
 
 
 # trash: ((trash id, path, size, deleted at, expires), ...), newest first; times are floats

@@ -45,6 +45,8 @@ def cmd_status(args: argparse.Namespace) -> int:
           + ("" if me.quota_bytes is None and me.quota_inodes is None else " (quota)"))
     print(f"capacity {human(total)}, free {human(free)} (after replication); "
           f"under-replicated chunks: {st.under_replicated}")
+    if st.space_warning:
+        print(f"WARNING: {st.space_warning}")
     rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
              human(w.used), human(w.free), f"{w.seconds_since_heartbeat:.1f}s")
             for w in st.workers]

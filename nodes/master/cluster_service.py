@@ -9,6 +9,7 @@ import logging
 from typing import cast
 
 from dfs import auth, errors, wire
+from nodes.master import trash_pressure
 from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
 from nodes.master.placement import Command
 from nodes.master.session import Session
@@ -162,4 +163,5 @@ class ClusterEndpoints(Session):
             return wire.status_to_wire(wire.ClusterStatus(
                 state.me, state.epoch, "%s:%d" % state.address,
                 tuple(state.workers.status(now)), state.workers.under_replicated(referenced),
-                len(state.ns.inodes), state.replicator.describe(), holders))
+                len(state.ns.inodes), state.replicator.describe(), holders,
+                trash_pressure.warning(state.config, state.workers.live())))

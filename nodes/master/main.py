@@ -10,6 +10,7 @@ from rpyc.utils.helpers import classpartial
 from dfs.config import MasterConfig
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
+from nodes.master.trash_pressure import TrashPressure
 from nodes.rpcserver import make_server
 from nodes.server_limits import master_limits
 from nodes.tasks import Task
@@ -28,7 +29,8 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
     state.address = (config.host, server.port)
     loops = [Task("master-tick", state.tick, config.tick_interval),
              Task("master-elect", state.elect, config.lease / 6),  # several tries per lease
-             Task("master-sync", state.sync_standby, SYNC_INTERVAL)]
+             Task("master-sync", state.sync_standby, SYNC_INTERVAL),
+             Task("trash-pressure", TrashPressure(state).tick, config.tick_interval)]
     for loop in loops:
         loop.start()
     log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
