@@ -171,3 +171,48 @@ def test_a_brute_force_of_logins_is_cut_off_and_barely_logged(closed_cluster, tm
             return None
     wait_for(logged_in, LOGIN_WINDOW + 20, "the window to end")
     assert _state(closed_cluster) == before
+
+
+@pytest.mark.log_allows(
+    r"failed login for '\(join token from 127\.0\.0\.1\)' from 127\.0\.0\.1",
+    r"refusing logins from 127\.0\.0\.1 and logins as '\(join token from 127\.0\.0\.1\)'")
+def test_guesses_at_the_join_token_are_cut_off_and_barely_logged(closed_cluster):
+    """As a worker logging in, and as a newcomer registering: each wrong token counts as a
+    failed login of this host; the real workers, logged in already, are not disturbed."""
+    with open(closed_cluster.token_file) as f:
+        token = f.read().strip()
+    before = _state(closed_cluster)
+    log_path = closed_cluster.master.log_path
+    log_start = os.path.getsize(log_path)
+    answers = []
+    conn = rpc.connect("127.0.0.1", closed_cluster.master.port)
+    try:
+        for attempt in range(20):
+            try:
+                if attempt % 2:
+                    rpc.login(conn, "worker_login", "w-intruder", auth.new_key())
+                else:
+                    rpc.call(conn, "register", f"mallory{attempt}", auth.new_key())
+            except errors.AuthenticationFailed as refused:
+                answers.append(str(refused).splitlines()[0])
+        assert answers[:LOGIN_FAILURES] == ["wrong join token"] * LOGIN_FAILURES
+        assert len(answers) == 20
+        assert all(a.startswith("too many failed logins") for a in answers[LOGIN_FAILURES:])
+        with pytest.raises(errors.AuthenticationFailed, match="too many"):
+            rpc.call(conn, "register", "honest", token)  # locked: not even looked at
+    finally:
+        conn.close()
+    with open(log_path, errors="replace") as f:
+        f.seek(log_start)
+        lines = [line for line in f if "login" in line or "token" in line]
+    assert len(lines) == 2, lines
+
+    def registered():
+        try:
+            return register(closed_cluster.masters, "honest", token)
+        except errors.AuthenticationFailed:
+            return None
+    wait_for(registered, LOGIN_WINDOW + 20, "the window to end")
+    files, users, alive = _state(closed_cluster)
+    assert (files, alive) == (before[0], before[2]) and all(alive)
+    assert [u.name for u in users] == sorted([*(u.name for u in before[1]), "honest"])

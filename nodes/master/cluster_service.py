@@ -13,6 +13,7 @@ from nodes.master import trash_pressure
 from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
 from nodes.master.placement import Command
 from nodes.master.session import Session
+from nodes.master.user_service import join_token_guesses
 from nodes.master.voter import Answer
 from nodes.rpcserver import boundary, expect
 
@@ -40,10 +41,10 @@ class ClusterEndpoints(Session):
                              proof: object) -> tuple[float, int]:
         worker_id, client_nonce, proof, nonce = self._login_arguments(
             worker_id, client_nonce, proof, "worker id")
+        self.state.login_limits.check(self.peer, join_token_guesses(self.peer))
         if not auth.check_proof(auth.stored_form(self.state.join_token), worker_id, nonce,
                                 client_nonce, proof):
-            log.warning("worker %r from %s failed to log in", worker_id, self.peer)
-            raise errors.AuthenticationFailed("wrong join token")
+            raise self._secret_failed(join_token_guesses(self.peer), "wrong join token")
         self.worker_id = worker_id
         return self.state.config.heartbeat_interval, self.state.epoch
 

@@ -7,6 +7,7 @@ method starts by asking this object who the caller is.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import rpyc
@@ -17,6 +18,8 @@ from nodes.rpcserver import PlainConnection, expect, peer_host
 
 if TYPE_CHECKING:
     from nodes.master.state import MasterState
+
+log = logging.getLogger(__name__)
 
 
 class Session(rpyc.Service):
@@ -53,6 +56,15 @@ class Session(rpyc.Service):
         if not self.state.ns.is_admin(user):
             raise errors.NotPermitted("only an admin may do that")
         return user
+
+    def _secret_failed(self, name: str, error: str) -> errors.AuthenticationFailed:
+        """A wrong key, join token or worker proof for ``name``: counted against this host
+        and name (nodes/master/login_limits.py; ``LoginLimits.check`` comes first), logged
+        as the limits say (once per window, not once per try). -> the error to raise."""
+        line = self.state.login_limits.failed(self.peer, name)
+        if line:
+            log.warning("%s", line)
+        return errors.AuthenticationFailed(error)
 
     def _serving(self) -> str:
         user = self._me()

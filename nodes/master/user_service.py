@@ -9,13 +9,18 @@ from __future__ import annotations
 import logging
 import secrets
 
-from dfs import auth, errors, wire
+from dfs import auth, wire
 from dfs.namespace import quota, rules_users
 from dfs.namespace.inode import User
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect, is_loopback
 
 log = logging.getLogger(__name__)
+
+def join_token_guesses(host: str) -> str:
+    """The name failed guesses at the join token from ``host`` are counted under: per host,
+    so guesses from one machine never lock out the workers of another."""
+    return f"(join token from {host})"
 
 
 class UserEndpoints(Session):
@@ -41,10 +46,7 @@ class UserEndpoints(Session):
             else:
                 self.user, self.uid = name, user.uid
         if user is None:
-            line = limits.failed(self.peer, name)
-            if line:
-                log.warning("%s", line)
-            raise errors.AuthenticationFailed("unknown user or wrong key")
+            raise self._secret_failed(name, "unknown user or wrong key")
         limits.succeeded(name)
         return name, user.admin
 
@@ -55,7 +57,12 @@ class UserEndpoints(Session):
         token = expect(token, (str, type(None)), "token")
         rules_users.check_user_name(name)
         open_here = self.state.config.open_registration and is_loopback(self.peer)
-        token_ok = token is not None and secrets.compare_digest(token, self.state.join_token)
+        token_ok = False
+        if token is not None:  # a guess at the join token counts as a failed login would
+            self.state.login_limits.check(self.peer, join_token_guesses(self.peer))
+            token_ok = secrets.compare_digest(token, self.state.join_token)
+            if not token_ok and not open_here:
+                raise self._secret_failed(join_token_guesses(self.peer), "wrong join token")
         rules_users.may_register(self.state.ns, self.user, open_here, token_ok)
         return self._add_user(name, admin=False)
 
