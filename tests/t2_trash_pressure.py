@@ -90,12 +90,13 @@ def test_low_space_purges_the_oldest_trash_first_and_only_what_is_needed(master)
         wall.step(1)
     pressure.tick()
     assert trashed(alice) == ["/a", "/c"]  # b, the oldest, freed 2 chunks: enough
-    pressure.tick()  # b's chunks are still on the worker: counted as free already
+    state.tick()  # garbage collection: the master forgets b's copies, queues their deletes
+    pressure.tick()  # but the worker still holds them: counted as free already
     assert trashed(alice) == ["/a", "/c"]
-
-    state.tick()  # garbage collection: the worker is told to delete b's chunks
-    commands = report(state, clock)
+    commands = report(state, clock)  # the heartbeat that carries the deletes
     assert sorted(c[1] for c in commands if c[0] == "delete") == sorted(files["b"])
+    pressure.tick()
+    assert trashed(alice) == ["/a", "/c"]
     report(state, clock, removed=files["b"])  # done: 4 chunks free, 40 %
     pressure.tick()
     assert trashed(alice) == ["/a", "/c"]
@@ -117,6 +118,7 @@ def test_choose_takes_the_oldest_until_enough_is_freed():
             self.chunks = [ref(cid, CHUNK, i) for i, cid in enumerate(ids)]
     trash = {"7": TrashItem("u", "/new", 30.0, 99.0, Inode([1])),
              "8": TrashItem("u", "/old", 10.0, 99.0, Inode([2, 3])),
+             "6": TrashItem("u", "/empty", 5.0, 99.0, Inode([])),  # frees nothing: kept
              "9": TrashItem("u", "/mid", 20.0, 99.0, Inode([4]))}
     stored = {1: 100, 2: 100, 3: 100, 4: 100}
     assert choose(trash, 150, stored) == (["8"], {2: 100, 3: 100})

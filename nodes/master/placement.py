@@ -61,6 +61,7 @@ class Worker:
     assigned: int = 0  # chunks placed here since its last report (not in used/free yet)
     repairs: int = 0  # replications in flight towards this worker
     verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
+    reports: int = 0  # heartbeats received since it registered
 
     def fill(self) -> float:
         """Share of its space in use, as last reported."""
@@ -110,6 +111,7 @@ class WorkerTable:
         if worker is None or not worker.alive:
             return None
         worker.free, worker.used, worker.load, worker.last_seen = free, used, load, now
+        worker.reports += 1
         for chunk_id, kind in added:
             self._add(chunk_id, worker, kind)
             if self.repairs.get(chunk_id, (None,))[0] == worker_id:

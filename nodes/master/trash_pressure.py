@@ -7,9 +7,11 @@ their space meanwhile. When the live workers' free space falls under the low mar
 purges trashed files, the ones deleted longest ago first, until the bytes their chunks
 hold (every stored copy counted) bring free space back over the mark, committing the
 usual ``Purge`` entry through ``MasterState.commit``. A purged chunk leaves a worker's disk
-only after the tick's garbage collection and that worker's next heartbeats, so until its
-copies are reported gone its bytes count as free already (``freeing``): one shortage never
-purges twice.
+only after the tick's garbage collection, the heartbeat that carries the delete and the one
+that reports the space, so until each worker that held a purged file's chunks has
+heartbeated ``SETTLE_REPORTS`` times since, those bytes count as free already
+(``freeing``): one shortage does not purge twice. A trashed file whose chunks free nothing
+(an empty file, copies on no live worker) is not purged for room.
 
 Free space is what the workers report: workers sharing one disk each report that disk's
 free space, so their sum overstates it (use ``--capacity`` to give each its share).
@@ -21,19 +23,22 @@ unless this server is the serving leader, and holds ``MasterState.lock`` through
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from dfs.cli.output import human
 from dfs.config import MasterConfig
 from dfs.namespace.entries import Purge
 from dfs.namespace.inode import TrashItem
-from nodes.master.placement import Worker
+from nodes.master.placement import Worker, WorkerTable
 
 if TYPE_CHECKING:
     from nodes.master.state import MasterState
 
 log = logging.getLogger(__name__)
+
+SETTLE_REPORTS = 3
+"""Heartbeats of a worker after a purge by which the space it freed has been reported."""
 
 
 def space(workers: Iterable[Worker]) -> tuple[int, int]:
@@ -70,27 +75,40 @@ def choose(trash: Mapping[str, TrashItem], needed: int,
     for tid, item in sorted(trash.items(), key=lambda pair: (pair[1].deleted_at, pair[0])):
         if sum(freed.values()) >= needed:
             break
-        chosen.append(tid)
-        for ref in item.inode.chunks:
-            if ref is not None:  # a hole holds nothing
-                freed[ref.chunk_id] = stored.get(ref.chunk_id, 0)
+        mine = {ref.chunk_id: stored.get(ref.chunk_id, 0)
+                for ref in item.inode.chunks if ref is not None}  # a hole holds nothing
+        if sum(mine.values()):
+            chosen.append(tid)
+            freed.update(mine)
     return chosen, freed
 
 
-def stored_bytes(chunk_ids: Collection[int], trash: Mapping[str, TrashItem],
+def stored_bytes(trash: Mapping[str, TrashItem],
                  copies: Mapping[int, Mapping[str, str]]) -> dict[int, int]:
     """Chunk id -> bytes its copies hold (its length times the copies the workers report),
-    for the chunks of trashed files."""
-    lengths = {ref.chunk_id: ref.length for item in trash.values()
-               for ref in item.inode.chunks if ref is not None}
-    return {cid: lengths[cid] * len(copies.get(cid, ())) for cid in chunk_ids if cid in lengths}
+    for every chunk of a trashed file."""
+    return {ref.chunk_id: ref.length * len(copies.get(ref.chunk_id, ()))
+            for item in trash.values() for ref in item.inode.chunks if ref is not None}
+
+
+class _Freeing:
+    """Bytes one purge frees, until the workers that held them have reported since."""
+
+    def __init__(self, nbytes: int, holders: Iterable[Worker]) -> None:
+        self.nbytes = nbytes
+        self.waits = [(worker, worker.reports + SETTLE_REPORTS) for worker in holders]
+
+    def settled(self, table: WorkerTable) -> bool:
+        """Every holder has reported enough since, or is gone (dead, registered anew)."""
+        return all(table.workers.get(w.worker_id) is not w or not w.alive or w.reports >= due
+                   for w, due in self.waits)
 
 
 class TrashPressure:
     def __init__(self, state: MasterState) -> None:
         self.state = state
-        self.freeing: dict[int, int] = {}
-        """Chunk id -> bytes, purged but still reported on some worker."""
+        self.freeing: list[_Freeing] = []
+        """Purges whose space the workers have not reported yet."""
 
     def tick(self) -> None:
         """Purge what low space asks for (leader only)."""
@@ -99,20 +117,21 @@ class TrashPressure:
             if not state.serving() or not state.ns.initialised:
                 self.freeing.clear()
                 return
-            locations = state.workers.locations
-            self.freeing = {cid: n for cid, n in self.freeing.items() if cid in locations}
-            free, total = space(state.workers.live())
-            soon = free + sum(self.freeing.values())
+            table = state.workers
+            self.freeing = [f for f in self.freeing if not f.settled(table)]
+            free, total = space(table.live())
+            soon = free + sum(f.nbytes for f in self.freeing)
             mark = low_mark(state.config, total)
             trash = state.ns.trash
             if not total or soon >= mark or not trash:
                 return
-            stored = stored_bytes({ref.chunk_id for item in trash.values()
-                                   for ref in item.inode.chunks if ref is not None},
-                                  trash, locations)
-            chosen, freed = choose(trash, mark - soon, stored)
+            chosen, freed = choose(trash, mark - soon, stored_bytes(trash, table.locations))
+            if not chosen:
+                return  # nothing in the trash would free anything
             log.warning("space is low (%d of %d bytes free, low under %d): purging %d "
                         "trashed file(s), oldest first, freeing %d bytes", free, total, mark,
                         len(chosen), sum(freed.values()))
+            holders = {wid for cid in freed for wid in table.locations.get(cid, {})}
             state.commit(Purge(tuple(chosen)))
-            self.freeing.update(freed)
+            self.freeing.append(_Freeing(sum(freed.values()),
+                                         [table.workers[wid] for wid in sorted(holders)]))
