@@ -28,7 +28,7 @@ from dfs.client import DfsClient
 from dfs.config import ClientConfig, default
 from dfs.retry import poll
 from mount import binding, records
-from mount.ops import DfsOperations
+from mount.trashops import TrashOperations
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
     client = make_client(auth_file, timeout, cache_dir)
     try:
         client.statfs()  # fail now, with a clear message, if the cluster cannot be reached
-        ops = DfsOperations(client)
+        ops = TrashOperations(client)  # DfsOperations with the DFS trash as .Trash-UID
         ops.kernel_forget = binding.kernel_forget(mfusepy)
     except BaseException:
         client.close()

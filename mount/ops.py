@@ -37,6 +37,9 @@ What the mount adds to the client, and nothing more:
   (the group and other bits of the requested mode are dropped, whatever the umask); an
   explicit ``chmod`` shares them ("other" means every other DFS user). ``cp -p``,
   ``cp -a`` and ``rsync -a`` chmod explicitly, so they share what was shared locally.
+- **Trash**: the mount serves ``TrashOperations`` (mount.trashops), this class plus a
+  virtual ``/.Trash-UID``: the user's DFS trash as the freedesktop trash, so a desktop's
+  Delete, Restore and Empty Trash are ``dfs trash`` calls.
 - **Timeouts**: the client is made with ``--timeout`` as both its per-call timeout and its
   failover deadline, so with a node unreachable an operation fails after about that long
   (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.

@@ -200,9 +200,21 @@ class DfsClient:
         """[TrashEntry] of this user's deleted files, newest first."""
         return wire.trash_from_wire(self._call("trash_list"))
 
-    def trash_restore(self, path: str) -> wire.Stat:
-        """Put the newest deleted version of ``path`` back; FileExists if the path is taken."""
-        return wire.stat_from_wire(self._call("trash_restore", path))
+    def trash_move(self, path: str) -> None:
+        """Delete the file ``path`` into the trash, or change nothing and raise NotSupported
+        if the trash would not keep it (the trash is off; not a file with one name)."""
+        self._call("trash_move", path)
+
+    def trash_restore(self, path: str, trash_id: str | None = None) -> wire.Stat:
+        """Put the newest deleted version of ``path`` back (with ``trash_id``: that item, at
+        ``path``); FileExists if the path is taken."""
+        if trash_id is None:
+            return wire.stat_from_wire(self._call("trash_restore", path))
+        return wire.stat_from_wire(self._call("trash_restore", path, trash_id))
+
+    def trash_purge(self, trash_id: str) -> bool:
+        """Free one item of the trash now. -> False if it was not (or no longer) there."""
+        return bool(self._call("trash_purge", trash_id))
 
     def trash_empty(self) -> int:
         """Free this user's trash now. -> how many files it held."""

@@ -27,17 +27,21 @@ def trash_info(path: str, inode: Inode, wall_now: float,
     return None
 
 
-def restore(ns: Namespace, user: str, path: str, now_ns: int) -> tuple[list[Mkdir], Restore]:
-    """Put the newest trashed version of ``path`` back there. -> (the mkdir entries of the
+def restore(ns: Namespace, user: str, path: str, now_ns: int,
+            trash_id: str | None = None) -> tuple[list[Mkdir], Restore]:
+    """Put the newest trashed version of ``path`` back there (with ``trash_id``: that item of
+    the caller's trash, put at ``path`` wherever it was). -> (the mkdir entries of the
     missing parent directories, the Restore entry), to commit in that order. FileExists if
     the path is taken."""
     parts = split_path(path)
     if not parts:
         raise errors.InvalidPath("the root directory is never in the trash")
     where = "/" + "/".join(parts)
-    found = [tid for tid, item in ns.trash_of(user) if item.path == where]
+    found = [tid for tid, item in ns.trash_of(user)
+             if (item.path == where if trash_id is None else tid == trash_id)]
     if not found:
-        raise errors.FileNotFound(f"{where}: not in your trash")
+        raise errors.FileNotFound(f"{where}: not in your trash" if trash_id is None
+                                  else f"trash item {trash_id} is not in your trash")
     made: list[Mkdir] = []
     directory: Inode | None = ns.inodes[ROOT_INO]  # None: inside directories still to make
     parent_ino = ROOT_INO
@@ -64,6 +68,12 @@ def restore(ns: Namespace, user: str, path: str, now_ns: int) -> tuple[list[Mkdi
     if made:
         quota.check_new_inodes(ns, user, len(made))
     return made, Restore(found[0], parent_ino, parts[-1], now_ns)
+
+
+def purge(ns: Namespace, user: str, trash_id: str) -> Purge | None:
+    """Free one item of the caller's trash now (None: it is not there, or no longer)."""
+    item = ns.trash.get(trash_id)
+    return Purge((trash_id,)) if item is not None and item.owner == user else None
 
 
 def empty(ns: Namespace, user: str) -> Purge | None:

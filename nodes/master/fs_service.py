@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dfs import wire
+from dfs import errors, wire
 from dfs.namespace import rules, rules_trash
 from dfs.namespace.entries import Entry, named_ino
 from dfs.namespace.inode import as_path
@@ -145,19 +145,49 @@ class FsEndpoints(Session):
                 for tid, item in self.state.ns.trash_of(user)])
 
     @boundary
-    def exposed_trash_restore(self, path: object) -> wire.Wire:
-        """Put the newest trashed version of ``path`` back there (missing parent
-        directories are made again). -> its stat. FileExists if the path is taken."""
+    def exposed_trash_move(self, path: object, rid: object = None) -> None:
+        """unlink ``path`` into the caller's trash, or change nothing and refuse (NotSupported)
+        when the trash would not keep it: no trash, not a regular file, or it has other links."""
+        path = as_path(path)
+        keep = self.state.config.trash_seconds
+
+        def decide(ns: Namespace, user: str, now: int) -> Entry:
+            entry = rules.remove(ns, user, path, False, now, self.state.wall(), keep)
+            if entry.trash is None:
+                raise errors.NotSupported(f"{path}: the trash does not keep it (the trash is "
+                                          "off, or it is not a file with one name)")
+            return entry
+        self._once(rid, decide)
+
+    @boundary
+    def exposed_trash_restore(self, path: object, trash_id: object = None) -> wire.Wire:
+        """Put the newest trashed version of ``path`` back there (with ``trash_id``: that item,
+        at ``path``; missing parent directories are made again). -> its stat. FileExists if
+        the path is taken."""
         path = expect(path, str, "path")
+        trash_id = expect(trash_id, (str, type(None)), "trash id")
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            parents, restore = rules_trash.restore(ns, user, path, self.state.wall_ns())
+            parents, restore = rules_trash.restore(ns, user, path, self.state.wall_ns(),
+                                                   trash_id)
             inode = ns.trash[restore.trash_id].inode
             for mkdir in parents:
                 self.state.commit(mkdir)
             self.state.commit(restore)
             return wire.stat_to_wire(inode.stat())
+
+    @boundary
+    def exposed_trash_purge(self, trash_id: object) -> int:
+        """Free one item of the caller's trash now. -> 1, or 0 if it is not (or no longer) there."""
+        trash_id = expect(trash_id, str, "trash id")
+        with self.state.lock:
+            user = self._serving()
+            purge = rules_trash.purge(self.state.ns, user, trash_id)
+            if purge is None:
+                return 0
+            self.state.commit(purge)
+            return 1
 
     @boundary
     def exposed_trash_empty(self) -> int:
