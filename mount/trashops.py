@@ -14,9 +14,10 @@ it:
   and ``dfs rm`` do) and is called NAME there. What the DFS trash cannot keep is refused
   with ENOTSUP before anything changes (the trash is off; a symlink; a file with other
   hard links), so the desktop offers to delete it for good instead. A folder: every file
-  in it goes to the trash and the folders are removed, like ``dfs rm -r`` (each file is an
-  item of its own, restored to its own path); refused with ENOTSUP before anything changes
-  if something in it could not be kept.
+  in it goes to the trash and the folders are removed, like ``dfs rm -r``: each file is an
+  item of its own, restored to its own path (a restore makes missing folders again, 0700);
+  the folders themselves, and so an empty folder, are not kept. Refused with ENOTSUP
+  before anything changes if something in it could not be kept.
 - **Restore**: ``rename(files/NAME, DEST)`` is ``DfsClient.trash_restore(DEST, id)``: that
   item, at the destination asked for. An existing DEST is replaced as rename does (the old
   file goes to the trash first; a folder: EISDIR); with RENAME_NOREPLACE: EEXIST.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat as stat_mod
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -48,6 +50,8 @@ from mount.ops import CACHE_SECONDS, Attrs, DfsOperations, FuseError, Listing, o
 from mount.trashdir import INFO_SUFFIX, TrashDir, trashinfo
 
 log = logging.getLogger(__name__)
+
+ROOT_INO = 1  # the cluster root's inode number (its .. in a listing)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -115,10 +119,11 @@ class TrashOperations(DfsOperations):
             return found if path != "/" else self.trash_dir.root_entries(found, _warn_real)
         area, name = place
         attrs = self._trash_attrs(area, name)
-        if not attrs["st_mode"] & 0o040000:
+        if not stat_mod.S_ISDIR(attrs["st_mode"]):
             raise FuseError(errno.ENOTDIR)
         td = self.trash_dir
-        listed: Listing = [(".", attrs), ("..", td.dir_attrs(""))]
+        up = td.dir_attrs("") if area else {"st_mode": stat_mod.S_IFDIR, "st_ino": ROOT_INO}
+        listed: Listing = [(".", attrs), ("..", up)]
         if not area:
             listed.extend((a, td.dir_attrs(a)) for a in ("files", "info", "expunged"))
         elif area == "files":
@@ -167,7 +172,7 @@ class TrashOperations(DfsOperations):
             return super().unlink(path)
         area, name = place
         attrs = self._trash_attrs(area, name)  # ENOENT if not there
-        if attrs["st_mode"] & 0o040000:
+        if stat_mod.S_ISDIR(attrs["st_mode"]):
             raise FuseError(errno.EISDIR)
         if area == "info" and self.trash_dir.drop_scratch(name):
             return None
@@ -319,7 +324,7 @@ class TrashOperations(DfsOperations):
             return super().open(path, flags)
         area, name = place
         attrs = self._trash_attrs(area, name)
-        if attrs["st_mode"] & 0o040000:
+        if stat_mod.S_ISDIR(attrs["st_mode"]):
             raise FuseError(errno.EISDIR)
         if area == "files":
             log.debug("%s: a file in the trash cannot be read; restore it first", path)

@@ -18,10 +18,11 @@ import subprocess
 import urllib.parse
 
 import pytest
+from conftest import cluster_config
 from t4_mount import Mounted
 
 from dfs import errors
-from dfs.local.cluster import wait_for
+from dfs.local.cluster import LocalCluster, wait_for
 from dfs.wire import TrashEntry
 from mount import records
 from mount.trashdir import TrashDir, trashinfo, unique_name
@@ -143,6 +144,15 @@ def test_trash_move_restore_to_a_destination_and_purge_one(alice, shared_cluster
     assert alice.trash_purge(item.trash_id) is True
     assert alice.trash_list() == [] and alice.trash_purge(item.trash_id) is False
     alice.rmdir("/tm-dir")
+
+
+def test_with_the_trash_off_nothing_is_moved_in(tmp_path):
+    with LocalCluster(cluster_config(tmp_path / "c", workers=1, trash_seconds=0)) as cluster:
+        with cluster.client("alice", cache_dir="") as client:
+            client.put_bytes("/kept", b"data")
+            with pytest.raises(errors.NotSupported):  # it would be freed at once: refused
+                client.trash_move("/kept")
+            assert client.read_bytes("/kept") == b"data" and client.trash_list() == []
 
 
 # --- through the mount ------------------------------------------------------------------------
