@@ -172,6 +172,9 @@ class WorkerConfig:
     (NoSpace) instead of failing with ENOSPC half-way."""
     scrub_bytes_per_second: int = 4 * MIB
     """How fast the scrubber re-reads stored chunks to verify their checksums; 0: never."""
+    keep_quarantine: float = 7 * 86400.0
+    """Seconds a corrupt copy is kept aside (DATA/quarantine, for a post-mortem) before the
+    scrubber deletes it (with scrubbing off, it stays); its room counts as used until then."""
     lease: float = default(MasterConfig, "lease")
     """Seconds a lease this worker grants as a voter lasts (the masters' lease)."""
     upload_idle: float = 120.0

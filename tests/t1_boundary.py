@@ -4,6 +4,7 @@ never the last one; commit by inode needs an inode the caller can reach. No sock
 
 import inspect
 import os
+import time
 
 import pytest
 
@@ -192,7 +193,7 @@ def test_quarantine_moves_the_copy_aside_and_keeps_its_bytes(worker):
     data = b"q" * 5000
     _put(store, 3, data, "backups")
     worker.execute(("quarantine", 3, "backups"))
-    assert store.inventory() == [] and store.used == 0
+    assert store.inventory() == [] and store.used == len(data)  # its room is still taken
     assert store.take_changes("m").removed == ((3, "backups"),)
     kept = os.path.join(worker.config.data_dir, "quarantine", "3.backups")
     with open(kept, "rb") as f:
@@ -201,6 +202,11 @@ def test_quarantine_moves_the_copy_aside_and_keeps_its_bytes(worker):
     assert os.stat(os.path.dirname(kept)).st_mode & 0o777 == 0o700
     worker.execute(("quarantine", 3, "backups"))  # gone already: nothing happens
     assert os.path.exists(kept)
+    assert store.expire_quarantine(3600) == 0 and store.used == len(data)  # kept a while
+    reopened = type(store)(store.data_dir, 0)  # a restart counts the kept copy again
+    assert reopened.used == len(data)
+    assert store.expire_quarantine(3600, now=time.time() + 3601) == 2  # data and checksums
+    assert store.used == 0 and os.listdir(os.path.dirname(kept)) == []
 
 
 # --- commit by inode: reachability -----------------------------------------------------------

@@ -45,7 +45,8 @@ def run(config: WorkerConfig, ready: Callable[[int], object] | None = None) -> N
                  for address in config.masters]
     for reporter in reporters:
         reporter.start()
-    scrubber = Scrubber(worker.store, config.scrub_bytes_per_second, SCRUB_MIN_PASS)
+    scrubber = Scrubber(worker.store, config.scrub_bytes_per_second, SCRUB_MIN_PASS,
+                        keep_quarantine=config.keep_quarantine)
     scrubber.start()
     log.info("worker %s serving on %s:%d (data in %s)", worker.worker_id, config.host,
              server.port, config.data_dir)

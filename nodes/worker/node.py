@@ -18,7 +18,7 @@ import uuid
 
 from dfs import auth, chunks, rpc, tls
 from dfs.config import MIB, Address, WorkerConfig
-from dfs.fsutil import private_dir, write_atomic
+from dfs.fsutil import write_atomic
 from nodes.master.voter import Voter
 from nodes.rpcserver import expect
 from nodes.worker.store import ChunkStore, Kind, as_kind
@@ -32,7 +32,6 @@ kind)`` or ``("replicate", chunk_id, kind, source_host, source_port, source_kind
 read_token)``."""
 
 REPLICATE_PIECE = MIB  # bytes asked per read call when copying a chunk from another worker
-QUARANTINE = "quarantine"  # DATA/quarantine/<id>.<kind>[.crc]: corrupt copies, kept
 
 
 class Worker:
@@ -97,21 +96,10 @@ class Worker:
                      chunk_id, kind)
 
     def quarantine(self, chunk_id: int, kind: Kind) -> None:
-        """Move a corrupt copy out of the store without deleting its bytes (the master asks
-        only once another copy is served): hard links into DATA/quarantine first, then the
-        store forgets the copy as it does for a delete."""
-        source = self.store.path(chunk_id, kind)
-        target = os.path.join(private_dir(os.path.join(self.config.data_dir, QUARANTINE)),
-                              f"{chunk_id}.{kind}")
-        for suffix in (".crc", ""):  # the data file last, as the store writes them
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target + suffix)
-            try:
-                os.link(source + suffix, target + suffix)
-            except FileNotFoundError:
-                return  # gone meanwhile: nothing to keep
-        self.store.delete(chunk_id, kind)
-        log.info("quarantined corrupt chunk %d (%s) as %s", chunk_id, kind, target)
+        """A corrupt copy, once another is served: kept aside a while (ChunkStore)."""
+        target = self.store.quarantine(chunk_id, kind)
+        if target is not None:
+            log.info("quarantined corrupt chunk %d (%s) as %s", chunk_id, kind, target)
 
     def execute(self, command: Command) -> None:
         """Run one master command; a failure is logged (the master asks again if needed)."""

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from dfs.config import WorkerConfig, default
 from nodes.tasks import Task
 from nodes.worker.store import ChunkStore
 
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 class Scrubber:
     def __init__(self, store: ChunkStore, rate: int, min_pass: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 keep_quarantine: float = default(WorkerConfig, "keep_quarantine")) -> None:
         """``rate``: bytes per second (0: never scrub); ``min_pass``: seconds from the start
-        of one pass to the start of the next."""
+        of one pass to the start of the next; ``keep_quarantine``: seconds corrupt copies
+        are kept aside, deleted at the start of a pass once older."""
         self.store = store
+        self.keep_quarantine = keep_quarantine
         self.rate = rate
         self.min_pass = min_pass
         self.clock = clock
@@ -52,6 +56,7 @@ class Scrubber:
     def scrub_pass(self) -> None:
         started = self._last_start = self.clock()
         done = 0
+        self.store.expire_quarantine(self.keep_quarantine)
 
         def pace(nbytes: int) -> None:
             nonlocal done

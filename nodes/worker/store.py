@@ -46,6 +46,7 @@ KINDS: tuple[Kind, ...] = ("chunks", "backups")
 ChunkKey = tuple[int, Kind]
 """(chunk id, kind): one replica on this worker, as reported to the metadata servers."""
 
+QUARANTINE = "quarantine"  # DATA/quarantine/<id>.<kind>[.crc]: corrupt copies, kept a while
 MAX_PIECE = 16 * MIB  # the most bytes one read or write call may carry
 MAX_CHUNK = 64 * MIB  # the largest chunk size a cluster may have (until the master says)
 SCRUB_PIECE = MIB  # bytes read at a time when verifying a whole chunk (a BLOCK_SIZE multiple)
@@ -129,7 +130,8 @@ class ChunkStore:
         self.lock = threading.Lock()
         self.dirs: dict[Kind, str] = {kind: os.path.join(data_dir, kind) for kind in KINDS}
         self.tmp_dir = os.path.join(data_dir, "tmp")
-        for path in (data_dir, *self.dirs.values(), self.tmp_dir):
+        self.quarantine_dir = os.path.join(data_dir, QUARANTINE)
+        for path in (data_dir, *self.dirs.values(), self.tmp_dir, self.quarantine_dir):
             private_dir(path)
         shutil.rmtree(self.tmp_dir)
         private_dir(self.tmp_dir)
@@ -142,6 +144,10 @@ class ChunkStore:
         self.chunk_size = MAX_CHUNK  # until the master says
         for chunk_id, kind in self.inventory():
             self.used += os.path.getsize(self.path(chunk_id, kind))
+        for name in os.listdir(self.quarantine_dir):  # kept corrupt copies take room too
+            if not name.endswith(".crc"):
+                with contextlib.suppress(FileNotFoundError):
+                    self.used += os.path.getsize(os.path.join(self.quarantine_dir, name))
 
     def path(self, chunk_id: int, kind: Kind) -> str:
         return os.path.join(self.dirs[kind], str(chunk_id))
@@ -353,20 +359,70 @@ class ChunkStore:
     # --- removing and reporting ------------------------------------------------------
 
     def delete(self, chunk_id: int, kind: Kind) -> None:
+        self._remove(chunk_id, kind, keep_bytes=False)
+
+    def _remove(self, chunk_id: int, kind: Kind, keep_bytes: bool) -> None:
+        """The store forgets a replica (the metadata servers are told). ``keep_bytes``: its
+        files were linked elsewhere (quarantine), so its room stays used."""
         path = self.path(chunk_id, kind)
         try:
-            size = os.path.getsize(path)
+            size = os.path.getsize(path)  # ``used`` counts data files, not checksums
             os.unlink(path)
         except FileNotFoundError:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path + ".crc")
-        except FileNotFoundError:
-            pass
         with self.lock:
-            self.used -= size
+            if not keep_bytes:
+                self.used -= size
             for feed in self.feeds.values():
                 feed.removed.append((chunk_id, kind))
+
+    def quarantine(self, chunk_id: int, kind: Kind) -> str | None:
+        """Move a corrupt copy out of the store without deleting its bytes (the master asks
+        only once another copy is served): hard links into DATA/quarantine first, then the
+        store forgets the copy as for a delete. Its room stays counted in ``used`` until
+        ``expire_quarantine`` deletes it. -> where it is kept (None: it was gone)."""
+        source = self.path(chunk_id, kind)
+        target = os.path.join(self.quarantine_dir, f"{chunk_id}.{kind}")
+        for suffix in (".crc", ""):  # the data file last, as the store writes them
+            staged = os.path.join(self.tmp_dir, f"quarantine.{chunk_id}.{kind}{suffix}")
+            try:
+                os.link(source + suffix, staged)
+            except FileNotFoundError:
+                return None  # gone meanwhile: nothing to keep, nothing kept is touched
+            if suffix == "":
+                self._unlink_kept(target)  # an older copy kept under this name
+            os.replace(staged, target + suffix)
+        self._remove(chunk_id, kind, keep_bytes=True)
+        return target
+
+    def expire_quarantine(self, max_age: float, now: float | None = None) -> int:
+        """Delete the quarantined copies kept longer than ``max_age`` seconds (counted from
+        the quarantine: a hard link sets the file's ctime). -> how many files."""
+        now = time.time() if now is None else now
+        removed = 0
+        for name in os.listdir(self.quarantine_dir):
+            path = os.path.join(self.quarantine_dir, name)
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if now - info.st_ctime > max_age and self._unlink_kept(path):
+                removed += 1
+        if removed:
+            log.info("deleted %d quarantined file(s) kept over %.0f s", removed, max_age)
+        return removed
+
+    def _unlink_kept(self, path: str) -> bool:
+        try:
+            size = 0 if path.endswith(".crc") else os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        with self.lock:
+            self.used -= size
+        return True
 
     def report_bad(self, chunk_id: int, kind: Kind) -> None:
         """A replica here failed its checksum: tell every metadata server."""
