@@ -27,7 +27,7 @@ from dfs import auth, errors, paths
 from dfs.client import DfsClient
 from dfs.config import ClientConfig, default
 from dfs.retry import poll
-from mount import binding, records
+from mount import binding, logfile, records
 from mount.trashops import TrashOperations
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
         binding.serve(mfusepy, ops, mount_dir, options)
     finally:
         records.remove_record(mount_dir, pid)
+        log.info("%s unmounted: mount process %d ends", mount_dir, pid)
     return 0
 
 
@@ -168,10 +169,12 @@ def mount_background(mount_dir: str, auth_file: str | None = None,
     """Start a detached mount process; return its pid once ``mount_dir`` is live."""
     mount_dir = os.path.realpath(mount_dir)
     auth_file = os.path.abspath(auth_file or paths.default_auth_file())
+    _say(clean_dead(mount_dir, "dfs mount"))  # one that died: unmounted, said so
     check_mountable(mount_dir, auth_file)
     log_path = records.log_path(mount_dir)
     argv = [sys.executable, "-m", "dfs.cli", *(["--debug"] if debug else []), "mount",
-            mount_dir, "--foreground", "--auth", auth_file, "--timeout", str(timeout)]
+            mount_dir, "--foreground", "--auth", auth_file, "--timeout", str(timeout),
+            "--log-file", log_path]
     if cache_dir is not None:
         argv += ["--cache-dir", cache_dir]
     records.rotate_log(mount_dir)
@@ -208,6 +211,17 @@ def check_mountable(mount_dir: str, auth_file: str) -> None:
 
 
 # --- unmounting -------------------------------------------------------------------------------
+
+def clean_dead(mount_dir: str, by: str) -> str | None:
+    """A mount of ``mount_dir`` whose process died is unmounted and forgotten
+    (mount.logfile.clean_dead). -> a line saying so and where its log is, or None."""
+    mount_dir = os.path.realpath(mount_dir)
+    mounted = is_mounted(mount_dir)
+    if mounted and logfile.dead_mount(mount_dir) is not None:
+        check_dfs_mount(mount_dir)  # only ever a DFS mount is unmounted
+    return logfile.clean_dead(mount_dir, mounted, fusermount_argv(mount_dir),
+                              fusermount_argv(mount_dir, lazy=True), by)
+
 
 def fusermount_argv(mount_dir: str, lazy: bool = False) -> list[str]:
     for tool in ("fusermount3", "fusermount"):
@@ -258,14 +272,26 @@ def cmd_mount(args: argparse.Namespace) -> int:
     auth_file = os.path.abspath(args.auth or paths.default_auth_file())
     if args.foreground:
         mount_dir = os.path.realpath(args.dir)
+        if getattr(args, "log_file", None):  # started by `dfs mount`: log to the kept file
+            logfile.log_to(args.log_file, args.debug)
         check_mountable(mount_dir, auth_file)
         return run(mount_dir, auth_file, timeout, cache_dir, args.debug)
     mount_background(args.dir, auth_file, timeout, cache_dir, args.debug)
     print(f"mounted DFS on {os.path.realpath(args.dir)} (dfs umount {args.dir} to unmount)")
+    print(f"its log: {records.log_path(args.dir)}")
     return 0
 
 
+def _say(line: str | None) -> None:
+    if line:
+        print(f"dfs: {line}")
+
+
 def cmd_umount(args: argparse.Namespace) -> int:
+    dead = clean_dead(args.dir, "dfs umount")
+    if dead:
+        _say(dead)
+        return 0
     unmount(args.dir)
     return 0
 
@@ -275,10 +301,11 @@ def mount_for_up(mount_dir: str, auth_file: str) -> int:
 
     A failure to mount is reported on one line but leaves the cluster running."""
     mount_dir = os.path.realpath(os.path.expanduser(mount_dir))
-    if is_mounted(mount_dir):
-        print(f"{mount_dir} is already mounted")
-        return 0
     try:
+        _say(clean_dead(mount_dir, "dfs up"))
+        if is_mounted(mount_dir):
+            print(f"{mount_dir} is already mounted")
+            return 0
         os.makedirs(mount_dir, exist_ok=True)
         mount_background(mount_dir, auth_file)
     except (errors.DfsError, OSError) as exc:
@@ -287,7 +314,7 @@ def mount_for_up(mount_dir: str, auth_file: str) -> int:
               f"{message.splitlines()[0]}", file=sys.stderr)
         return 1
     print(f"mounted on {mount_dir}: open it in your file manager, copy files in and out; "
-          f"dfs umount {mount_dir} unmounts it")
+          f"dfs umount {mount_dir} unmounts it (its log: {records.log_path(mount_dir)})")
     return 0
 
 
@@ -301,7 +328,11 @@ def unmount_for_down(data_dir: str) -> list[str]:
         try:
             record = records.load(path)
             if record and os.path.realpath(record["auth"]).startswith(prefix):
-                unmount(record["dir"])
+                dead = clean_dead(record["dir"], "dfs down")
+                if dead:
+                    _say(dead)
+                else:
+                    unmount(record["dir"])
                 done.append(record["dir"])
         except errors.DfsError as exc:
             print(f"dfs: {exc.message}", file=sys.stderr)

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from dfs import auth, errors, paths, tls
+from dfs.cli import mount
 from dfs.cli.common import Subparsers, client_command, open_client
 from dfs.cli.nodes import read_token, token_options
 from dfs.cli.output import human, parse_size, print_table
@@ -51,6 +52,11 @@ def cmd_status(args: argparse.Namespace) -> int:
              human(w.used), human(w.free), f"{w.seconds_since_heartbeat:.1f}s")
             for w in st.workers]
     print_table(rows, ("worker", "address", "state", "chunks", "used", "free", "last seen"))
+    mounts = [(folder, pid, "running" if alive else f"DEAD: dfs umount {folder}", log)
+              for folder, pid, alive, log in mount.known_mounts()]
+    if mounts:
+        print("mounts on this machine:")
+        print_table(mounts, ("folder", "pid", "state", "log"))
     return 0
 
 

@@ -36,6 +36,16 @@ def unmount_for_down(data_dir: str) -> list[str]:
     return lifecycle.unmount_for_down(data_dir)
 
 
+def known_mounts() -> list[tuple[str, int, bool, str]]:
+    """`dfs status`: (folder, pid, process alive, log) of each mount on this machine (none
+    when the mount cannot even be imported)."""
+    try:
+        from mount import logfile
+    except ImportError:
+        return []
+    return [(m.dir, m.pid, m.alive, m.log) for m in logfile.known()]
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from dfs.backup import command
     return command.cmd_backup(args)
@@ -48,6 +58,13 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--timeout", type=float, default=default(ClientConfig, "timeout"),
                    help="seconds before an operation fails while a node is unreachable")
     p.add_argument("--cache-dir", default=None, help="on-disk chunk cache ('' disables it)")
+    p.add_argument("--log-file", default=None, help=argparse.SUPPRESS)  # set by `dfs mount`
+    p.add_argument("--write-back", type=float, default=None, metavar="MIB",
+                   help="memory for written data not yet stored, all files together "
+                        f"(default {default(ClientConfig, 'write_back_bytes') >> 20})")
+    p.add_argument("--read-buffers", type=float, default=None, metavar="MIB",
+                   help="memory for chunks read and read ahead "
+                        f"(default {default(ClientConfig, 'read_buffer_bytes') >> 20})")
     p = sub.add_parser("umount", help="unmount a DFS folder and wait for the mount to exit")
     p.add_argument("dir")
     p.set_defaults(func=cmd_umount)
