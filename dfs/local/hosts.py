@@ -142,6 +142,11 @@ class HostsCluster:
         return (f"{self.address('master')}:{DEFAULT_MASTER_PORT},"
                 f"{self.address('shadow')}:{DEFAULT_SHADOW_PORT}")
 
+    def server(self, name: str) -> str:
+        """"host:port" of metadata host ``name`` (master or shadow)."""
+        port = DEFAULT_MASTER_PORT if name == "master" else DEFAULT_SHADOW_PORT
+        return f"{self.address(name)}:{port}"
+
     def name_of(self, address: str) -> str:
         """The host name of "ip" or "ip:port"."""
         ip = address.split(":", 1)[0]
@@ -255,11 +260,19 @@ class HostsCluster:
         """The client host the harness asks about the cluster (the first one)."""
         return self.clients[self.client_names[0]]
 
-    def roles(self, via: ClientHost | None = None) -> dict[str, Any]:
-        """{host name: [role, epoch] or None} as ``via`` (the probe) reaches them."""
+    def roles(self, via: ClientHost | None = None,
+              only: Sequence[str] = ()) -> dict[str, Any]:
+        """{host name: [role, epoch] or None} of the metadata hosts (or those in ``only``)
+        as ``via`` (the probe) reaches them."""
         client = via or self.probe
-        found = client.call("roles", auth=client.admin_file)
+        found = client.call("roles", auth=client.admin_file,
+                            only=[self.server(name) for name in only])
         return {self.name_of(address): value for address, value in found.items()}
+
+    def role(self, name: str, via: ClientHost | None = None) -> str:
+        """"leader" or "standby" as metadata host ``name`` says, "" if ``via`` cannot reach it."""
+        found = self.roles(via, only=[name]).get(name)
+        return str(found[0]) if found else ""
 
     def leader(self, via: ClientHost | None = None) -> str | None:
         """The metadata host that says it leads, as ``via`` reaches them; None if none."""
@@ -269,9 +282,8 @@ class HostsCluster:
     def status(self, name: str, via: ClientHost | None = None) -> dict[str, Any]:
         """Metadata host ``name``'s view of the cluster (wire.ClusterStatus as a dict)."""
         client = via or self.probe
-        port = DEFAULT_MASTER_PORT if name == "master" else DEFAULT_SHADOW_PORT
         result: dict[str, Any] = client.call("status", auth=client.admin_file,
-                                             address=f"{self.address(name)}:{port}")
+                                             address=self.server(name))
         return result
 
     def healthy(self) -> dict[str, Any] | None:

@@ -5,7 +5,8 @@ line on stdout. dfs.local.hosts.ClientHost drives it.
 Requests (``{"op": NAME, ...arguments}``), answers ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error": "..."}``:
 
-- ``roles`` {auth}: {"host:port": [role, epoch] or null} of each metadata server (``hello``);
+- ``roles`` {auth, only}: {"host:port": [role, epoch] or null} of each metadata server (or
+  of those listed in ``only``), from its ``hello``;
 - ``status`` {auth, address}: that server's view (wire.ClusterStatus as a dict);
 - ``start`` {name, auth, kind, directory, threads, keys, size, failover}: a workload of
   ``threads`` writers in the background, each owning ``keys`` keys: write one of its
@@ -186,8 +187,11 @@ class Agent:
 
     def roles(self, request: Json) -> Json:
         masters, _user, _key = auth.read_auth_file(request["auth"])
+        only = request.get("only")
         found: Json = {}
         for host, port in masters:
+            if only and f"{host}:{port}" not in only:
+                continue
             try:
                 conn = rpc.connect(host, port, timeout=PROBE_TIMEOUT,
                                    connect_timeout=PROBE_TIMEOUT)
