@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: up down test lint bench system-deps clean
+.PHONY: up down test lint bench hosts-demo system-deps clean
 
 up: $(STAMP)
 	$(BIN)/dfs up
@@ -24,11 +24,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# master, shadow, 4 workers and a client, each on a host of its own (network namespaces;
+# as root): says how to reach them, removes everything on Ctrl-C
+hosts-demo: $(STAMP)
+	$(BIN)/python -m dfs.local.hosts
+
 # fuse3 for the mount, libglib2.0-bin for `gio` (browsing as file managers do, in the
-# tests): installed with apt when missing (as root, or through sudo).
-SYSTEM_PACKAGES := fuse3 libglib2.0-bin
+# tests), iproute2 for `ip` (the hosts of tests/t5_*): installed with apt when missing (as
+# root, or through sudo).
+SYSTEM_PACKAGES := fuse3 libglib2.0-bin iproute2
 system-deps:
-	@if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v gio >/dev/null 2>&1; then \
+	@if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v gio >/dev/null 2>&1 || \
+	    ! PATH="$$PATH:/usr/sbin:/sbin" command -v ip >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
 	  else echo "missing $(SYSTEM_PACKAGES): apt-get install them as root"; exit 1; fi; \
 	  echo "installing $(SYSTEM_PACKAGES)"; \

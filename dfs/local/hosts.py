@@ -322,14 +322,12 @@ def demo(argv: list[str] | None = None) -> int:
         return 1
     data = tempfile.mkdtemp(prefix="dfs-hosts-")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # set even where a shell ignored SIGINT
+        signal.signal(sig, lambda signum, frame: stop.set())
     try:
         with HostsCluster(ClusterConfig(data_dir=data, workers=args.workers)) as hosts:
             _explain(hosts)
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                pass
+            stop.wait()
             print("\nstopping: nodes, namespaces and links are removed")
     except errors.DfsError as exc:
         print(f"hosts demo failed: {exc}", file=sys.stderr)
@@ -348,8 +346,8 @@ def _explain(hosts: HostsCluster) -> None:
     client = hosts.probe
     run = " ".join([*net.exec_prefix(client.name), sys.executable, "-m", "dfs.cli"])
     print(f"\nleader: {hosts.leader()}; a user's commands run on the client host:")
-    print(f"  {run} --auth {client.auth_file} ls /")
-    print(f"  {run} --auth {client.admin_file} status")
+    print(f"  {run} ls -l / --auth {client.auth_file}")
+    print(f"  {run} status --auth {client.admin_file}")
     print(f"pull a host's cable:  ip -n {net.hub} link set v<host> down   (up again: up)")
     print("Ctrl-C stops it all.")
 
