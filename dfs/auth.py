@@ -115,12 +115,14 @@ def verify_chunk_token(secret: bytes, token: object, op: str, chunk_id: int, min
 # --- auth.txt ------------------------------------------------------------------------
 
 def write_auth_file(path: str, masters: Sequence[Address], user: str, key: str,
-                    ca: str = "") -> None:
+                    ca: str = "", note: str = "") -> None:
     """Write auth.txt with mode 0600 (created that way, whatever the umask). ``ca``: the
-    cluster CA's fingerprint when the cluster uses TLS (dfs.tls), pinned by every client."""
+    cluster CA's fingerprint when the cluster uses TLS (dfs.tls), pinned by every client;
+    ``note``: a comment line saying where the file came from."""
     create_dirs(os.path.dirname(os.path.abspath(path)))
     text = (
         "# DFS credentials: keep this file private.\n"
+        + (f"# {note}\n" if note else "") +
         f"masters = {format_addresses(masters)}\n"
         f"user = {user}\n"
         f"key = {key}\n"

@@ -11,7 +11,7 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from dfs import auth, errors, paths
+from dfs import errors, paths
 from dfs.cli import mount
 from dfs.cli.common import Command, Subparsers
 from dfs.config import (
@@ -104,12 +104,15 @@ def _mount_for_up(args: argparse.Namespace, auth_file: str) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start (or restart, keeping its state) the local cluster, then mount it."""
+    from dfs.local import default_auth
     from dfs.local.cluster import LocalCluster, expected_nodes, running_pids, stop_detached
     data = _data_dir(args)
     running = running_pids(data)
     if running and set(running) >= expected_nodes(data):
         print(f"a local cluster is already running in {data} (dfs down --data {data} stops it)")
-        return _mount_for_up(args, os.path.join(data, "auth.txt"))
+        cluster_auth = os.path.join(data, "auth.txt")
+        print(f"credentials in {cluster_auth}; {default_auth.point_at(cluster_auth, data)}")
+        return _mount_for_up(args, cluster_auth)
     if running:
         missing = sorted(expected_nodes(data) - set(running))
         print(f"{', '.join(missing)} stopped: restarting the local cluster (state is kept)")
@@ -120,14 +123,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     user = getpass.getuser()
     if not os.path.exists(cluster.auth_file):
         cluster.register(user, cluster.auth_file)
-    default_auth = paths.default_auth_file()
-    if not os.path.exists(default_auth) or args.data is None:
-        masters, name, key = auth.read_auth_file(cluster.auth_file)
-        auth.write_auth_file(default_auth, masters, name, key,
-                             ca=auth.read_auth_pin(cluster.auth_file))
     servers = ", ".join(f"{n.name} on 127.0.0.1:{n.port}" for n in cluster.metadata_nodes)
     print(f"DFS is up: {servers}, {len(cluster.workers)} workers, data in {data}")
-    print(f"you are '{user}'; credentials in {cluster.auth_file} (and {default_auth})")
+    print(f"you are '{user}'; credentials in {cluster.auth_file}; "
+          f"{default_auth.point_at(cluster.auth_file, data)}")
     print("try:  dfs put FILE /FILE   dfs ls -l /   dfs get /FILE COPY   dfs status")
     print(f"stop: dfs down --data {data}")
     return _mount_for_up(args, cluster.auth_file)
