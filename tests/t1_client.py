@@ -186,9 +186,9 @@ def test_every_wire_record_round_trips_as_plain_tuples(record, to_wire, from_wir
 def test_wire_layouts_are_the_servers_tuples():
     # the layouts the master sends today (nodes/master): changing them breaks old clients
     assert wire.statfs_to_wire(wire.StatFs(100, 50, 4, 2)) == (100, 50, 4, 2)
-    status = wire.ClusterStatus("m", 2, "h:1", (WORKER,), 0, 5, "in sync", ("w1",))
+    status = wire.ClusterStatus("m", 2, "h:1", (WORKER,), 0, 5, "in sync", ("w1",), "low")
     assert wire.status_to_wire(status) == ("m", 2, "h:1", (tuple(WORKER),), 0, 5, "in sync",
-                                           ("w1",))
+                                           ("w1",), "low")
     assert wire.trash_to_wire([wire.TrashEntry("1", "/x", 3, 10, 20)]) == (
         ("1", "/x", 3, 10.0, 20.0),)
     assert type(wire.trash_to_wire([wire.TrashEntry("1", "/x", 3, 10, 20)])[0][3]) is float
@@ -199,10 +199,13 @@ def test_wire_layouts_are_the_servers_tuples():
 
 
 def test_cluster_status_reads_by_attribute():
+    # an older server's status, without the space warning added since: read as no warning
     status = wire.status_from_wire(("m", 2, "h:1", (tuple(WORKER),), 1, 5, "in sync", ()))
     assert status.standby == "in sync" and status.epoch == 2
     assert status.workers == (WORKER,) and status.lease_holders == ()
-    assert wire.status_to_wire(status) == ("m", 2, "h:1", (tuple(WORKER),), 1, 5, "in sync", ())
+    assert status.space_warning == ""
+    assert wire.status_to_wire(status) == ("m", 2, "h:1", (tuple(WORKER),), 1, 5, "in sync", (),
+                                           "")
 
 
 def test_fsck_report_is_clean_only_without_problems_and_unreachable_workers():
