@@ -8,13 +8,16 @@ found before any byte leaves the worker). crc32c is C code that releases the GIL
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import crc32c as _crc32c
 
 from dfs.config import BLOCK_SIZE
 
 BytesLike = bytes | bytearray | memoryview
+
+MAX_FILE_SIZE = (1 << 63) - 1
+"""The largest file: the kernel's (MAX_LFS_FILESIZE, what ftruncate and pwrite accept)."""
 
 
 def crc(data: BytesLike) -> int:
@@ -58,3 +61,45 @@ def chunk_spans(offset: int, length: int, chunk_size: int) -> Iterator[tuple[int
 
 def chunk_count(size: int, chunk_size: int) -> int:
     return (size + chunk_size - 1) // chunk_size
+
+
+def is_zero(data: bytes | bytearray) -> bool:
+    """Only zero bytes (a chunk like that is a hole: it need not be stored)."""
+    if not data:
+        return True
+    if data[0] or data[-1]:  # most data says no at once
+        return False
+    return data.count(0) == len(data)
+
+
+# Where data and holes are (SEEK_DATA, SEEK_HOLE): ``lengths`` maps each stored chunk's
+# index to its length; everything else below ``size`` is a hole, and so is the end of file.
+
+def find_data(lengths: Mapping[int, int], offset: int, size: int, chunk_size: int) -> int | None:
+    """The first offset >= ``offset`` holding stored bytes, or None (only holes up to the
+    end: lseek's ENXIO)."""
+    if offset >= size:
+        return None
+    for index in sorted(i for i in lengths if (i + 1) * chunk_size > offset):
+        start = index * chunk_size
+        if start + lengths[index] > offset:
+            return max(start, offset)
+    return None
+
+
+def find_hole(lengths: Mapping[int, int], offset: int, size: int, chunk_size: int) -> int | None:
+    """The first offset >= ``offset`` in a hole (the end of the file counts as one), or
+    None if ``offset`` is at or past the end."""
+    if offset >= size:
+        return None
+    pos = offset
+    for index in sorted(i for i in lengths if (i + 1) * chunk_size > offset):
+        start = index * chunk_size
+        if start > pos:
+            break  # a missing chunk before this one
+        end = start + lengths[index]
+        if end < start + chunk_size or end <= pos:
+            pos = max(pos, end)  # the short chunk's tail reads as zeros
+            break
+        pos = end
+    return min(pos, size)

@@ -28,6 +28,7 @@ class Stat(NamedTuple):
     mtime_ns: int
     ctime_ns: int
     nlink: int
+    stored: int = 0  # bytes stored (the chunks' lengths, one copy): holes cost nothing
 
     @property
     def is_dir(self) -> bool:
@@ -40,12 +41,18 @@ class DirEntry(NamedTuple):
 
 
 class ChunkRef(NamedTuple):
-    """One chunk of a file: ids are never reused, so (chunk_id, version) names its bytes."""
+    """One chunk of a file: ids are never reused, so (chunk_id, version) names its bytes.
+
+    ``chunk_index`` is its place in the file: it holds the bytes from ``chunk_index *
+    chunk_size`` on, and may be shorter than ``chunk_size`` (the rest of that chunk reads
+    as zeros). A file's chunk list is sparse: its refs in ascending index order, each index
+    at most once; an index with no ref is a hole, which costs nothing and reads as zeros."""
 
     chunk_id: int
     version: int
     length: int
     crc: int
+    chunk_index: int
 
 
 class Replica(NamedTuple):
@@ -62,7 +69,8 @@ class ReadChunk(NamedTuple):
 
 
 class FileLayout(NamedTuple):
-    """What a reader needs: attributes plus every chunk with its replicas and token."""
+    """What a reader needs: attributes plus every stored chunk (ascending index; holes are
+    left out) with its replicas and token."""
 
     stat: Stat
     chunk_size: int
@@ -217,7 +225,7 @@ def replicas_from_wire(data: Wire) -> tuple[Replica, ...]:
 
 
 # layout: (stat, chunk size, ((chunk ref, replicas, read token), ...)); a chunk ref is
-# (chunk id, version, length, crc)
+# (chunk id, version, length, crc, chunk index)
 
 def layout_to_wire(layout: FileLayout) -> Wire:
     return (tuple(layout.stat), layout.chunk_size,

@@ -93,6 +93,12 @@ def fuse_class(mfusepy: Any) -> Any:
             return self.operations.rename(old.decode(self.encoding, self.errors),
                                           new.decode(self.encoding, self.errors), flags)
 
+        def lseek(self, path: bytes | None, offset: int, whence: int, fip: Any) -> int:
+            # mfusepy 3.1 declares libfuse3's lseek but has no wrapper for it: SEEK_DATA and
+            # SEEK_HOLE would fall back to "all data"
+            name = "" if path is None else path.decode(self.encoding, self.errors)
+            return self.operations.lseek(name, offset, whence, fip.contents.fh)
+
         def readdir_fuse_3(self, path: bytes, buf: Any, filler: Any, offset: int, fip: Any,
                            flags: int) -> int:
             found = self.operations.listing(path.decode(self.encoding, self.errors),

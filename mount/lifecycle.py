@@ -25,14 +25,18 @@ from collections.abc import Callable
 
 from dfs import auth, errors, paths
 from dfs.client import DfsClient
-from dfs.config import ClientConfig, default
+from dfs.config import MIB, ClientConfig, default
 from dfs.retry import poll
 from mount import binding, logfile, records
+from mount.memory import HEAP
 from mount.trashops import TrashOperations
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: float = default(ClientConfig, "timeout")  # the mount's --timeout
+MEMORY_FLAGS = (("--write-back", "write_back", "write_back_bytes"),
+                ("--read-buffers", "read_buffers", "read_buffer_bytes"))
+"""`dfs mount` options (in MiB): flag, argparse dest, the ClientConfig field it sets."""
 MOUNT_DEADLINE = 60.0  # `dfs mount` waits this long for the folder to go live
 UMOUNT_DEADLINE = 120.0  # `dfs umount` waits this long for the mount process to exit
 DFS_FSTYPE = "fuse.dfs"  # mountinfo's type of our mounts (subtype "dfs", see ``run``)
@@ -96,13 +100,15 @@ def wait_until(condition: Callable[[], object], deadline: float,
 
 # --- the mount process ----------------------------------------------------------------------
 
-def make_client(auth_file: str, timeout: float, cache_dir: str | None = None) -> DfsClient:
+def make_client(auth_file: str, timeout: float, cache_dir: str | None = None,
+                memory: dict[str, int] | None = None) -> DfsClient:
     """The mount's client: with a node unreachable, or a restarted master that has no
     workers yet, every call is retried for ``timeout`` seconds, then fails (the errno)."""
     options: dict[str, object] = {"timeout": timeout, "failover_deadline": timeout,
                                   "no_workers_wait": timeout}
     if cache_dir is not None:
         options["cache_dir"] = cache_dir
+    options.update(memory or {})  # write_back_bytes, read_buffer_bytes (MEMORY_FLAGS)
     return DfsClient.from_auth_file(auth_file, **options)
 
 
@@ -112,11 +118,13 @@ def _raise_read_ahead(mount_dir: str) -> None:
 
 
 def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
-        cache_dir: str | None = None, debug: bool = False) -> int:
+        cache_dir: str | None = None, debug: bool = False,
+        memory: dict[str, int] | None = None) -> int:
     """Serve ``mount_dir`` in this process until it is unmounted."""
+    HEAP.limit_arenas()  # before the client's threads start (mount/memory.py)
     mfusepy = binding.import_mfusepy()
     mount_dir = os.path.realpath(mount_dir)
-    client = make_client(auth_file, timeout, cache_dir)
+    client = make_client(auth_file, timeout, cache_dir, memory)
     try:
         client.statfs()  # fail now, with a clear message, if the cluster cannot be reached
         ops = TrashOperations(client)  # DfsOperations with the DFS trash as .Trash-UID
@@ -165,7 +173,7 @@ def _tail(path: str, lines: int = 15) -> str:
 
 def mount_background(mount_dir: str, auth_file: str | None = None,
                      timeout: float = DEFAULT_TIMEOUT, cache_dir: str | None = None,
-                     debug: bool = False) -> int:
+                     debug: bool = False, memory: dict[str, int] | None = None) -> int:
     """Start a detached mount process; return its pid once ``mount_dir`` is live."""
     mount_dir = os.path.realpath(mount_dir)
     auth_file = os.path.abspath(auth_file or paths.default_auth_file())
@@ -177,6 +185,9 @@ def mount_background(mount_dir: str, auth_file: str | None = None,
             "--log-file", log_path]
     if cache_dir is not None:
         argv += ["--cache-dir", cache_dir]
+    for flag, _dest, key in MEMORY_FLAGS:
+        if memory and key in memory:
+            argv += [flag, str(memory[key] / MIB)]
     records.rotate_log(mount_dir)
     with records.open_log(mount_dir) as out:
         out.write(f"--- {time.ctime()}: {' '.join(argv)}\n".encode())
@@ -269,14 +280,16 @@ def unmount(mount_dir: str, deadline: float = UMOUNT_DEADLINE) -> None:
 def cmd_mount(args: argparse.Namespace) -> int:
     timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT
     cache_dir = getattr(args, "cache_dir", None)
+    memory = {key: int(value * MIB) for _flag, dest, key in MEMORY_FLAGS
+              if (value := getattr(args, dest, None)) is not None}
     auth_file = os.path.abspath(args.auth or paths.default_auth_file())
     if args.foreground:
         mount_dir = os.path.realpath(args.dir)
         if getattr(args, "log_file", None):  # started by `dfs mount`: log to the kept file
             logfile.log_to(args.log_file, args.debug)
         check_mountable(mount_dir, auth_file)
-        return run(mount_dir, auth_file, timeout, cache_dir, args.debug)
-    mount_background(args.dir, auth_file, timeout, cache_dir, args.debug)
+        return run(mount_dir, auth_file, timeout, cache_dir, args.debug, memory)
+    mount_background(args.dir, auth_file, timeout, cache_dir, args.debug, memory)
     print(f"mounted DFS on {os.path.realpath(args.dir)} (dfs umount {args.dir} to unmount)")
     print(f"its log: {records.log_path(args.dir)}")
     return 0

@@ -32,6 +32,8 @@ class Committer:
         self.config = client.config
         self.transfer = client.transfer
         self.chunk_pool = client.chunk_pool
+        self.write_budget = client.write_budget
+        self.read_buffers = client.read_buffers
         self.stat: Stat | None = None
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult:

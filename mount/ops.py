@@ -40,6 +40,9 @@ What the mount adds to the client, and nothing more:
 - **Trash**: the mount serves ``TrashOperations`` (mount.trashops), this class plus a
   virtual ``/.Trash-UID``: the user's DFS trash as the freedesktop trash, so a desktop's
   Delete, Restore and Empty Trash are ``dfs trash`` calls.
+- **Sparse files, memory**: st_blocks counts the bytes stored (holes cost nothing); lseek
+  answers SEEK_DATA/SEEK_HOLE. Open files share one write-back budget and read buffers
+  (dfs.client.memory, ``--write-back``); freed memory goes back once none is open.
 - **Timeouts**: the client is made with ``--timeout`` as both its per-call timeout and its
   failover deadline, so with a node unreachable an operation fails after about that long
   (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.
@@ -71,6 +74,7 @@ from dfs.client.client import DfsClient
 from dfs.client.files import DfsFile
 from mount import binding
 from mount.attrcache import AttrCache
+from mount.memory import HEAP
 from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
 
 log = logging.getLogger(__name__)
@@ -84,7 +88,8 @@ NOBODY = 65534
 NEW_MODE_BITS = 0o1700  # new files and folders are private, whatever the umask: chmod shares
 KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
-                errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG}
+                errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
+                errno.EFBIG}
 
 Attrs = dict[str, int]  # what mfusepy turns into a struct stat (st_* fields)
 Listing = list[tuple[str, Attrs]]  # a directory's (name, attributes), . and .. first
@@ -182,13 +187,13 @@ class DfsOperations:
 
     def _attrs(self, st: wire.Stat) -> Attrs:
         uid, gid = self._owner_ids(st.owner)
-        size = st.size
+        size, stored = st.size, st.stored
         of = self.files.of_inode(st.ino)
         if of is not None:
-            size = of.file.size
+            size, stored = of.file.size, of.file.stored()
         return {"st_ino": st.ino, "st_mode": KIND_BITS[st.kind] | st.mode,
                 "st_nlink": st.nlink, "st_uid": uid, "st_gid": gid, "st_size": size,
-                "st_blocks": (size + 511) // 512, "st_blksize": binding.IO_SIZE,
+                "st_blocks": (stored + 511) // 512, "st_blksize": binding.IO_SIZE,
                 "st_atime": st.atime_ns, "st_mtime": st.mtime_ns, "st_ctime": st.ctime_ns}
 
     def _stat(self, path: str) -> wire.Stat:
@@ -403,6 +408,16 @@ class DfsOperations:
         return written
 
     @operation
+    def lseek(self, path: str, offset: int, whence: int, fh: int) -> int:
+        """SEEK_DATA, SEEK_HOLE (the kernel answers the other whences itself)."""
+        of = self._handle(fh)
+        if whence == os.SEEK_DATA:
+            return of.file.seek_data(offset)
+        if whence == os.SEEK_HOLE:
+            return of.file.seek_hole(offset)
+        raise FuseError(errno.EINVAL)
+
+    @operation
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         # mfusepy passes no handle on libfuse3, so ftruncate arrives here by path too.
         of = self._handle(fh) if fh is not None else None
@@ -442,4 +457,6 @@ class DfsOperations:
                 of.file.close()
             except errors.DfsError as exc:  # flush already reported it to the closer
                 log.error("%s: changes lost at release: %s", of.path, exc.message)
+            if not self.files.by_ino:  # nothing open: freed buffers go back to the system
+                HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
         return 0

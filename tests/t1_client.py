@@ -147,7 +147,7 @@ def _only_plain(value):
 STAT = wire.Stat(7, "f", 0o640, "alice", 123, 1, 2, 3, 1)
 REPLICAS = (wire.Replica("w1", "10.0.0.1", 18870, "chunks"),
             wire.Replica("w2", "10.0.0.2", 18871, "backups"))
-REF = wire.ChunkRef(5, 1, 123, 0xDEADBEEF)
+REF = wire.ChunkRef(5, 1, 123, 0xDEADBEEF, 2)
 WORKER = wire.WorkerStatus("w1", "10.0.0.1", 18870, True, 3, 1 << 20, 1 << 30, 2, 0.25)
 REPORT = wire.FsckReport(4, 9, 3, ("w4",), (wire.FsckProblem("under", 5, "", "/a"),
                                              wire.FsckProblem("orphan", 6, "w2", "")), 2)

@@ -167,7 +167,7 @@ def test_the_expiry_task_starts_with_the_first_upload(tmp_path):
 
 def cached(tmp_path, data=b"hello cache" * 100):
     cache = ChunkCache(str(tmp_path / "cache"), 1 << 20)
-    ref = ChunkRef(7, 1, len(data), chunks.crc(data))
+    ref = ChunkRef(7, 1, len(data), chunks.crc(data), 0)
     cache.put(ref, data)
     return cache, ref, data, os.path.join(cache.directory, "7-1")
 

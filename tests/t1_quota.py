@@ -26,7 +26,7 @@ def _write(fs, user, path, *lengths):
     """Allocate and commit chunks of these lengths as the whole content of ``path``."""
     first = fs.ns.next_chunk_id
     fs.do(rules_data.alloc(fs.ns, user, len(lengths), WALL, 600))
-    refs = [ChunkRef(first + i, 1, n, 0) for i, n in enumerate(lengths)]
+    refs = [ChunkRef(first + i, 1, n, 0, i) for i, n in enumerate(lengths)]
     ino = fs.ns.resolve(path).ino
     fs.do(rules_data.commit(fs.ns, user, ino, refs, sum(lengths), T))
 
@@ -60,17 +60,17 @@ def test_the_byte_quota_counts_uploads_in_flight(fs):
     with pytest.raises(errors.QuotaExceeded, match="in flight"):
         rules_data.alloc(fs.ns, ALICE, 1, WALL, 600)
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,
-                            [ChunkRef(1, 1, CHUNK, 0), ChunkRef(2, 1, 10, 0)], CHUNK + 10, T))
+                            [ChunkRef(1, 1, CHUNK, 0, 0), ChunkRef(2, 1, 10, 0, 1)], CHUNK + 10, T))
     assert fs.ns.usage.held(ALICE).bytes == CHUNK + 10
     assert fs.ns.usage.held(ALICE).pending_chunks == 0
     with pytest.raises(errors.QuotaExceeded):  # CHUNK + 10 held, one more chunk is too many
         rules_data.alloc(fs.ns, ALICE, 1, WALL, 600)
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,
-                            [ChunkRef(1, 1, CHUNK, 0)], CHUNK, T))  # shrinking is allowed
+                            [ChunkRef(1, 1, CHUNK, 0, 0)], CHUNK, T))  # shrinking is allowed
     first = fs.ns.next_chunk_id
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))  # chunks are immutable: a rewrite
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,  # needs room for the new
-                            [ChunkRef(1, 1, CHUNK, 0), ChunkRef(first, 1, CHUNK, 0)],
+                            [ChunkRef(1, 1, CHUNK, 0, 0), ChunkRef(first, 1, CHUNK, 0, 1)],
                             2 * CHUNK, T))  # copy until it commits; now exactly at the quota
     assert rules_data.abandon(fs.ns, ALICE, (1, first)) is None  # nothing pending any more
 
@@ -91,7 +91,7 @@ def test_bytes_are_charged_to_the_files_owner(fs):
     _limit(fs, ALICE, quota_bytes=CHUNK)
     first = fs.ns.next_chunk_id
     fs.do(rules_data.alloc(fs.ns, BOB, 2, WALL, 600))  # bob has no quota: he may allocate
-    refs = [ChunkRef(first, 1, CHUNK, 0), ChunkRef(first + 1, 1, 1, 0)]
+    refs = [ChunkRef(first, 1, CHUNK, 0, 0), ChunkRef(first + 1, 1, 1, 0, 1)]
     with pytest.raises(errors.QuotaExceeded):  # but alice's file would pass alice's quota
         rules_data.commit(fs.ns, BOB, fs.ns.resolve("/shared").ino, refs, CHUNK + 1, T)
     fs.do(rules_data.commit(fs.ns, BOB, fs.ns.resolve("/shared").ino, refs[:1], CHUNK, T))
@@ -104,9 +104,9 @@ def test_put_checks_bytes_and_inodes(fs):
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))
     _limit(fs, ALICE, quota_bytes=10, inodes=1)  # lowered while the upload was in flight
     with pytest.raises(errors.QuotaExceeded, match="10 bytes"):
-        rules_data.put(fs.ns, ALICE, "/p", 0o644, [ChunkRef(first, 1, CHUNK, 0)], CHUNK,
+        rules_data.put(fs.ns, ALICE, "/p", 0o644, [ChunkRef(first, 1, CHUNK, 0, 0)], CHUNK,
                        True, T)
-    fs.do(rules_data.put(fs.ns, ALICE, "/p", 0o644, [ChunkRef(first, 1, 5, 0)], 5, True, T))
+    fs.do(rules_data.put(fs.ns, ALICE, "/p", 0o644, [ChunkRef(first, 1, 5, 0, 0)], 5, True, T))
     with pytest.raises(errors.QuotaExceeded, match="1 files"):
         rules_data.put(fs.ns, ALICE, "/q", 0o644, [], 0, True, T)
     fs.do(rules_data.put(fs.ns, ALICE, "/p", 0o644, [], 0, True, T))  # replacing: no new inode

@@ -194,7 +194,7 @@ def test_a_directory_cannot_move_inside_itself(fs):
 
 def test_rename_replaces_a_file_by_a_file_and_frees_its_chunks(fs):
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 60))
-    fs.do(rules_data.put(fs.ns, ALICE, "/old", 0o644, [ChunkRef(1, 1, 10, 0)], 10, True, T))
+    fs.do(rules_data.put(fs.ns, ALICE, "/old", 0o644, [ChunkRef(1, 1, 10, 0, 0)], 10, True, T))
     fs.create(ALICE, "/new")
     assert fs.rename(ALICE, "/new", "/old") == [1]
     assert set(fs.ns.resolve("/").children) == {"old"} and fs.ns.resolve("/old").size == 0

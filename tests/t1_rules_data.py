@@ -19,7 +19,7 @@ def fs():
 # --- data ---------------------------------------------------------------------------------
 
 def _refs(*lengths, first=1):
-    return [ChunkRef(first + i, 1, n, 0) for i, n in enumerate(lengths)]
+    return [ChunkRef(first + i, 1, n, 0, i) for i, n in enumerate(lengths)]
 
 
 def test_commit_takes_only_chunks_pending_for_the_writer(fs):
@@ -36,17 +36,63 @@ def test_commit_takes_only_chunks_pending_for_the_writer(fs):
     assert [c.chunk_id for c in f.chunks] == [1]
 
 
-@pytest.mark.parametrize("lengths, size", [
-    ((5, CHUNK), CHUNK + 5),  # a short chunk before the last
-    ((CHUNK, 0), CHUNK),  # an empty chunk
-    ((CHUNK + 1,), CHUNK + 1),  # bigger than a chunk
-    ((CHUNK, 5), CHUNK + 6),  # lengths do not add up to the size
+def _ref(chunk_id, length, index, crc=0):
+    return ChunkRef(chunk_id, 1, length, crc, index)
+
+
+@pytest.mark.parametrize("refs, size", [
+    ([_ref(1, CHUNK, 0), _ref(2, 0, 1)], CHUNK + 1),  # an empty chunk
+    ([_ref(1, CHUNK + 1, 0)], CHUNK + 1),  # bigger than a chunk
+    ([_ref(1, CHUNK, 0), _ref(2, 5, 1)], CHUNK + 4),  # a chunk past the size
+    ([_ref(1, 5, 3)], 3 * CHUNK + 4),  # a chunk past the size, after a hole
+    ([_ref(1, 5, 1), _ref(2, 5, 0)], 2 * CHUNK),  # indices out of order
+    ([_ref(1, 5, 0), _ref(2, 5, 0)], CHUNK),  # one index twice
+    ([_ref(1, 5, 0), _ref(1, 5, 1)], 2 * CHUNK),  # one chunk twice
+    ([_ref(1, 5, -1)], CHUNK),  # a negative index
+    ([ChunkRef(1, 1, 5, 0, True)], CHUNK),  # a bool is not an index
+    ([ChunkRef(1, 1, 5.0, 0, 0)], CHUNK),  # nor a float a length
+    ([ChunkRef("1", 1, 5, 0, 0)], CHUNK),  # nor a str a chunk id
+    ([_ref(1, 5, 0)], -1),  # a negative size
 ])
-def test_commit_refuses_lengths_that_do_not_form_the_file(fs, lengths, size):
+def test_commit_refuses_chunk_lists_that_do_not_fit_the_file(fs, refs, size):
     f = fs.create(ALICE, "/f")
     fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
     with pytest.raises(errors.InvalidArgument):
-        rules_data.commit(fs.ns, ALICE, f.ino, _refs(*lengths), size, T)
+        rules_data.commit(fs.ns, ALICE, f.ino, refs, size, T)
+    assert f.chunks == [] and f.size == 0
+
+
+def test_sparse_chunk_lists_holes_and_short_chunks_anywhere(fs):
+    f = fs.create(ALICE, "/f")
+    fs.do(rules_data.alloc(fs.ns, ALICE, 3, WALL, 600))
+    huge = (1 << 63) - 1  # the kernel's largest file: one chunk at its very end
+    last = huge // CHUNK
+    refs = [_ref(1, 5, 0), _ref(2, 7, 2), _ref(3, huge - last * CHUNK, last)]
+    fs.do(rules_data.commit(fs.ns, ALICE, f.ino, refs, huge, T))
+    assert f.size == huge and [c.chunk_index for c in f.chunks] == [0, 2, last]
+    assert f.stat().stored == 12 + huge - last * CHUNK  # holes cost nothing
+    # truncated up to the largest size with no chunk at all: legal, and free
+    g = fs.create(ALICE, "/g")
+    fs.do(rules_data.commit(fs.ns, ALICE, g.ino, [], huge, T))
+    assert g.stat().stored == 0 and g.size == huge
+    # a chunk the file has keeps its length and checksum; it may move to another index
+    with pytest.raises(errors.InvalidArgument, match="not what the file has"):
+        rules_data.commit(fs.ns, ALICE, f.ino, [_ref(1, 6, 0)], huge, T)
+    with pytest.raises(errors.InvalidArgument, match="not what the file has"):
+        rules_data.commit(fs.ns, ALICE, f.ino, [_ref(1, 5, 0, crc=9)], huge, T)
+    fs.do(rules_data.commit(fs.ns, ALICE, f.ino, [_ref(2, 7, 5)], 6 * CHUNK, T))
+    assert f.chunks == [_ref(2, 7, 5)]
+
+
+@pytest.mark.parametrize("size", [1 << 63, 1 << 64, 10 ** 30])
+def test_a_size_past_the_largest_file_is_too_large(fs, size):
+    f = fs.create(ALICE, "/f")
+    with pytest.raises(errors.FileTooLarge):
+        rules_data.commit(fs.ns, ALICE, f.ino, [], size, T)
+    fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))
+    with pytest.raises(errors.FileTooLarge):
+        rules_data.put(fs.ns, ALICE, "/g", 0o600, [_ref(1, 5, size // CHUNK)], size, True, T)
+    assert f.size == 0 and "g" not in fs.ns.resolve("/").children
 
 
 def test_commit_needs_a_writable_regular_file_that_still_exists(fs):

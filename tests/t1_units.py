@@ -89,7 +89,7 @@ def test_chunk_cache_under_concurrent_fill_stays_bounded_and_never_raises(tmp_pa
 
     cache = ChunkCache(str(tmp_path / "cache"), max_bytes=4 * 65536)
     blobs = {i: os.urandom(65536) for i in range(40)}
-    refs = {i: ChunkRef(i, 1, 65536, chunks.crc(blobs[i])) for i in blobs}
+    refs = {i: ChunkRef(i, 1, 65536, chunks.crc(blobs[i]), 0) for i in blobs}
 
     def work(i):
         cache.put(refs[i], blobs[i])

@@ -138,8 +138,8 @@ def test_write_through_allocate_put_commit_and_read_the_layout(master):
     alice, bob = _user(state, "alice"), _user(state, "bob")
     targets = wire.targets_from_wire(alice.exposed_allocate("/f", 2))
     assert [t.chunk_id for t in targets] == [1, 2] and targets[0].replicas[0].worker_id == "w1"
-    written = [WrittenChunk(ChunkRef(1, 1, CHUNK, 7), (("w1", "chunks"),)),
-               WrittenChunk(ChunkRef(2, 1, 10, 8), (("w1", "chunks"),))]
+    written = [WrittenChunk(ChunkRef(1, 1, CHUNK, 7, 0), (("w1", "chunks"),)),
+               WrittenChunk(ChunkRef(2, 1, 10, 8, 1), (("w1", "chunks"),))]
     with pytest.raises(errors.InvalidArgument):
         bob.exposed_put("/g", 0o600, wire.written_to_wire(written), CHUNK + 10)  # not bob's
     stat, under = alice.exposed_put("/f", 0o600, wire.written_to_wire(written), CHUNK + 10)

@@ -63,14 +63,30 @@ def same_as_remote(client: DfsClient, tree: Tree, rel: str,
     except (errors.FileNotFound, errors.NotADirectory, errors.PermissionDenied):
         return None
     sha = hashlib.sha256()
+    pos = 0  # the remote file is sparse: between its chunks the local bytes must be zeros
     with open(tree.local(rel), "rb") as f:
         if signature(os.fstat(f.fileno())) != signature(st):
             return None
         for chunk in layout.chunks:
+            start = chunk.ref.chunk_index * layout.chunk_size
+            if not _zeros_next(f, start - pos, sha):
+                return None
             data = f.read(chunk.ref.length)
             if len(data) != chunk.ref.length or chunks.crc(data) != chunk.ref.crc:
                 return None
             sha.update(data)
-        if f.read(1):
+            pos = start + len(data)
+        if not _zeros_next(f, remote_stat.size - pos, sha) or f.read(1):
             return None
     return FileRecord(st.st_size, st.st_mtime_ns, sha.hexdigest(), remote_stat.ino)
+
+
+def _zeros_next(f: BinaryIO, count: int, sha: hashlib._Hash) -> bool:
+    """Are the next ``count`` bytes of ``f`` all zeros (a hole of the remote file)?"""
+    while count > 0:
+        data = f.read(min(count, READ_SIZE))
+        if not data or not chunks.is_zero(data):
+            return False
+        sha.update(data)
+        count -= len(data)
+    return True

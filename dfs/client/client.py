@@ -28,6 +28,7 @@ from dfs.client import bulk
 from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
 from dfs.client.files import DfsFile
+from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.transfer import Transfer
 from dfs.config import Address, ClientConfig, default, parse_addresses
 from dfs.retry import RetryPolicy
@@ -79,6 +80,10 @@ class DfsClient:
                                              thread_name_prefix="dfs-chunk")
         self.transfer = Transfer(self.master, self.workers, cache, config.piece_size,
                                  config.parallel_chunks)
+        # every open file's write buffers and read buffers (a whole mount's): bounded
+        self.write_budget = WriteBudget(config.write_back_bytes,
+                                        config.failover_deadline + config.timeout)
+        self.read_buffers = ReadBuffers(config.read_buffer_bytes)
         self._chunk_size: int | None = None
 
     @classmethod

@@ -4,12 +4,22 @@ Close-to-open consistency, as NFS and JuiceFS: a reader sees a file as it was co
 when it was opened; a writer's changes reach the master only on ``flush()``/``close()``,
 which wait for every upload and raise if anything failed (nothing is dropped silently).
 
-Writes go into per-chunk buffers; a buffer that fills up while writing sequentially is
-uploaded in the background right away (at most ``parallel_chunks`` at once per file, then
-the writer waits: memory stays bounded). Chunks are immutable: changing part of one
-stores a new chunk, and the commit swaps the file's chunk list in one journal entry.
+Sparse: the file's chunks are a map from index to chunk (dfs.wire.ChunkRef). A missing
+index is a hole: it reads as zeros without asking any worker, and so does the rest of a
+chunk shorter than ``chunk_size``. Truncating up, or writing past the end, stores nothing
+for the gap; a chunk that is all zeros when it is stored is dropped (a hole again).
 
-Reads keep the last few chunks in memory and prefetch the next one on sequential access.
+Writes go into per-chunk buffers; a buffer written to its chunk's end is uploaded in the
+background at once (at most ``parallel_chunks`` at once per file). Chunks are immutable:
+changing part of one stores a new chunk, and the commit swaps the file's chunk list in
+one journal entry.
+
+Memory (dfs.client.memory): the buffers and uploads of every file of one client (a whole
+mount) share one write-back budget; when it is full a writer stores buffered chunks,
+partial ones too, and waits for uploads instead of growing. Chunks read, and the next
+ones read ahead on sequential access, live in the client's shared read buffers and are
+forgotten at close. A read returns at most the budget's worth at once (a short read, as
+POSIX allows); ``read()`` of everything refuses with NoMemory beyond that.
 
 Thread-safe: one lock per file (the mount may call from several threads).
 """
@@ -17,17 +27,19 @@ Thread-safe: one lock per file (the mount may call from several threads).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from typing import Protocol
 
 from dfs import chunks, errors, wire
+from dfs.chunks import MAX_FILE_SIZE
+from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.transfer import Transfer
 from dfs.config import ClientConfig
 from dfs.wire import FileLayout, PutResult, ReadChunk, WrittenChunk
 
-MEMORY_CHUNKS = 3
 PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
+SEEK_DATA, SEEK_HOLE = 3, 4  # os.SEEK_DATA, os.SEEK_HOLE on Linux
 BytesLike = bytes | bytearray | memoryview
 
 
@@ -37,6 +49,8 @@ class FileClient(Protocol):
     config: ClientConfig
     transfer: Transfer
     chunk_pool: ThreadPoolExecutor
+    write_budget: WriteBudget
+    read_buffers: ReadBuffers
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult: ...
 
@@ -50,18 +64,19 @@ class DfsFile:
         self.chunk_size = layout.chunk_size
         self.size = layout.stat.size
         self.writable = writable
-        # ReadChunk per index: the current content (None: a hole)
-        self.refs: list[ReadChunk | None] = list(layout.chunks)
+        self.budget = client.write_budget
+        self.max_request = client.config.write_back_bytes  # bytes one read returns at most
+        self.refs: dict[int, ReadChunk] = {c.ref.chunk_index: c for c in layout.chunks}  # sparse
         self.new: set[int] = set()  # indices whose ref was stored by this handle, not committed
         self.buffers: dict[int, bytearray] = {}  # changed, not yet uploaded
-        self.uploads: dict[int, tuple[bytes, Future[ReadChunk]]] = {}
+        self.uploads: dict[int, tuple[bytearray, Future[ReadChunk]]] = {}
         self.dirty = False
         self.error: errors.DfsError | None = None
         self.pos = 0
         self.closed = False
         self.lock = threading.RLock()
-        self.memory: OrderedDict[int, bytes] = OrderedDict()  # recently read
-        self.prefetching: dict[int, Future[bytes]] = {}
+        self.read_ids: set[int] = set()  # chunk ids this file put in the read buffers
+        self.prefetching: dict[int, tuple[Future[None], int]] = {}  # index -> (task, bytes)
         self.last_read_index = -1
 
     # --- streaming interface ------------------------------------------------------------
@@ -70,6 +85,10 @@ class DfsFile:
         with self.lock:
             if size is None or size < 0:
                 size = max(0, self.size - self.pos)
+                if size > self.max_request:
+                    raise errors.NoMemory(
+                        f"{self.path}: {size} bytes are left, more than one read may hold "
+                        f"({self.max_request}): read it in pieces")
             data = self.pread(self.pos, size)
             self.pos += len(data)
             return data
@@ -82,6 +101,9 @@ class DfsFile:
 
     def seek(self, offset: int, whence: int = 0) -> int:
         with self.lock:
+            if whence in (SEEK_DATA, SEEK_HOLE):
+                self.pos = self.seek_data(offset) if whence == SEEK_DATA else self.seek_hole(offset)
+                return self.pos
             base = {0: 0, 1: self.pos, 2: self.size}[whence]
             if base + offset < 0:
                 raise errors.InvalidArgument("negative seek position")
@@ -97,57 +119,112 @@ class DfsFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # --- where the data is --------------------------------------------------------------
+
+    def _lengths(self) -> dict[int, int]:
+        """{index: bytes} of every chunk with content (stored, in flight or buffered). Copies
+        each table first (atomic under the GIL), so it may run without the lock."""
+        lengths = {i: c.ref.length for i, c in self.refs.copy().items()}
+        lengths.update((i, len(data)) for i, (data, _f) in self.uploads.copy().items())
+        lengths.update((i, len(buf)) for i, buf in self.buffers.copy().items())
+        return lengths
+
+    def stored(self) -> int:
+        """Bytes the file's content takes (st_blocks): holes cost nothing."""
+        return sum(self._lengths().values())
+
+    def seek_data(self, offset: int) -> int:
+        """lseek SEEK_DATA: the first offset >= ``offset`` with content."""
+        with self.lock:
+            found = chunks.find_data(self._lengths(), offset, self.size, self.chunk_size)
+        if found is None:
+            raise errors.NoSuchOffset(f"{self.path}: no data at or after offset {offset}")
+        return found
+
+    def seek_hole(self, offset: int) -> int:
+        """lseek SEEK_HOLE: the first offset >= ``offset`` in a hole (the end is one)."""
+        with self.lock:
+            found = chunks.find_hole(self._lengths(), offset, self.size, self.chunk_size)
+        if found is None:
+            raise errors.NoSuchOffset(f"{self.path}: offset {offset} is past the end")
+        return found
+
     # --- positional reads ---------------------------------------------------------------
 
     def pread(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer at the end, and at most the write-back
+        budget's worth at once); holes read as zeros."""
         if offset < 0 or size < 0:
             raise errors.InvalidArgument("negative offset or size")
         with self.lock:
             self._check_open()
-            end = min(self.size, offset + size)
+            end = min(self.size, offset + min(size, self.max_request))
             parts = []
             for index, start, count in chunks.chunk_spans(offset, max(0, end - offset),
                                                            self.chunk_size):
-                data = self._chunk_bytes(index)
-                piece = data[start:start + count]
-                if len(piece) < count:  # a hole left by a grow: zeros are its real content
+                piece = self._chunk_bytes(index)[start:start + count]
+                if len(piece) < count:  # a hole, or past a short chunk's end: zeros
                     piece = bytes(piece) + bytes(count - len(piece))
                 parts.append(piece)
             return b"".join(parts)
 
-    def _chunk_bytes(self, index: int) -> bytes | bytearray:
+    def _content(self, index: int) -> bytes | bytearray:
+        """Chunk ``index`` as this handle sees it (b"" for a hole: no worker is asked)."""
         if index in self.buffers:
             return self.buffers[index]
         if index in self.uploads:
             return self.uploads[index][0]
-        if index in self.memory:
-            self.memory.move_to_end(index)
-            data = self.memory[index]
-        elif index in self.prefetching:
-            data = self.prefetching.pop(index).result()
-        elif index < len(self.refs) and (ref := self.refs[index]) is not None:
-            data = self.client.transfer.load_chunk(ref)
-        else:
-            return b""  # beyond the end, or a hole: reads as zeros
-        self._remember(index, data)
+        chunk = self.refs.get(index)
+        if chunk is None:
+            return b""
+        cid = chunk.ref.chunk_id
+        data = self.client.read_buffers.get(cid)
+        if data is None:
+            ahead = self.prefetching.pop(index, None)
+            if ahead is not None:
+                ahead[0].result()
+                data = self.client.read_buffers.get(cid)
+            if data is None:
+                data = self.client.transfer.load_chunk(chunk)
+                self.client.read_buffers.put(cid, data)
+            self.read_ids.add(cid)
+        return data
+
+    def _chunk_bytes(self, index: int) -> bytes | bytearray:
+        data = self._content(index)
         if index == self.last_read_index + 1:
             self._prefetch(index + 1)
         self.last_read_index = index
         return data
 
-    def _remember(self, index: int, data: bytes) -> None:
-        self.memory[index] = data
-        self.memory.move_to_end(index)
-        while len(self.memory) > MEMORY_CHUNKS:
-            self.memory.popitem(last=False)
-
     def _prefetch(self, index: int) -> None:
-        ref = self.refs[index] if index < len(self.refs) else None
-        if (ref is not None and index not in self.memory and index not in self.buffers
-                and index not in self.prefetching
-                and len(self.prefetching) < PREFETCH_CHUNKS):
-            self.prefetching[index] = self.client.chunk_pool.submit(
-                self.client.transfer.load_chunk, ref)
+        for i, (task, _count) in list(self.prefetching.items()):
+            if task.done():
+                del self.prefetching[i]
+        chunk = self.refs.get(index)
+        if (chunk is None or index in self.buffers or index in self.uploads
+                or index in self.prefetching or len(self.prefetching) >= PREFETCH_CHUNKS
+                or self.client.read_buffers.get(chunk.ref.chunk_id) is not None):
+            return
+        count = chunk.ref.length
+        if not self.client.read_buffers.reserve(count):
+            return  # the read buffers are all spoken for: no read ahead
+        self.read_ids.add(chunk.ref.chunk_id)
+        task = self.client.chunk_pool.submit(self._read_ahead, chunk)
+        self.prefetching[index] = (task, count)
+
+    def _read_ahead(self, chunk: ReadChunk) -> None:
+        """Load a chunk into the read buffers, in the room reserved for it. A failure is
+        left for the read itself to meet (and report)."""
+        try:
+            data = self.client.transfer.load_chunk(chunk)
+        except errors.DfsError:
+            self.client.read_buffers.unreserve(chunk.ref.length)
+            return
+        except BaseException:
+            self.client.read_buffers.unreserve(chunk.ref.length)
+            raise
+        self.client.read_buffers.put(chunk.ref.chunk_id, data, reserved=chunk.ref.length)
 
     # --- positional writes --------------------------------------------------------------
 
@@ -157,27 +234,77 @@ class DfsFile:
         if offset < 0:
             raise errors.InvalidArgument("negative offset")
         view = memoryview(data)
+        if offset + len(view) > MAX_FILE_SIZE:
+            raise errors.FileTooLarge(f"{self.path}: a write past the largest file size")
         with self.lock:
             self._check_open()
             done = 0
             for index, start, count in chunks.chunk_spans(offset, len(view), self.chunk_size):
-                buf = self._buffer(index)
+                buf = self._buffer(index, start + count)
                 if len(buf) < start:
                     buf.extend(bytes(start - len(buf)))
                 buf[start:start + count] = view[done:done + count]
                 done += count
-                if len(buf) == self.chunk_size and start + count == self.chunk_size:
-                    self._upload(index)  # full and written to its end: send it now
+                if start + count == self.chunk_size:
+                    self._upload(index)  # written to its end: send it now
             self.size = max(self.size, offset + len(view))
             self.dirty = True
             return len(view)
 
-    def _buffer(self, index: int) -> bytearray:
-        buf = self.buffers.get(index)
+    def _stored_length(self, index: int) -> int:
+        if index in self.uploads:
+            return len(self.uploads[index][0])
+        chunk = self.refs.get(index)
+        return chunk.ref.length if chunk is not None else 0
+
+    def _buffer(self, index: int, end: int) -> bytearray:
+        """The buffer of chunk ``index``, with room taken from the budget for it to reach
+        ``end`` bytes (its current content first)."""
+        while True:
+            buf = self.buffers.get(index)
+            have = len(buf) if buf is not None else 0
+            base = have if buf is not None else self._stored_length(index)
+            grow = max(base, end) - have
+            if self.budget.take(grow, self):
+                break
+            self._make_room(grow)
         if buf is None:
-            buf = self.buffers[index] = bytearray(self._chunk_bytes(index))
-            self.memory.pop(index, None)
+            try:
+                buf = self.buffers[index] = bytearray(self._content(index))
+            except BaseException:
+                self.budget.give(grow, self)
+                raise
         return buf
+
+    def _make_room(self, count: int) -> None:
+        """The budget is full: store this file's buffers and wait for its uploads; if this
+        file holds nothing, wait for the others (dfs.client.memory.WriteBudget.wait)."""
+        if self.buffers or self.uploads:
+            self._spill(wait=True)
+        else:
+            self.budget.wait(count, self)
+
+    def _spill(self, wait: bool) -> None:
+        """Upload every buffer (partial chunks too); with ``wait``, wait for every upload."""
+        self._reap()
+        for index in sorted(self.buffers):
+            if not wait and len(self.uploads) >= self.client.config.parallel_chunks:
+                break
+            self._upload(index)
+        if wait:
+            self._wait_uploads()
+
+    def relieve(self) -> None:
+        """The budget is short (another file's writer asks): store this file's buffers,
+        unless it is busy; never blocks. A failure is kept for this file's next flush."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self._spill(wait=False)
+        except errors.DfsError:
+            pass  # in self.error: this file's own flush reports it
+        finally:
+            self.lock.release()
 
     def _upload(self, index: int) -> None:
         self._raise_failed_upload()
@@ -185,8 +312,15 @@ class DfsFile:
             self._finish_upload(index)  # an older version of this chunk is still in flight
         while len(self.uploads) >= self.client.config.parallel_chunks:
             self._finish_upload(next(iter(self.uploads)))
-        data = bytes(self.buffers.pop(index))
-        future = self.client.chunk_pool.submit(self.client.transfer.store_chunk, self.path, data)
+        data = self.buffers.pop(index)
+        if chunks.is_zero(data):  # a hole: nothing to store
+            self.budget.give(len(data), self)
+            self.refs.pop(index, None)
+            self.new.discard(index)
+            return
+        future = self.client.chunk_pool.submit(self.client.transfer.store_chunk, self.path,
+                                               index, data)
+        future.add_done_callback(lambda _f: self.budget.poke())
         self.uploads[index] = (data, future)
 
     def _finish_upload(self, index: int) -> None:
@@ -195,65 +329,61 @@ class DfsFile:
             stored = future.result()
         except errors.DfsError as exc:
             self.error = exc
-            del self.uploads[index]
             raise
-        del self.uploads[index]
-        while len(self.refs) <= index:
-            self.refs.append(None)
+        finally:
+            del self.uploads[index]
+            self.budget.give(len(data), self)
         self.refs[index] = stored
         self.new.add(index)
+
+    def _reap(self) -> None:
+        """Take in the uploads that have finished (their bytes go back to the budget)."""
+        for index in [i for i, (_d, f) in self.uploads.items() if f.done()]:
+            try:
+                self._finish_upload(index)
+            except errors.DfsError:
+                pass  # in self.error
 
     def _raise_failed_upload(self) -> None:
         if self.error is not None:
             raise errors.like(self.error, f"an earlier write to {self.path} failed: {self.error}")
 
     def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes or extend it with a hole (which stores nothing)."""
         if not self.writable:
             raise errors.PermissionDenied(f"{self.path} is not open for writing")
         if size < 0:
             raise errors.InvalidArgument("negative size")
+        if size > MAX_FILE_SIZE:
+            raise errors.FileTooLarge(f"{self.path}: {size} is past the largest file size")
         with self.lock:
             self._check_open()
             if size < self.size:
-                keep = chunks.chunk_count(size, self.chunk_size)
-                self._wait_uploads()
-                for index in list(self.buffers):
-                    if index >= keep:
-                        del self.buffers[index]
-                del self.refs[keep:]
-                self.new = {i for i in self.new if i < keep}
-                self.memory.clear()
-                if size % self.chunk_size and keep:
-                    last = keep - 1
-                    buf = self._buffer(last)
-                    del buf[size - last * self.chunk_size:]
+                self._cut(size)
             self.size = size
             self.dirty = True
+
+    def _cut(self, size: int) -> None:
+        self._wait_uploads()
+        keep = chunks.chunk_count(size, self.chunk_size)  # indices below this survive
+        for index in [i for i in self.buffers if i >= keep]:
+            self.budget.give(len(self.buffers.pop(index)), self)
+        for index in [i for i in self.refs if i >= keep]:
+            del self.refs[index]
+        self.new = {i for i in self.new if i < keep}
+        last = keep - 1
+        tail = size - last * self.chunk_size  # bytes of the last chunk that stay
+        if keep and (len(self.buffers[last]) if last in self.buffers
+                     else self._stored_length(last)) > tail:
+            buf = self._buffer(last, 0)
+            self.budget.give(len(buf) - tail, self)
+            del buf[tail:]
 
     # --- commit --------------------------------------------------------------------------
 
     def _wait_uploads(self) -> None:
         while self.uploads:
             self._finish_upload(next(iter(self.uploads)))
-
-    def _normalise(self) -> None:
-        """Make every chunk but the last full (zeros fill holes), and the last end at size."""
-        count = chunks.chunk_count(self.size, self.chunk_size)
-        del self.refs[count:]
-        for index in list(self.buffers):
-            if index >= count:
-                del self.buffers[index]
-        for index in range(count):
-            want = min(self.chunk_size, self.size - index * self.chunk_size)
-            buf = self.buffers.get(index)
-            ref = self.refs[index] if index < len(self.refs) else None
-            if buf is None and ref is not None and ref.ref.length == want:
-                continue
-            if buf is None:
-                buf = self._buffer(index)
-            if len(buf) < want:
-                buf.extend(bytes(want - len(buf)))
-            del buf[want:]
 
     def flush(self) -> None:
         """Upload what is buffered and commit; raises if any part failed."""
@@ -262,15 +392,11 @@ class DfsFile:
             if not self.dirty:
                 return
             self._raise_failed_upload()
-            self._wait_uploads()
-            self._normalise()
             for index in sorted(self.buffers):
                 self._upload(index)
             self._wait_uploads()
-            written = []
-            for index, ref in enumerate(self.refs):
-                assert ref is not None, "_normalise stored every hole"
-                written.append(wire.written_from_read(ref, index in self.new))
+            written = [wire.written_from_read(self.refs[i], i in self.new)
+                       for i in sorted(self.refs)]
             self.client.commit(self.ino, written, self.size)
             self.new.clear()
             self.dirty = False
@@ -285,9 +411,28 @@ class DfsFile:
                 self.flush()
             finally:
                 self.closed = True
-                for future in self.prefetching.values():
-                    future.cancel()
-                self.memory.clear()
+                self._let_go()
+
+    def _let_go(self) -> None:
+        """Give back every byte this file holds: buffers, uploads, read buffers."""
+        for index in list(self.uploads):
+            try:
+                self._finish_upload(index)
+            except errors.DfsError:
+                pass  # flush has raised already
+        for buf in self.buffers.values():
+            self.budget.give(len(buf), self)
+        self.buffers.clear()
+        running = []
+        for task, count in self.prefetching.values():
+            if task.cancel():
+                self.client.read_buffers.unreserve(count)
+            else:
+                running.append(task)
+        wait_all(running)
+        self.prefetching.clear()
+        self.client.read_buffers.forget(self.read_ids)
+        self.read_ids.clear()
 
     def _check_open(self) -> None:
         if self.closed:

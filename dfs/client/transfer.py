@@ -92,7 +92,8 @@ class Transfer:
 
     # --- upload ----------------------------------------------------------------------
 
-    def _send(self, target: WriteTarget, replica: Replica, data: bytes, crc: int) -> None:
+    def _send(self, target: WriteTarget, replica: Replica, data: chunks.BytesLike,
+              crc: int) -> None:
         view = memoryview(data)
         total = len(data)
         for offset in range(0, total, self.piece_size):
@@ -100,9 +101,9 @@ class Transfer:
             self.workers.call(replica, "write", target.token, target.chunk_id, replica.kind,
                               offset, piece, total, crc)
 
-    def store_chunk(self, path: str, data: bytes,
+    def store_chunk(self, path: str, index: int, data: chunks.BytesLike,
                     target: WriteTarget | None = None) -> ReadChunk:
-        """Store ``data`` as one new chunk of ``path``. -> ReadChunk of the stored copies.
+        """Store ``data`` as chunk ``index`` of ``path``. -> ReadChunk of the stored copies.
 
         ``target`` is a WriteTarget from an earlier allocate() (batched), or None.
         """
@@ -137,7 +138,7 @@ class Transfer:
                             "chunk %d to worker %s failed: %s", target.chunk_id,
                             replica.worker_id, exc)
                     failed.add(replica.worker_id)
-            ref = wire.ChunkRef(target.chunk_id, target.version, len(data), crc)
+            ref = wire.ChunkRef(target.chunk_id, target.version, len(data), crc, index)
             written = wire.ReadChunk(ref, stored, target.read_token)
             if stored and len(stored) == len(target.replicas):
                 return written
@@ -150,7 +151,7 @@ class Transfer:
             raise errors.NoSpace(f"no room for a chunk of {path}: the workers are full")
         raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
 
-    def _send_all(self, target: WriteTarget, data: bytes,
+    def _send_all(self, target: WriteTarget, data: chunks.BytesLike,
                   crc: int) -> list[tuple[Replica, errors.DfsError | None]]:
         futures = [(r, self.pool.submit(self._send, target, r, data, crc))
                    for r in target.replicas]

@@ -66,8 +66,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def chunks_from_json(items: list[list[int]]) -> tuple[ChunkRef, ...]:
+    """A file's chunk list as JSON has it: ``[chunk id, version, length, crc, index]`` per
+    stored chunk (sparse, ascending index). Lists written before files could have holes
+    have four numbers and every index: each chunk's index is its place in the list."""
+    return tuple(ChunkRef(c[0], c[1], c[2], c[3], c[4] if len(c) == 5 else index)
+                 for index, c in enumerate(items))
+
+
 def _chunks(data: Json) -> Json:
-    return {**data, "chunks": tuple(ChunkRef(*c) for c in data["chunks"])}
+    return {**data, "chunks": chunks_from_json(data["chunks"])}
 
 
 # --- cluster and users ----------------------------------------------------------------------

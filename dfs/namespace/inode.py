@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dfs import errors
-from dfs.namespace.entries import Json
+from dfs.namespace.entries import Json, chunks_from_json
 from dfs.wire import ChunkRef, Stat
 
 ROOT_INO = 1
@@ -29,13 +29,13 @@ class Inode:
     ctime_ns: int
     nlink: int = 1
     size: int = 0
-    chunks: list[ChunkRef] = field(default_factory=list)  # files
+    chunks: list[ChunkRef] = field(default_factory=list)  # files: sparse, ascending index
     children: dict[str, int] = field(default_factory=dict)  # name -> ino (directories)
     target: str = ""  # symlinks
 
     def stat(self) -> Stat:
         return Stat(self.ino, self.kind, self.mode, self.owner, self.size, self.atime_ns,
-                    self.mtime_ns, self.ctime_ns, self.nlink)
+                    self.mtime_ns, self.ctime_ns, self.nlink, sum(c.length for c in self.chunks))
 
     def to_json(self) -> Json:
         data: Json = {"ino": self.ino, "kind": self.kind, "owner": self.owner, "mode": self.mode,
@@ -54,7 +54,7 @@ class Inode:
     @classmethod
     def from_json(cls, data: Json) -> Inode:
         data = dict(data)
-        data["chunks"] = [ChunkRef(*c) for c in data.get("chunks", [])]
+        data["chunks"] = list(chunks_from_json(data.get("chunks", [])))
         return cls(**data)
 
 

@@ -4,7 +4,10 @@ Invariants (checked by tests/t1_namespace.py):
 - Chunk ids are never reused: ``next_chunk_id`` only grows and is persisted with every
   allocation, so a chunk id names one immutable run of bytes forever. A rewrite of part of
   a file stores new chunks; the old ones become garbage.
-- A file's size is the sum of its chunks' lengths; every chunk but the last is full.
+- A file's chunk list is sparse (dfs.wire.ChunkRef): ascending indices, each chunk inside
+  the file's size and at most ``chunk_size`` long; a missing index, and the rest of a
+  short chunk, read as zeros. Holes cost nothing, so a file of any size up to
+  dfs.chunks.MAX_FILE_SIZE may store a single chunk.
 - Chunk *locations* are not part of the namespace: they are hints the master rebuilds
   from worker reports after every start.
 - Every change goes through ``apply(record)`` with a typed entry (dfs/namespace/entries.py)

@@ -5,7 +5,8 @@ until committed, or until ``gc_grace`` seconds have passed), the client stores t
 on the workers, then ``commit`` (by inode: an open file may have been renamed meanwhile) or
 ``put`` (create-or-replace by path, ``dfs put``) makes the file's content exactly the chunk
 list it sends. Every chunk in that list is one the file already has or one pending for
-this user, and their lengths form the file: every chunk full but the last.
+this user. The list is sparse (``check_chunks``): a missing index is a hole and costs
+nothing, so truncating a file up to any size (up to the kernel's largest) stores nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dfs import errors
+from dfs.chunks import MAX_FILE_SIZE
 from dfs.namespace import quota
 from dfs.namespace.entries import Alloc, Put, SetChunks, Unpend
 from dfs.namespace.inode import Inode, R, W, X
@@ -51,22 +53,43 @@ def alloc(ns: Namespace, user: str, count: int, wall_now: float, gc_grace: float
     return Alloc(user, ns.next_chunk_id, count, wall_now + gc_grace)
 
 
+def check_size(size: object) -> int:
+    """A file size from a request: an int from 0 to the largest file the kernel allows."""
+    if type(size) is not int or size < 0:
+        raise errors.InvalidArgument("size must be a non-negative integer")
+    if size > MAX_FILE_SIZE:
+        raise errors.FileTooLarge(f"size {size} is past the largest file ({MAX_FILE_SIZE})")
+    return size
+
+
 def check_chunks(ns: Namespace, user: str, inode: Inode | None, refs: Sequence[ChunkRef],
                  size: int) -> None:
-    """Every new chunk must be pending for this user; lengths must add up to size."""
-    current = {c.chunk_id for c in inode.chunks} if inode is not None else set()
-    total = 0
-    for i, ref in enumerate(refs):
-        if ref.chunk_id not in current:
-            owner = ns.pending.get(ref.chunk_id, (None,))[0]
-            if owner != user:
-                raise errors.InvalidArgument(f"chunk {ref.chunk_id} was not allocated to you")
-        last = i == len(refs) - 1
-        if not (0 < ref.length <= ns.chunk_size) or (not last and ref.length != ns.chunk_size):
-            raise errors.InvalidArgument("chunk lengths do not form the file")
-        total += ref.length
-    if total != size:
-        raise errors.InvalidArgument(f"chunk lengths add to {total}, not {size}")
+    """``refs`` is a sparse chunk list (dfs.wire.ChunkRef) inside ``size`` bytes: indices
+    ascend, each chunk ends by ``size`` and is at most ``chunk_size`` long. Each chunk is one
+    the file has (with the same version, length and checksum) or one pending for this user,
+    and appears once."""
+    check_size(size)
+    current = {c.chunk_id: c for c in inode.chunks} if inode is not None else {}
+    seen: set[int] = set()
+    previous = -1
+    for ref in refs:
+        if type(ref) is not ChunkRef or any(type(v) is not int for v in ref):
+            raise errors.InvalidArgument("malformed chunk reference")
+        if ref.chunk_index <= previous:
+            raise errors.InvalidArgument("chunk indices must ascend, each at most once")
+        previous = ref.chunk_index
+        end = ref.chunk_index * ns.chunk_size + ref.length
+        if not 0 < ref.length <= ns.chunk_size or end > size:
+            raise errors.InvalidArgument(f"chunk {ref.chunk_id} lies outside the file")
+        if ref.chunk_id in seen:
+            raise errors.InvalidArgument(f"chunk {ref.chunk_id} is listed twice")
+        seen.add(ref.chunk_id)
+        have = current.get(ref.chunk_id)
+        if have is not None:
+            if have[:4] != ref[:4]:
+                raise errors.InvalidArgument(f"chunk {ref.chunk_id} is not what the file has")
+        elif ns.pending.get(ref.chunk_id, (None,))[0] != user:
+            raise errors.InvalidArgument(f"chunk {ref.chunk_id} was not allocated to you")
 
 
 def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: int,

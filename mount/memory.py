@@ -1,0 +1,59 @@
+"""The mount process gives freed memory back to the system (glibc; elsewhere a no-op).
+
+Measured with tests/t4_sparse.py's workload (40 open files written in turn, 16 MiB
+write-back budget, then closed, read back and deleted): idle 36 MiB, 131 MiB after,
+although every buffer had been freed (tracemalloc: under 1 MiB of Python objects left).
+glibc kept it: it makes up to eight malloc arenas per core, one for each busy thread
+(FUSE's loop threads, the client's upload pools), and each keeps what was freed in it.
+At most two arenas: 87 MiB after; and ``malloc_trim(0)`` once no file is open: 50 MiB
+(the script's own 4 MiB included). A trim walks the heap (0.2 ms measured when it had
+memory to give back, microseconds when not); it is done when ``TRIM_AFTER`` bytes or more
+were given back since the last one, so a ``cp -r`` of small files rarely trims.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+ARENAS = 2
+TRIM_AFTER = 1024 * 1024
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+class Heap:
+    def __init__(self) -> None:
+        self.libc = _glibc()
+        self.trimmed_at = 0
+        self.lock = threading.Lock()
+
+    def limit_arenas(self) -> None:
+        """Call first thing in the mount process, before its threads start."""
+        if self.libc is not None:
+            self.libc.mallopt(M_ARENA_MAX, ARENAS)
+
+    def freed(self, released: int) -> None:
+        """No file is open; ``released``: bytes the client's buffers have given back, ever.
+        Trims the heap if enough was freed since the last trim."""
+        if self.libc is None or released - self.trimmed_at < TRIM_AFTER:
+            return
+        with self.lock:
+            if released - self.trimmed_at < TRIM_AFTER:
+                return
+            self.trimmed_at = released
+            self.libc.malloc_trim(0)
+            log.debug("heap trimmed (%d MiB freed by the buffers so far)", released >> 20)
+
+
+HEAP = Heap()  # one per process
