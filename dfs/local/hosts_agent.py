@@ -12,6 +12,8 @@ Requests (``{"op": NAME, ...arguments}``), answers ``{"ok": true, "result": ...}
   ``threads`` writers in the background, each owning ``keys`` keys: write one of its
   keys, read a random key of the workload, again and again; every operation recorded;
 - ``progress`` {name}: counts of its recorded operations; ``stop`` {name}: -> its history;
+  ``reset``: stop every workload, their histories dropped;
+- ``home`` {auth, path, owner}: as the admin, make folder ``path`` for user ``owner``;
 - ``read`` {auth, kind, paths}: read each path once -> those operations (the final reads);
 - ``layout`` {auth, paths}: {path: [[chunk id, [worker id, ...]], ...]}.
 
@@ -146,7 +148,10 @@ class Workload:
         self.history: list[Json] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.clients[0].mkdir(self.directory, parents=True)
+        try:  # in the user's own folder (not mkdir -p: the folders above are not theirs)
+            self.clients[0].mkdir(self.directory)
+        except errors.FileExists:
+            pass
         self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True,
                                          name=f"{self.name}-{t}") for t in range(threads)]
         for thread in self.threads:
@@ -223,6 +228,22 @@ class Agent:
     def stop(self, request: Json) -> list[Json]:
         return self.workloads.pop(request["name"]).stop()
 
+    def reset(self, request: Json) -> list[str]:
+        """Stop every workload (a test that failed half-way left them running). -> names."""
+        names = sorted(self.workloads)
+        for name in names:
+            self.workloads.pop(name).stop()
+        return names
+
+    def home(self, request: Json) -> None:
+        """As the admin (``auth``): make folder ``path`` for user ``owner``, theirs alone."""
+        with _client(request["auth"], 30.0) as client:
+            try:
+                client.mkdir(request["path"], 0o700)
+            except errors.FileExists:
+                pass
+            client.chown(request["path"], request["owner"])
+
     def read(self, request: Json) -> list[Json]:
         with _client(request["auth"], float(request.get("failover", 30.0))) as client:
             recorder = Recorder(client, "final", request["kind"], 0)
@@ -236,7 +257,8 @@ class Agent:
 
     def handle(self, request: Json) -> Any:
         op = request.get("op")
-        if op not in ("roles", "status", "start", "progress", "stop", "read", "layout"):
+        if op not in ("roles", "status", "home", "start", "progress", "stop", "reset", "read",
+                      "layout"):
             raise errors.InvalidArgument(f"unknown request {op!r}")
         return getattr(self, op)(request)
 
