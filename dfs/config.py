@@ -21,6 +21,10 @@ from dfs.errors import InvalidArgument
 DEFAULT_MASTER_PORT = 18861
 DEFAULT_SHADOW_PORT = 18862
 DEFAULT_WORKER_BASE_PORT = 18870
+METRICS_PORT_OFFSET = 1000
+"""A node's HTTP port (/metrics; a metadata server's status page at /) is its rpyc port
+plus this unless set: 19861, 19862, 19870+ for `dfs up`'s nodes."""
+METRICS_OFF = -1
 MIB = 1024 * 1024
 BLOCK_SIZE = 64 * 1024  # one CRC32C per block of a chunk
 
@@ -72,6 +76,20 @@ def format_addresses(addresses: Iterable[Address]) -> str:
 def _require(condition: object, message: str) -> None:
     if not condition:
         raise InvalidArgument(message)
+
+
+def _check_metrics(port: int | None) -> None:
+    _require(port is None or METRICS_OFF <= port < 65536,
+             f"metrics port must be a port number, 0 (any) or {METRICS_OFF} (off)")
+
+
+def metrics_port(node_port: int, configured: int | None) -> int | None:
+    """The port a node's HTTP server binds (0: any free one), or None when it is off.
+    Unset, it is the node's port + METRICS_PORT_OFFSET, any free one past 65535."""
+    if configured is None:
+        port = node_port + METRICS_PORT_OFFSET if node_port else 0
+        return port if port < 65536 else 0
+    return None if configured == METRICS_OFF else configured
 
 
 @dataclass(frozen=True)
@@ -130,8 +148,21 @@ class MasterConfig:
     """Connections this server holds at once (a thread each); more are refused at accept."""
     max_connections_per_peer: int = 256
     """Connections from one address at once; more are refused at accept."""
+    metrics_port: int | None = None
+    """This node's read-only HTTP port: /metrics (Prometheus), and on a metadata server /
+    (the status page). None: ``port`` + METRICS_PORT_OFFSET (a free port when ``port`` is
+    0); 0: a free port; METRICS_OFF (-1): no HTTP server."""
+    metrics_host: str = "127.0.0.1"
+    """The address the HTTP port listens on: loopback unless set (to the node's own host,
+    say, for a Prometheus elsewhere). What it shows is read-only but not secret-free:
+    workers, capacity, who changed something when (never paths or keys)."""
+    events_bytes: int = 64 * MIB
+    """Bytes the audit log (cache-metadata/events*.jsonl, nodes/master/events.py) may take:
+    rotated in four files, the oldest dropped."""
 
     def validate(self) -> MasterConfig:
+        _require(self.events_bytes >= MIB, "events_bytes must be at least 1 MiB")
+        _check_metrics(self.metrics_port)
         _require(self.login_failures >= 1 and self.login_window > 0,
                  "login limits must be positive")
         _require(self.trash_seconds >= 0, "trash time must not be negative")
@@ -185,8 +216,12 @@ class WorkerConfig:
     max_connections: int = default(MasterConfig, "max_connections")
     max_connections_per_peer: int = default(MasterConfig, "max_connections_per_peer")
     """The masters' connection bounds, the same here (MasterConfig says what each is)."""
+    metrics_port: int | None = default(MasterConfig, "metrics_port")
+    metrics_host: str = default(MasterConfig, "metrics_host")
+    """This worker's HTTP port for /metrics, as the masters' (MasterConfig.metrics_port)."""
 
     def validate(self) -> WorkerConfig:
+        _check_metrics(self.metrics_port)
         _require(self.masters, "a worker needs at least one master address")
         _require(0 <= self.port < 65536, "worker port out of range")
         hex_digits = all(c in "0123456789abcdef" for c in self.join_token)

@@ -20,6 +20,7 @@ import logging
 import os
 from typing import BinaryIO
 
+from dfs import metrics
 from dfs.fsutil import open_private, private_dir, write_atomic
 from dfs.namespace.entries import Record
 from dfs.namespace.model import Namespace
@@ -80,7 +81,8 @@ class Journal:
         f = self._open()
         f.write(b"".join(r.to_line().encode() + b"\n" for r in records))
         f.flush()
-        os.fdatasync(f.fileno())
+        with metrics.JOURNAL_FSYNC.time():
+            os.fdatasync(f.fileno())
         self.entries_since_snapshot += len(records)
 
     def snapshot(self, ns: Namespace) -> None:

@@ -192,6 +192,22 @@ class ClusterStatus:
     standby: str  # the standby's state, e.g. "in sync" or "stale from entry N"
     lease_holders: tuple[str, ...]  # voters whose lease the server holds
     space_warning: str = ""  # a line when free space is low ("" when it is not)
+    web: str = ""  # the answering server's status page, "http://host:port/" ("": none)
+
+
+class Event(NamedTuple):
+    """One line of the master's audit log (nodes/master/events.py, `dfs events`)."""
+
+    event_id: int  # increasing, never reused by that server: the cursor of a page
+    time: float  # Unix seconds
+    user: str  # who: a user, "worker:ID", "" for the master's own work or no one yet
+    address: str  # where from: the connection's address ("" for the master's own work)
+    op: str  # what was asked: the method ("mkdir", "login", ...) or "(master)"
+    detail: str  # its arguments that name things: paths, user names, sizes, never secrets
+    entry: str  # the journal entry it committed ("mkdir #42"), "" for a login
+    outcome: str  # "ok", or for a login "refused"
+
+
 
 
 # Stat: (ino, kind, mode, owner, size, atime_ns, mtime_ns, ctime_ns, nlink, stored bytes)
@@ -306,13 +322,27 @@ def statfs_from_wire(data: Wire) -> StatFs:
 def status_to_wire(status: ClusterStatus) -> Wire:
     return (status.leader, status.epoch, status.address, workers_to_wire(status.workers),
             status.under_replicated, status.files, status.standby, tuple(status.lease_holders),
-            status.space_warning)
+            status.space_warning, status.web)
 
 
 def status_from_wire(data: Wire) -> ClusterStatus:
     leader, epoch, address, workers, under, files, standby, holders, *rest = data
     return ClusterStatus(leader, epoch, address, tuple(workers_from_wire(workers)), under,
-                         files, standby, tuple(holders), str(rest[0]) if rest else "")
+                         files, standby, tuple(holders), str(rest[0]) if rest else "",
+                         str(rest[1]) if len(rest) > 1 else "")
+
+
+# events page: (((event id, time, user, address, op, detail, entry, outcome), ...), cursor);
+# the cursor is the last event id looked at: ask again with it for what came after
+
+def events_to_wire(events: list[Event], cursor: int) -> Wire:
+    return tuple(tuple(e) for e in events), cursor
+
+
+def events_from_wire(data: Wire) -> tuple[list[Event], int]:
+    events, cursor = data
+    return [Event(int(i), float(t), str(u), str(a), str(o), str(d), str(e), str(r))
+            for i, t, u, a, o, d, e, r in events], int(cursor)
 
 
 # trash: ((trash id, path, size, deleted at, expires), ...), newest first; times are floats

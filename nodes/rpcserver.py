@@ -13,23 +13,31 @@ run the client's code (inside the metadata or store lock). So ``PlainConnection`
 node service's ``_protocol``) refuses to build a netref to a client object at all, and
 ``@boundary`` accepts only exact ``str``/``bytes``/``int``/``float``/``bool``/``None`` and
 tuples of them (``plain``), before the method runs: no method can forget.
+
+``@boundary`` is also where each call is measured (dfs.metrics: latency by method, errors
+by class) and where ``current_call()`` is set for the method's thread: who is asking and
+with what, for the master's audit log (nodes/master/events.py). A call made from inside
+another exposed method (``Auth_Host`` calling ``login``) counts once, as the outer one.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 
 import rpyc
 from rpyc.core import consts
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from dfs import errors, rpc, tls
+from dfs import errors, metrics, rpc, tls
 from nodes.server_limits import GuardedServer, ServerLimits
 
 log = logging.getLogger(__name__)
@@ -119,25 +127,62 @@ class PlainConnection(rpyc.Connection):
         return super()._unbox(package)
 
 
+class Call(NamedTuple):
+    """One exposed method being served on this thread (``current_call()``)."""
+
+    op: str  # the method's name without "exposed_"
+    service: object  # the service object of the connection (who is logged in on it)
+    arguments: dict[str, object]  # the plain arguments, by parameter name
+
+
+_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("dfs_call", default=None)
+
+
+def current_call() -> Call | None:
+    """The exposed method this thread is serving, or None (a node's own background task)."""
+    return _CALL.get()
+
+
 def boundary(method: Callable[P, R]) -> Callable[P, R]:
+    name = method.__name__.removeprefix("exposed_")
+    parameters = tuple(inspect.signature(method).parameters)[1:]  # without self
+    latency = metrics.REQUESTS.labels(name)
+
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        name = method.__name__.removeprefix("exposed_")
         for position, value in enumerate(args[1:], 1):  # args[0] is the service itself
             plain(value, f"{name}: argument {position}")
         for key, value in kwargs.items():
             plain(value, f"{name}: argument {key}")
+        if _CALL.get() is not None:  # called by another exposed method: measured there
+            return _serve(method, name, args, kwargs)
+        started = time.perf_counter()
+        given = dict(zip(parameters, args[1:], strict=False))  # more arguments: TypeError
+        token = _CALL.set(Call(name, args[0], {**given, **kwargs}))
         try:
-            return method(*args, **kwargs)
-        except errors.DfsError:
+            return _serve(method, name, args, kwargs)
+        except errors.DfsError as exc:
+            metrics.REQUEST_ERRORS.labels(name, type(exc).__name__).inc()
             raise
-        except Exception as exc:
-            if errors.is_no_space(exc):  # ENOSPC to the caller, as a local disk says it
-                log.error("%s: the disk is full (%s)", name, exc)
-                raise errors.NoSpace(f"{name}: the server's disk is full") from None
-            log.exception("internal error in %s", method.__name__)
-            raise errors.DfsError(f"internal error in {name} (see the node's log)") from None
+        finally:
+            _CALL.reset(token)
+            latency.observe(time.perf_counter() - started)
     return wrapper
+
+
+def _serve(method: Callable[..., R], name: str, args: tuple[object, ...],
+           kwargs: dict[str, object]) -> R:
+    """Run one exposed method: a DfsError as it is, anything else logged once here."""
+    try:
+        return method(*args, **kwargs)
+    except errors.DfsError:
+        raise
+    except Exception as exc:
+        if errors.is_no_space(exc):  # ENOSPC to the caller, as a local disk says it
+            log.error("%s: the disk is full (%s)", name, exc)
+            raise errors.NoSpace(f"{name}: the server's disk is full") from None
+        log.exception("internal error in %s", method.__name__)
+        raise errors.DfsError(f"internal error in {name} (see the node's log)") from None
 
 
 @overload

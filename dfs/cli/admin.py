@@ -1,17 +1,26 @@
-"""Who may use the cluster and how it is doing: register, status, users, fsck."""
+"""Who may use the cluster and how it is doing: register, status (--watch), users, fsck."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dfs import auth, errors, paths, tls
 from dfs.cli import mount
 from dfs.cli.common import Subparsers, client_command, open_client
 from dfs.cli.nodes import read_token, token_options
-from dfs.cli.output import human, parse_size, print_table
+from dfs.cli.output import human, parse_size, print_table, printable, table_lines
 from dfs.config import DEFAULT_MASTER_PORT, ClientConfig, default, parse_addresses
+
+if TYPE_CHECKING:
+    from dfs.client import DfsClient
+
+WATCH_EVERY = 2.0
+"""Seconds between refreshes of `dfs status --watch` without a number."""
 
 FSCK_LABELS = {"missing": "missing (no good copy left)", "under": "under-replicated",
                "corrupt": "corrupt copies", "orphan": "orphan chunk files"}
@@ -33,31 +42,70 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with open_client(args) as dfs:
-        st = dfs.status()
-        total, free, chunk_size, files = dfs.statfs()
-        me = dfs.usage()
-    print(f"leader: {st.leader} at {st.address}, epoch {st.epoch}; standby: {st.standby}")
-    print(f"leases held from: {', '.join(st.lease_holders) or 'nobody (alone)'}")
+        if args.watch is None:
+            print("\n".join(status_lines(dfs)))
+            return 0
+        return _watch(dfs, args.watch)
+
+
+def status_lines(dfs: DfsClient) -> list[str]:
+    """What `dfs status` prints."""
+    st = dfs.status()
+    total, free, chunk_size, files = dfs.statfs()
+    me = dfs.usage()
     trust = tls.trust()  # this client reached the cluster over TLS iff auth.txt pins a CA
-    print(f"TLS: on, cluster CA {trust.pin}" if trust else "TLS: off")
-    print(f"{files} inodes, chunk size {human(chunk_size)}")
-    print(f"you ({me.name}): {_of(human(me.bytes + me.pending_bytes), me.quota_bytes, human)}"
-          f" in {_of(str(me.inodes), me.quota_inodes, str)} files"
-          + ("" if me.quota_bytes is None and me.quota_inodes is None else " (quota)"))
-    print(f"capacity {human(total)}, free {human(free)} (after replication); "
-          f"under-replicated chunks: {st.under_replicated}")
+    lines = [
+        f"leader: {st.leader} at {st.address}, epoch {st.epoch}; standby: {st.standby}",
+        f"leases held from: {', '.join(st.lease_holders) or 'nobody (alone)'}",
+        f"TLS: on, cluster CA {trust.pin}" if trust else "TLS: off",
+        f"{files} inodes, chunk size {human(chunk_size)}",
+        f"you ({me.name}): {_of(human(me.bytes + me.pending_bytes), me.quota_bytes, human)}"
+        f" in {_of(str(me.inodes), me.quota_inodes, str)} files"
+        + ("" if me.quota_bytes is None and me.quota_inodes is None else " (quota)"),
+        f"capacity {human(total)}, free {human(free)} (after replication); "
+        f"under-replicated chunks: {st.under_replicated}"]
     if st.space_warning:
-        print(f"WARNING: {st.space_warning}")
-    rows = [(w.worker_id, f"{w.host}:{w.port}", "alive" if w.alive else "DEAD", w.chunks,
-             human(w.used), human(w.free), f"{w.seconds_since_heartbeat:.1f}s")
-            for w in st.workers]
-    print_table(rows, ("worker", "address", "state", "chunks", "used", "free", "last seen"))
+        lines.append(f"WARNING: {st.space_warning}")
+    if st.web:
+        lines.append(f"status page: {printable(st.web)} (metrics: {printable(st.web)}metrics)")
+    rows = [(printable(w.worker_id), printable(f"{w.host}:{w.port}"),
+             "alive" if w.alive else "DEAD", w.chunks, human(w.used), human(w.free),
+             f"{w.seconds_since_heartbeat:.1f}s") for w in st.workers]
+    lines += table_lines(rows, ("worker", "address", "state", "chunks", "used", "free",
+                                "last seen"))
     mounts = [(folder, pid, "running" if alive else f"DEAD: dfs umount {folder}", log)
               for folder, pid, alive, log in mount.known_mounts()]
     if mounts:
-        print("mounts on this machine:")
-        print_table(mounts, ("folder", "pid", "state", "log"))
-    return 0
+        lines += ["mounts on this machine:", *table_lines(mounts, ("folder", "pid", "state",
+                                                                   "log"))]
+    return lines
+
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def _watch(dfs: DfsClient, interval: float) -> int:
+    """`dfs status --watch`: the status again every ``interval`` seconds until Ctrl-C (exit
+    0). On a terminal the screen is cleared first; otherwise each refresh is printed after
+    the last, under a line with its time. A failing refresh (a failover going on) says so
+    and the next one tries again."""
+    if not interval > 0:
+        raise errors.InvalidArgument("--watch needs a positive number of seconds")
+    on_terminal = sys.stdout.isatty()
+    try:
+        while True:
+            try:
+                lines = status_lines(dfs)
+            except errors.Unavailable as exc:
+                lines = [f"dfs: {exc.message} (trying again)"]
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            head = f"dfs status at {stamp}, every {interval:g}s (Ctrl-C to stop)"
+            sys.stdout.write((CLEAR_SCREEN if on_terminal else "\n") + head + "\n"
+                             + "\n".join(lines) + "\n")
+            sys.stdout.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -142,7 +190,10 @@ def add_register(sub: Subparsers) -> None:
 
 
 def add_commands(sub: Subparsers) -> None:
-    client_command(sub, "status", cmd_status, "show the master and each worker")
+    p = client_command(sub, "status", cmd_status, "show the master and each worker")
+    p.add_argument("--watch", nargs="?", type=float, const=WATCH_EVERY, default=None,
+                   metavar="SECONDS", help=f"refresh every SECONDS (default {WATCH_EVERY:g}) "
+                                           "until Ctrl-C")
     p = client_command(sub, "users", cmd_users, "manage users (admin)")
     p.add_argument("action", choices=["add", "list", "revoke", "quota"])
     p.add_argument("name", nargs="?")

@@ -16,6 +16,8 @@ from dfs.cli import mount
 from dfs.cli.common import Command, Subparsers
 from dfs.config import (
     DEFAULT_SHADOW_PORT,
+    METRICS_OFF,
+    METRICS_PORT_OFFSET,
     ClusterConfig,
     MasterConfig,
     WorkerConfig,
@@ -77,7 +79,8 @@ def cmd_master(args: argparse.Namespace) -> int:
                           lease=args.lease, join_token=read_token(args),
                           trash_seconds=args.trash_hours * 3600, low_space=args.low_space,
                           low_space_bytes=args.low_space_bytes,
-                          login_failures=args.login_failures, login_window=args.login_window)
+                          login_failures=args.login_failures, login_window=args.login_window,
+                          metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     master.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -87,7 +90,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _exit_on_sigterm()
     config = WorkerConfig(data_dir=os.path.abspath(args.data), masters=parse_addresses(args.master),
                           join_token=read_token(args), host=args.host, port=args.port,
-                          capacity=args.capacity, scrub_bytes_per_second=args.scrub_rate)
+                          capacity=args.capacity, scrub_bytes_per_second=args.scrub_rate,
+                          metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     worker.run(config, ready=_ready_writer(args.ready_file))
     return 0
 
@@ -152,8 +156,24 @@ def _node_command(sub: Subparsers, name: str, func: Command, help_text: str,
     p.add_argument("--host", default=default(config_class, "host"))
     p.add_argument("--port", type=int, default=port)
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
+    p.add_argument("--metrics-port", type=_metrics_port, default=None, metavar="PORT",
+                   help=f"HTTP port for /metrics (and a metadata server's status page at /); "
+                        f"default --port + {METRICS_PORT_OFFSET}, 0: any free port, off: none")
+    p.add_argument("--metrics-host", default=default(config_class, "metrics_host"),
+                   metavar="HOST", help="address the HTTP port listens on (default loopback)")
     p.set_defaults(func=func)
     return p
+
+
+def _metrics_port(text: str) -> int:
+    if text.strip().lower() in ("off", "none"):
+        return METRICS_OFF
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r} (a number, or off)") from None
+
+
 
 
 def token_options(p: argparse.ArgumentParser, token_help: str) -> None:

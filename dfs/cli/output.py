@@ -44,8 +44,21 @@ def mode_string(stat: Stat) -> str:
     return kind + bits
 
 
-def print_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
+def table_lines(rows: Sequence[Sequence[object]], header: Sequence[str]) -> list[str]:
     """Left-aligned columns two spaces apart, the header first."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+    return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip()
+            for row in [header, *rows]]
+
+
+def print_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
+    for line in table_lines(rows, header):
+        print(line)
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) shown escaped.
+    For text that comes from others: worker ids, paths, what a server says."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -199,6 +199,13 @@ class DfsClient:
     def status(self) -> ClusterStatus:
         return wire.status_from_wire(self._call("status"))
 
+    def events(self, after: int = 0, since: float = 0.0, user: str = "",
+               limit: int = 500) -> tuple[list[wire.Event], int]:
+        """The leader's audit log (admin): events after id ``after``, at or after Unix time
+        ``since``, by ``user`` if given, oldest first. -> (events, cursor): pass the cursor
+        as ``after`` to get the ones that follow."""
+        return wire.events_from_wire(self._call("events", after, float(since), user, limit))
+
     # --- trash ------------------------------------------------------------------------
 
     def trash_list(self) -> list[TrashEntry]:

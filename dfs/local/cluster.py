@@ -123,7 +123,13 @@ class LocalCluster:
         return ["--chunk-size", str(c.chunk_size), "--dead-after", str(c.dead_after),
                 "--heartbeat", str(c.heartbeat_interval), "--snapshot-every",
                 str(c.snapshot_every), "--lease", str(c.lease), "--open-registration",
-                "--trash-hours", repr(c.trash_seconds / 3600), "--low-space", repr(c.low_space)]
+                "--trash-hours", repr(c.trash_seconds / 3600), "--low-space", repr(c.low_space),
+                *self._metrics_options()]
+
+    def _metrics_options(self) -> list[str]:
+        """Free ports picked by the OS: their port + 1000 may be anyone's (DATA/web-address
+        says which; nodes/web.py)."""
+        return [] if self.config.base_port else ["--metrics-port", "0"]
 
     def start(self) -> LocalCluster:
         private_dir(self.data_dir)  # every node's data, logs and credentials are below it
@@ -180,7 +186,7 @@ class LocalCluster:
         masters = ",".join("%s:%d" % address for address in self.masters)
         args = ["worker", "--master", masters, "--token-file", self.token_file,
                 "--scrub-rate", str(self.config.scrub_bytes_per_second),
-                "--capacity", str(self.config.worker_capacity)]
+                "--capacity", str(self.config.worker_capacity), *self._metrics_options()]
         return Node(f"worker-{index + 1}", args, self.worker_dir(index), port, self.log_dir)
 
     def wait_workers(self, count: int, deadline: float = START_DEADLINE) -> None:

@@ -9,7 +9,7 @@ import logging
 from typing import cast
 
 from dfs import auth, errors, wire
-from nodes.master import trash_pressure
+from nodes.master import status_page
 from nodes.master.links import PeerAnswer, serve_voter_call, verify_peer_call
 from nodes.master.placement import Command
 from nodes.master.session import Session
@@ -46,6 +46,7 @@ class ClusterEndpoints(Session):
                                 client_nonce, proof):
             raise self._secret_failed(join_token_guesses(self.peer), "wrong join token")
         self.worker_id = worker_id
+        self.state.events.login(f"worker:{worker_id}", self.peer, accepted=True)
         return self.state.config.heartbeat_interval, self.state.epoch
 
     @boundary
@@ -145,24 +146,12 @@ class ClusterEndpoints(Session):
         """-> the whole cluster's capacity after replication (wire.StatFs)."""
         with self.state.lock:
             self._serving()
-            live = self.state.workers.live()
-            free = sum(w.free for w in live) // self.state.config.replication
-            used = sum(w.used for w in live) // self.state.config.replication
-            return wire.statfs_to_wire(wire.StatFs(used + free, free, self.state.ns.chunk_size,
+            total, free = status_page.capacity(self.state)
+            return wire.statfs_to_wire(wire.StatFs(total, free, self.state.ns.chunk_size,
                                                    len(self.state.ns.inodes)))
 
     @boundary
     def exposed_status(self) -> wire.Wire:
         """-> what this server knows of the cluster (wire.ClusterStatus)."""
         self._me()
-        with self.state.lock:
-            state = self.state
-            now = state.clock()
-            referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
-            holders = tuple(sorted(vid for vid, until in state.leadership.grants.items()
-                                   if until > now))
-            return wire.status_to_wire(wire.ClusterStatus(
-                state.me, state.epoch, "%s:%d" % state.address,
-                tuple(state.workers.status(now)), state.workers.under_replicated(referenced),
-                len(state.ns.inodes), state.replicator.describe(), holders,
-                trash_pressure.warning(state.config, state.workers.live())))
+        return wire.status_to_wire(status_page.cluster_status(self.state))

@@ -7,13 +7,17 @@ from collections.abc import Callable
 
 from rpyc.utils.helpers import classpartial
 
-from dfs.config import MasterConfig
+from dfs import metrics
+from dfs.config import MasterConfig, metrics_port
+from nodes.master import status_page
+from nodes.master.metrics import MasterCollector
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
 from nodes.master.trash_pressure import TrashPressure
 from nodes.rpcserver import make_server
 from nodes.server_limits import master_limits
 from nodes.tasks import Task
+from nodes.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,10 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
     server = make_server(classpartial(MasterService, state), config.host, config.port,
                          limits=master_limits(config))
     state.address = (config.host, server.port)
+    collector = MasterCollector(state)
+    web = _web_server(config, state, collector)
     loops = [Task("master-tick", state.tick, config.tick_interval),
+             Task("master-metrics", collector.tick, config.tick_interval),
              Task("master-elect", state.elect, config.lease / 6),  # several tries per lease
              Task("master-sync", state.sync_standby, SYNC_INTERVAL),
              Task("trash-pressure", TrashPressure(state).tick, config.tick_interval)]
@@ -42,5 +49,21 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
     finally:
         for loop in loops:
             loop.stop()
+        if web is not None:
+            web.stop()
         server.close()
         state.snapshot_and_close()
+
+
+def _web_server(config: MasterConfig, state: MasterState,
+                collector: MasterCollector) -> WebServer | None:
+    """The HTTP port (/metrics and the status page), serving; None when it is off."""
+    web_port = metrics_port(config.port, config.metrics_port)
+    if web_port is None:
+        return None
+    registry = metrics.node_registry((*metrics.MASTER_METRICS, collector))
+    web = WebServer(config.metrics_host, web_port, registry,
+                    page=lambda: status_page.page(state)).start(config.data_dir)
+    state.web_url = web.url
+    log.info("metrics and status page on %s", web.url)
+    return web

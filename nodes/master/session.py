@@ -61,6 +61,7 @@ class Session(rpyc.Service):
         """A wrong key, join token or worker proof for ``name``: counted against this host
         and name (nodes/master/login_limits.py; ``LoginLimits.check`` comes first), logged
         as the limits say (once per window, not once per try). -> the error to raise."""
+        self.state.events.login(name, self.peer, accepted=False)
         line = self.state.login_limits.failed(self.peer, name)
         if line:
             log.warning("%s", line)

@@ -34,6 +34,7 @@ from dfs.namespace import entries, rules_data, rules_trash
 from dfs.namespace.entries import Entry, Record
 from dfs.namespace.model import ROOT_OWNER, Namespace
 from nodes.master.election import LEADER, Electorate, Leadership
+from nodes.master.events import EventLog
 from nodes.master.fsck import Fsck
 from nodes.master.links import Link, PeerLink
 from nodes.master.login_limits import LoginLimits
@@ -93,6 +94,8 @@ class MasterState:
                          self.voter_secret)
         self.started = clock()
         self.next_sync_report = 0.0
+        self.events = EventLog(config.metadata_dir, config.events_bytes, wall)  # audit log
+        self.web_url = ""  # our status page once it serves (nodes/web.py)
         self.after_load()
 
     def _load_or_create_join_token(self) -> str:
@@ -180,6 +183,7 @@ class MasterState:
         record = Record(self.ns.seq + 1, self.epoch, entry)
         self.journal.append([record])
         self.replicator.replicate([record])
+        self.events.mutation(record)
         return self._apply([record])
 
     def append_and_apply(self, records: Sequence[Record]) -> None:
@@ -306,3 +310,4 @@ class MasterState:
             if self.ns.initialised:
                 self.journal.snapshot(self.ns)
             self.journal.close()
+        self.events.close()

@@ -48,6 +48,7 @@ class UserEndpoints(Session):
         if user is None:
             raise self._secret_failed(name, "unknown user or wrong key")
         limits.succeeded(name)
+        self.state.events.login(name, self.peer, accepted=True)
         return name, user.admin
 
     @boundary

@@ -1,8 +1,9 @@
 """Run one worker in this process: its rpyc service, its scrubber, a reporter per
-metadata server.
+metadata server, its HTTP port for /metrics (nodes/web.py).
 
 Threads: rpyc's server (one thread per connection), one Task per reporter (each with a
-small command executor), one Task for the scrubber. Everything stops when the server does.
+small command executor), one Task for the scrubber, the HTTP server's (a few). Everything
+stops when the server does.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from collections.abc import Callable
 
 from rpyc.utils.helpers import classpartial
 
-from dfs.config import WorkerConfig
+from dfs import metrics
+from dfs.config import WorkerConfig, metrics_port
 from dfs.retry import RetryPolicy
 from nodes.rpcserver import make_server
 from nodes.server_limits import worker_limits
+from nodes.web import WebServer
+from nodes.worker.metrics import WorkerCollector
 from nodes.worker.node import Worker
 from nodes.worker.reporter import Reporter
 from nodes.worker.scrubber import Scrubber
@@ -41,6 +45,11 @@ def run(config: WorkerConfig, ready: Callable[[int], object] | None = None) -> N
     server = make_server(classpartial(WorkerService, worker), config.host, config.port,
                          limits=worker_limits(config))
     worker.address = (config.host, server.port)
+    web_port = metrics_port(config.port, config.metrics_port)
+    web = None if web_port is None else WebServer(
+        config.metrics_host, web_port,
+        metrics.node_registry((*metrics.WORKER_METRICS, WorkerCollector(worker)))
+    ).start(config.data_dir)
     reporters = [Reporter(worker, address, RECONNECT, MASTER_CALL_TIMEOUT, COMMAND_THREADS)
                  for address in config.masters]
     for reporter in reporters:
@@ -48,8 +57,8 @@ def run(config: WorkerConfig, ready: Callable[[int], object] | None = None) -> N
     scrubber = Scrubber(worker.store, config.scrub_bytes_per_second, SCRUB_MIN_PASS,
                         keep_quarantine=config.keep_quarantine)
     scrubber.start()
-    log.info("worker %s serving on %s:%d (data in %s)", worker.worker_id, config.host,
-             server.port, config.data_dir)
+    log.info("worker %s serving on %s:%d (data in %s)%s", worker.worker_id, config.host,
+             server.port, config.data_dir, f"; metrics on {web.url}metrics" if web else "")
     if ready is not None:
         ready(server.port)
     try:
@@ -58,4 +67,6 @@ def run(config: WorkerConfig, ready: Callable[[int], object] | None = None) -> N
         scrubber.stop()
         for reporter in reporters:
             reporter.stop()
+        if web is not None:
+            web.stop()
         server.close()

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 
-from dfs import auth, chunks, rpc, tls
+from dfs import auth, chunks, metrics, rpc, tls
 from dfs.config import MIB, Address, WorkerConfig
 from dfs.fsutil import write_atomic
 from nodes.master.voter import Voter
@@ -82,6 +82,7 @@ class Worker:
         if not blob:
             return
         self.store.write(chunk_id, kind, 0, blob, len(blob), chunks.crc(blob))
+        metrics.BYTES_IN.labels("replication").inc(len(blob))
         log.info("replicated chunk %d from %s:%d (%s) as %s", chunk_id, host, port,
                  source_kind, kind)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import rpyc
 
-from dfs import errors
+from dfs import errors, metrics
 from nodes.master.links import serve_voter_call
 from nodes.replay import check_signed_call
 from nodes.rpcserver import PlainConnection, boundary, expect
@@ -47,7 +47,9 @@ class WorkerService(rpyc.Service):
         if offset < 0 or offset + len(data) > total or not data:
             raise errors.InvalidArgument("piece outside the chunk")
         with self.worker.activity():
-            return store.write(chunk_id, replica, offset, data, total, crc)
+            done = store.write(chunk_id, replica, offset, data, total, crc)
+        metrics.BYTES_IN.labels("client").inc(len(data))
+        return done
 
     @boundary
     def exposed_voter(self, method: object, args: object, stamp: object, mac: object) -> object:
@@ -78,5 +80,7 @@ class WorkerService(rpyc.Service):
         length = expect(length, int, "length")
         self.worker.check_token(token, "r", chunk_id)
         with self.worker.activity():
-            return self.worker.store.read(chunk_id, offset, length)
+            data, chunk_length = self.worker.store.read(chunk_id, offset, length)
+        metrics.BYTES_OUT.inc(len(data))
+        return data, chunk_length
 
