@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import stat
+import threading
 
 import pytest
 from helpers import SteppedClock
@@ -134,6 +135,24 @@ def test_a_failing_disk_drops_events_with_one_warning(tmp_path, caplog):
     assert len(warnings) == 1 and "dropping events" in warnings[0].getMessage()
     assert log.dropped == 50 and log.recorded == 50
     assert len(log.last(10)) == 10  # still shown from memory
+
+
+def test_a_writer_that_falls_behind_drops_events_with_one_warning(tmp_path, caplog):
+    log = EventLog(str(tmp_path), 1 << 20)
+    release, real_write = threading.Event(), log._write
+
+    def stuck(events):  # a disk that does not answer
+        release.wait(30)
+        real_write(events)
+    log._write = stuck
+    with caplog.at_level(logging.WARNING, logger="nodes.master.events"):
+        for _ in range(events_module.QUEUE + events_module.BATCH + 100):
+            log.login("alice", "10.0.0.1", accepted=True)  # never waits, never raises
+        release.set()
+        log.close()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "behind" in warnings[0].getMessage()
+    assert 0 < log.dropped <= events_module.BATCH + 100
 
 
 def test_describe_keeps_only_the_named_arguments():

@@ -14,12 +14,12 @@ Off the request path: ``mutation`` and ``login`` only number the event and put i
 bounded queue (and in ``recent``, the last RECENT in memory); one writer thread appends
 them to ``cache-metadata/events.jsonl`` (0600, one JSON object per line, flushed, not
 fsynced: a crash may lose the last events, never a mutation). A full queue or a failing
-disk (ENOSPC) drops events with one warning, until writing works again; a request never
-waits for it or fails because of it. The file is rotated at a quarter of
-``MasterConfig.events_bytes`` into events.1.jsonl .. events.3.jsonl (the oldest dropped),
-so the log stays under that bound. Event ids continue across restarts (read back from the
-last line). Each metadata server keeps the events it served as leader: after a failover
-the earlier ones are in the other server's file.
+disk (ENOSPC) drops events with one warning (at most one per WARN_EVERY), until writing
+works again with nothing left queued; a request never waits for it or fails because of
+it. The file is rotated at a quarter of ``MasterConfig.events_bytes`` into events.1.jsonl
+.. events.3.jsonl (the oldest dropped), so the log stays under that bound. Event ids go
+on across restarts (read back from the last line). Each metadata server keeps the events
+it served as leader: after a failover the earlier ones are in the other server's file.
 
 Thread-safe: ``lock`` guards the numbering and ``recent``; the file is the writer's alone.
 """
@@ -52,6 +52,7 @@ RECENT = QUEUE + BATCH  # the last events kept in memory: every one not yet writ
 PAGE_MAX = 1_000  # events in one answer
 DETAIL_MAX = 512  # characters of an event's detail
 MASTER_OP = "(master)"
+WARN_EVERY = 600.0  # seconds: at most one "dropping events" warning in this long
 
 DETAIL: dict[str, tuple[str, ...]] = {
     # method -> the arguments recorded (by parameter name); the others never are
@@ -111,7 +112,8 @@ class EventLog:
         self.next_id = self._last_id() + 1
         self.recorded = 0
         self.dropped = 0
-        self.failing = False  # a drop was warned about; cleared once writing works again
+        self.failing = False  # dropping now; cleared once written again with nothing queued
+        self.quiet_until = 0.0  # no new warning before this (monotonic), even then
         self.writer: threading.Thread | None = None
         self.file: BinaryIO | None = None
 
@@ -165,7 +167,10 @@ class EventLog:
     def _dropped(self, count: int, why: str) -> None:
         with self.lock:
             self.dropped += count
-            warn, self.failing = not self.failing, True
+            warn = not self.failing and time.monotonic() >= self.quiet_until
+            self.failing = True
+            if warn:
+                self.quiet_until = time.monotonic() + WARN_EVERY
         if warn:
             log.warning("events: %s: dropping events until they can be written again "
                         "(requests are not affected)", why)
@@ -248,6 +253,8 @@ class EventLog:
             self._close_file()
             self._dropped(len(events), f"cannot write {self.path} ({exc.strerror or exc})")
             return
+        if not self.queue.empty():
+            return  # still behind: not over yet
         with self.lock:
             recovered, self.failing = self.failing, False
         if recovered:
