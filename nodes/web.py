@@ -142,7 +142,7 @@ class WebServer:
             if exc.errno == errno.EADDRINUSE:
                 raise errors.InvalidArgument(
                     f"metrics port {port} on {host} is already in use: stop what holds it, "
-                    "or choose another with --metrics-port (-1: none)") from None
+                    "or choose another with --metrics-port (off: none)") from None
             raise errors.InvalidArgument(f"cannot listen on {host}:{port} for metrics: "
                                          f"{exc.strerror}") from None
         self.host = host

@@ -9,6 +9,7 @@ import pty
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import tempfile
@@ -229,6 +230,19 @@ def test_status_watch_clears_a_terminal(admin_env):
         watcher.send_signal(signal.SIGINT)
         assert watcher.wait(timeout=30) == 0, watcher.stderr.read()
         os.close(controller)
+
+
+def test_a_metrics_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_dfs("master", "--data", tmp_path / "m", "--port", "0", "--metrics-port",
+                       port, check=False, timeout=60)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"dfs: metrics port {port} on 127.0.0.1 is already in use")
+    assert "Traceback" not in done.stderr
 
 
 # --- the status page in a real browser ---------------------------------------------------
