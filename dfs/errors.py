@@ -73,6 +73,19 @@ class NotPermitted(DfsError):
     errno = _errno.EPERM
 
 
+class WorkerRemoved(NotPermitted):
+    """This worker's id was removed from the cluster (`dfs workers remove`): it may not
+    join again under it."""
+
+    errno = _errno.EPERM
+
+
+class Busy(DfsError):
+    """Still needed: a worker holding the only copy of some chunks is not removed."""
+
+    errno = _errno.EBUSY
+
+
 class AuthenticationFailed(DfsError):
     errno = _errno.EACCES
 
@@ -134,6 +147,18 @@ class NoActiveWorkers(Unavailable):
                  message: str = "no active workers: start a worker (dfs worker) and retry"
                  ) -> None:
         super().__init__(message)
+
+
+class AddressInUse(Unavailable):
+    """A node cannot listen: another process has its port."""
+
+    errno = _errno.EADDRINUSE
+    SAYS = "is already in use"  # in every message: dfs.local finds it in a node's log
+
+    @classmethod
+    def of(cls, host: str, port: int, remedy: str) -> AddressInUse:
+        return cls(f"port {port} on {host} {cls.SAYS} (another DFS node or another program "
+                   f"listens there): {remedy}")
 
 
 class MasterUnavailable(Unavailable):

@@ -388,6 +388,30 @@ def fsck_result_from_wire(data: Wire) -> FsckResult:
     return FsckResult("running")
 
 
+class WorkerMember(NamedTuple):
+    """`dfs workers list`: one worker as the leader knows it (nodes/master/membership.py)."""
+
+    worker_id: str
+    host: str
+    port: int
+    state: str  # "alive", "dead", "draining", "drained" or "dead, draining"
+    chunks: int
+    used: int
+    free: int
+    voter: bool  # in the electorate (DESIGN section 5)
+    seconds_since_heartbeat: float  # -1: not heard from since this server started
+
+
+# workers list: ((worker id, host, port, state, chunks, used, free, voter, seconds), ...)
+
+def members_to_wire(members: list[WorkerMember]) -> Wire:
+    return tuple(tuple(m) for m in members)
+
+
+def members_from_wire(data: Wire) -> list[WorkerMember]:
+    return [WorkerMember(*m) for m in data]
+
+
 def plain(value: object) -> object:
     """Deep-convert lists/dicts to tuples of pairs so they cross by value (for small dicts)."""
     if isinstance(value, dict):

@@ -23,6 +23,7 @@ another exposed method (``Auth_Host`` calling ``login``) counts once, as the out
 from __future__ import annotations
 
 import contextvars
+import errno
 import functools
 import inspect
 import logging
@@ -83,10 +84,27 @@ def make_server(service: object, host: str, port: int,
     quiet = logging.getLogger("dfs.rpyc-server")
     quiet.setLevel(logging.WARNING)
     limits = limits or ServerLimits()
-    return GuardedServer(service, hostname=host, port=port, reuse_addr=True,
-                         protocol_config=SERVER_CONFIG,
-                         authenticator=_authenticator(limits.login_timeout),
-                         logger=quiet, limits=limits)
+    try:
+        return GuardedServer(service, hostname=host, port=port, reuse_addr=True,
+                             protocol_config=SERVER_CONFIG,
+                             authenticator=_authenticator(limits.login_timeout),
+                             logger=quiet, limits=limits)
+    except OSError as exc:
+        raise _bind_error(exc, host, port) from None
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> errors.DfsError:
+    """Why a node cannot listen, in one line that says what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return errors.AddressInUse.of(host, port, "stop what uses it, or give this node "
+                                        "another --port")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return errors.Unavailable(f"cannot listen on {host}: not an address of this machine "
+                                  "(--host names one of its own addresses)")
+    if exc.errno == errno.EACCES:
+        return errors.PermissionDenied(f"port {port} needs more privileges than this user "
+                                       "has: use a port above 1023")
+    return errors.Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def peer_host(conn: Any) -> str:

@@ -60,6 +60,7 @@ EXAMPLES = [
     e.SetQuota("bob", None, 10),
     e.Revoke("bob"),
     e.Voter("w1", "127.0.0.1", 18870),
+    e.Member("w1", "draining"),
     e.Mkdir(1, "d", 2, "alice", 0o700, T, rid="r1"),
     e.Create(2, "f", 3, "alice", 0o600, T, rid="r2"),
     e.Symlink(2, "l", 4, "alice", 0o777, T, "f"),

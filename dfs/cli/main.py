@@ -12,7 +12,7 @@ import logging
 import sys
 
 from dfs import errors
-from dfs.cli import admin, events, files, mount, nodes, trash
+from dfs.cli import admin, events, files, mount, nodes, trash, workers
 
 NODE_COMMANDS = ("master", "worker", "shadow")
 """Nodes log at INFO (they run for long, their log is the record); commands log only
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_commands(sub)
     admin.add_commands(sub)
     events.add_commands(sub)
+    workers.add_commands(sub)
     trash.add_commands(sub)
     mount.add_commands(sub)
     return parser

@@ -117,13 +117,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         cluster_auth = os.path.join(data, "auth.txt")
         print(f"credentials in {cluster_auth}; {default_auth.point_at(cluster_auth, data)}")
         return _mount_for_up(args, cluster_auth)
-    if running:
-        missing = sorted(expected_nodes(data) - set(running))
-        print(f"{', '.join(missing)} stopped: restarting the local cluster (state is kept)")
-        stop_detached(data)
     config = ClusterConfig(data_dir=data, workers=args.workers, base_port=args.base_port,
                            shadow=not args.no_shadow)
-    cluster = LocalCluster(config, detach=True).start()
+    cluster = LocalCluster(config, detach=True)
+    keep: dict[str, int] = {}
+    if running:
+        stopped = sorted(expected_nodes(data) - set(running))
+        missing = ", ".join(stopped)
+        if cluster.node_names() == expected_nodes(data):
+            print(f"{missing} stopped: starting {'it' if len(stopped) == 1 else 'them'} "
+                  "again; the other nodes keep running")
+            keep = running
+        else:  # another shape (--workers, --no-shadow): every node starts anew
+            print(f"{missing} stopped: restarting the local cluster (state is kept)")
+            stop_detached(data)
+    try:
+        cluster.start(keep)
+    except errors.AddressInUse as exc:
+        raise errors.AddressInUse(f"{exc.message}; or `dfs up --base-port N` moves the whole "
+                                  "cluster to ports from N on") from None
     user = getpass.getuser()
     if not os.path.exists(cluster.auth_file):
         cluster.register(user, cluster.auth_file)

@@ -286,6 +286,24 @@ class DfsClient:
     def users_revoke(self, name: str) -> None:
         self._call("users_revoke", name)
 
+    # --- workers (admin) ---------------------------------------------------------------
+
+    def workers_list(self) -> list[wire.WorkerMember]:
+        """Every worker the leader knows: state, chunks, space, voter or not."""
+        return wire.members_from_wire(self._call("workers_list"))
+
+    def workers_drain(self, worker_id: str) -> int:
+        """Move the worker's chunks to other workers, place nothing new on it. -> how many
+        chunks it holds now (`workers_list` says "drained" once they are all elsewhere)."""
+        count: int = self._call("workers_drain", worker_id)
+        return count
+
+    def workers_remove(self, worker_id: str, force: bool = False) -> int:
+        """Take the worker out of the cluster and the electorate; errors.Busy if it may hold
+        the only copy of a chunk, unless ``force``. -> chunks lost that way."""
+        lost: int = self._call("workers_remove", worker_id, bool(force))
+        return lost
+
     # --- data --------------------------------------------------------------------------
 
     @property

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dfs import auth, errors, tls
@@ -131,7 +132,26 @@ class LocalCluster:
         says which; nodes/web.py)."""
         return [] if self.config.base_port else ["--metrics-port", "0"]
 
-    def start(self) -> LocalCluster:
+    def node_names(self) -> set[str]:
+        """The nodes this configuration runs, named as cluster.json names them."""
+        c = self.config
+        return {"master", *(["shadow"] if c.shadow else []),
+                *(f"worker-{index + 1}" for index in range(c.workers))}
+
+    def _launch(self, node: Node, keep: Mapping[str, int], launched: list[Node]) -> None:
+        """Start ``node``, unless it still runs (``keep``: name -> pid): then adopt it."""
+        if node.name in keep:
+            node.pid = keep[node.name]
+        else:
+            node.start(self.env, self.detach)
+            launched.append(node)
+
+    def start(self, keep: Mapping[str, int] | None = None) -> LocalCluster:
+        """Start every node; with ``keep`` ({name: pid} of this cluster's nodes that still
+        run, from a later `dfs up`), only the others: the kept ones go on untouched, and a
+        failure stops only what this start started."""
+        keep = dict(keep or {})
+        launched: list[Node] = []
         private_dir(self.data_dir)  # every node's data, logs and credentials are below it
         private_dir(self.log_dir)
         saved = detached.saved_ports(self.data_dir)
@@ -149,17 +169,20 @@ class LocalCluster:
                                           "--token-file", self.token_file],
                                self.shadow_dir, shadow_port, self.log_dir)
         try:
-            master.start(self.env, self.detach)
-            master.wait_ready()  # it writes the join token the others need
+            self._launch(master, keep, launched)
+            if master in launched:
+                master.wait_ready()  # it writes the join token the others need
             self.trust_cluster()
             if self.shadow is not None:
-                self.shadow.start(self.env, self.detach)
-                self.shadow.wait_ready()
+                self._launch(self.shadow, keep, launched)
+                if self.shadow in launched:
+                    self.shadow.wait_ready()
             for index in range(c.workers):
                 self.workers.append(self._worker_node(index, saved.get(f"worker-{index + 1}")))
-                self.workers[-1].start(self.env, self.detach)
+                self._launch(self.workers[-1], keep, launched)
             for worker in self.workers:
-                worker.wait_ready()
+                if worker in launched:
+                    worker.wait_ready()
             detached.save(self.data_dir, [*self.metadata_nodes, *self.workers])
             if c.workers:
                 self.wait_workers(c.workers)
@@ -167,7 +190,11 @@ class LocalCluster:
                 wait_for(self.leader, START_DEADLINE, "a leader to be elected",
                          interval=STATUS_POLL)
         except BaseException:
-            self.stop()
+            if keep:
+                for node in reversed(launched):
+                    node.stop()
+            else:
+                self.stop()
             raise
         return self
 

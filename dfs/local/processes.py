@@ -67,6 +67,16 @@ def tail(path: str, lines: int = TAIL_LINES) -> str:
         return ""
 
 
+def _since(path: str, offset: int) -> list[str]:
+    """The lines of a log written from ``offset`` on ([] if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the OS picks it)."""
     with socket.socket() as sock:
@@ -89,6 +99,7 @@ class Node:
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         self.wrapper: list[str] = []  # run through this (dfs.local.hosts: ip netns exec NS)
+        self.log_start = 0  # the log's size when it was last started: what is new is its own
 
     def start(self, env: dict[str, str], detach: bool) -> None:
         """Start it (``detach``: in its own session, so it outlives this process)."""
@@ -100,6 +111,7 @@ class Node:
                 "--data", self.data_dir, "--port", str(self.port), "--ready-file", self.ready_file]
         private_dir(self.data_dir)  # before the node: it may run under any umask
         with open_private(self.log_path, "ab") as log:
+            self.log_start = log.tell()
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
                                             start_new_session=detach)
@@ -109,8 +121,7 @@ class Node:
         """Wait until it listens. -> its port (the real one when it was started on 0)."""
         def ready() -> int:
             if self.process is not None and self.process.poll() is not None:
-                raise errors.Unavailable(f"{self.name} exited at start; see {self.log_path}:\n"
-                                         + tail(self.log_path))
+                raise self._start_failure()
             try:
                 with open(self.ready_file) as f:
                     port = int(f.read().strip() or 0)
@@ -121,6 +132,19 @@ class Node:
             return port
         self.port = wait_for(ready, deadline, f"{self.name} to listen")
         return self.port
+
+    def _start_failure(self) -> errors.DfsError:
+        """The node exited at start: its own one-line reason (the `dfs` command's "dfs: ..."
+        line in its log) if it gave one, else the end of its log."""
+        said = [line.removeprefix("dfs: ") for line in _since(self.log_path, self.log_start)
+                if line.startswith("dfs: ")]
+        if said and errors.AddressInUse.SAYS in said[-1]:
+            return errors.AddressInUse(f"{self.name}: {said[-1]}")
+        if said:
+            return errors.Unavailable(f"{self.name} did not start: {said[-1]} "
+                                      f"(log: {self.log_path})")
+        return errors.Unavailable(f"{self.name} exited at start; see {self.log_path}:\n"
+                                  + tail(self.log_path))
 
     def alive(self) -> bool:
         if self.process is not None:

@@ -133,6 +133,17 @@ class Voter(Entry):
     port: int
 
 
+@dataclass(frozen=True)
+class Member(Entry):
+    """An admin changes a worker's membership (nodes/master/membership.py): ``state`` is
+    "draining" (no new chunks; its chunks are copied elsewhere) or "removed" (out of the
+    electorate for good, its id may not join again). One voter per entry, never more."""
+
+    op: ClassVar[str] = "member"
+    worker_id: str
+    state: str
+
+
 # --- the tree ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -312,8 +323,8 @@ class Unpend(Entry):
 
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
-    Init, AddUser, SetQuota, Revoke, Voter, Mkdir, Create, Symlink, Link, Unlink, Restore,
-    Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
+    Init, AddUser, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink, Link, Unlink,
+    Restore, Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 

@@ -47,6 +47,7 @@ from dfs.namespace.entries import (
     Init,
     Json,
     Link,
+    Member,
     Mkdir,
     Purge,
     Put,
@@ -94,6 +95,7 @@ class Namespace:
         self.seq = 0  # last applied journal sequence number
         # worker id -> [host, port]: the workers that vote on leadership
         self.voters: dict[str, list[Any]] = {}
+        self.members: dict[str, str] = {}  # worker id -> "draining" | "removed" (Member)
         # request id -> inode it created (0): retried requests are answered, not redone
         self.recent: dict[str, int] = {}
         self.trash: dict[str, TrashItem] = {}  # str(ino) -> deleted files kept for a while
@@ -122,6 +124,7 @@ class Namespace:
             "revoked": sorted(self.revoked),
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
             "voters": self.voters,
+            "members": self.members,
             "recent": self.recent,
             "trash": {tid: item.to_json() for tid, item in self.trash.items()},
             "inodes": [inode.to_json() for inode in self.inodes.values()],
@@ -137,6 +140,7 @@ class Namespace:
         ns._load_users(data)
         ns.pending = {cid: (owner, exp) for cid, owner, exp in data["pending"]}
         ns.voters = data.get("voters", {})
+        ns.members = data.get("members", {})
         ns.recent = data.get("recent", {})
         ns.trash = {tid: TrashItem.from_json(item) for tid, item in data.get("trash", {}).items()}
         for item in data["inodes"]:
@@ -286,6 +290,10 @@ class Namespace:
                 self.revoked.add(e.name)
             case Voter():
                 self.voters[e.worker_id] = [e.host, e.port]
+            case Member():
+                self.members[e.worker_id] = e.state
+                if e.state == "removed":
+                    self.voters.pop(e.worker_id, None)
             case Mkdir():
                 _, parent = self._new_inode(e, "d", nlink=2)
                 parent.nlink += 1

@@ -58,6 +58,10 @@ class ClusterEndpoints(Session):
         port = expect(port, int, "port")
         free, used = expect(free, int, "free"), expect(used, int, "used")
         with self.state.lock:
+            if self.state.ns.members.get(worker_id) == "removed":
+                raise errors.WorkerRemoved(
+                    f"worker {worker_id} was removed from this cluster (dfs workers remove): "
+                    "start it with an empty data directory to join as a new worker")
             self.state.workers.register(worker_id, host, port, free, used, chunks,
                                         self.state.clock())
             if self.state.serving():

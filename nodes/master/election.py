@@ -11,7 +11,9 @@ tests give it in-process voters and a clock they step by hand.
   the voter's own promise does. It serves only while grants from a majority are running.
 - A standby whose own lease to the leader has run out asks for votes for epoch + 1, after
   spending its own vote on itself. A majority of the electorate makes it leader.
-- Any answer showing a higher epoch makes a leader step down to standby.
+- Any answer showing a higher epoch makes a leader step down to standby, and so does its
+  own voter having heard of one (the new leader asked it for a lease while we were paused):
+  a leader acts in the epoch it won (``term``), never in a newer one its voter learnt.
 - Before acknowledging entries its standby lacks, the leader records "standby stale from
   entry i" on a majority of the standby's electorate (its own voter counts: it is one).
 
@@ -69,6 +71,7 @@ class Leadership:
         self.bootstrap = bootstrap  # may lead alone while there is no voter at all
         self.peer_id = peer_id  # the other metadata server, if any
         self.role = STANDBY
+        self.term = 0  # the epoch we won, while we lead
         self.grants: dict[str, float] = {}  # voter id -> until when its lease counts
         self.last_serving = 0.0
         self._now_hint = voter.started
@@ -81,11 +84,16 @@ class Leadership:
 
     @property
     def epoch(self) -> int:
-        return self.voter.epoch
+        """As leader, the epoch we won; else the highest one our voter knows."""
+        return self.term if self.role == LEADER else self.voter.epoch
+
+    def _superseded(self) -> bool:
+        """Our own voter knows a newer epoch than the one we lead in."""
+        return self.voter.epoch > self.term
 
     def serving(self, now: float) -> bool:
         with self.lock:
-            if self.role != LEADER:
+            if self.role != LEADER or self._superseded():
                 return False
             electorate = self.links()
             if not electorate:
@@ -130,9 +138,14 @@ class Leadership:
         return answers
 
     def _renew(self, now: float) -> None:
+        if self._superseded():
+            self._step_down(self.voter.epoch)
+            return
         electorate = self.links()
         answers = self._ask(electorate, "lease", self.epoch, self.me)
         with self.lock:
+            for vid in [v for v in self.grants if v not in electorate]:
+                del self.grants[vid]  # removed from the electorate: counts for nobody
             for vid, (granted, epoch) in answers.items():
                 if granted:
                     self.grants[vid] = now + self.lease * SAFETY
@@ -194,6 +207,7 @@ class Leadership:
     def _become_leader(self, epoch: int, now: float) -> None:
         with self.lock:
             self.voter.won(epoch)
+            self.term = epoch
             self.role = LEADER
             self.last_serving = now
             self.voter.leading = True

@@ -93,7 +93,7 @@ class Fsck:
         finally:
             conn.close()
 
-    def _file_paths(self, ns: Namespace) -> dict[int, str]:
+    def file_paths(self, ns: Namespace) -> dict[int, str]:
         """{chunk id: path} of every file in the tree and in the trash. Lock held."""
         paths: dict[int, str] = {}
         stack: list[tuple[str, Inode]] = [("", ns.inodes[ROOT_INO])]
@@ -132,7 +132,7 @@ class Fsck:
         with self.metadata_lock:
             self.require_serving()
             ns = self.namespace()
-            paths = self._file_paths(ns)
+            paths = self.file_paths(ns)
             problems: list[wire.FsckProblem] = []
             stale: list[tuple[int, str]] = []
             corrupt: list[tuple[int, str]] = []

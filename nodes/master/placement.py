@@ -22,6 +22,12 @@ count, else every chunk placed in that interval lands on the same least-filled w
 Exact ties go to the less busy worker (``load``: transfers in flight at its last report),
 then to a random one.
 
+Draining workers (``draining``, from the namespace's Member entries; `dfs workers drain`)
+get no new chunks and their copies do not count toward a chunk's replication: repair copies
+each of their chunks to other workers (reading from any copy, theirs included), and once a
+chunk has its copies elsewhere the draining worker's copy is deleted as surplus. A draining
+worker holding no chunk any more is drained.
+
 Not thread-safe: the master calls every method under its metadata lock.
 """
 
@@ -62,6 +68,7 @@ class Worker:
     repairs: int = 0  # replications in flight towards this worker
     verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
     reports: int = 0  # heartbeats received since it registered
+    lost: set[int] = field(default_factory=set)  # chunks it held when it was declared dead
 
     def fill(self) -> float:
         """Share of its space in use, as last reported."""
@@ -88,6 +95,7 @@ class WorkerTable:
         self.workers: dict[str, Worker] = {}
         self.locations: dict[int, dict[str, str]] = {}  # chunk_id -> {worker_id: kind}
         self.repairs: dict[int, tuple[str, float]] = {}  # chunk_id -> (target, deadline)
+        self.draining: set[str] = set()  # worker ids: no new chunks, theirs copied elsewhere
 
     # --- reports from workers --------------------------------------------------------
 
@@ -198,9 +206,43 @@ class WorkerTable:
                 del self.locations[chunk_id]
 
     def _forget_worker(self, worker: Worker) -> None:
+        worker.lost = set(worker.chunks)
         for chunk_id in list(worker.chunks):
             self._remove(chunk_id, worker)
         worker.alive = False
+
+    # --- membership (nodes/master/membership.py) -------------------------------------
+
+    def set_members(self, members: dict[str, str]) -> None:
+        """The namespace's membership changed: who drains; removed workers are forgotten
+        (locations, queued commands, repairs towards them)."""
+        self.draining = {wid for wid, state in members.items() if state == "draining"}
+        for wid, state in members.items():
+            worker = self.workers.get(wid)
+            if state == "removed" and worker is not None:
+                self._forget_worker(worker)
+                del self.workers[wid]
+                for chunk_id, (target, _deadline) in list(self.repairs.items()):
+                    if target == wid:
+                        del self.repairs[chunk_id]
+
+    def drained(self, worker_id: str) -> bool:
+        worker = self.workers.get(worker_id)
+        return (worker_id in self.draining and worker is not None and worker.alive
+                and not worker.chunks)
+
+    def only_copies(self, worker_id: str, chunk_ids: Collection[int]) -> list[int]:
+        """Of ``chunk_ids``, those whose last copy would go with this worker: it is the only
+        live holder; for a dead worker, those it held that have no live copy now; for a
+        worker not seen since this server started, every chunk without a live copy (it may
+        hold them)."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return sorted(c for c in chunk_ids if not self.replicas(c))
+        if not worker.alive:
+            return sorted(c for c in worker.lost & set(chunk_ids) if not self.replicas(c))
+        return sorted(c for c in worker.chunks if c in chunk_ids
+                      and {r.worker_id for r in self.replicas(c)} == {worker_id})
 
     # --- queries ---------------------------------------------------------------------
 
@@ -224,7 +266,8 @@ class WorkerTable:
         """Up to ``count`` distinct live workers with room, least filled first (counting
         what was placed on them since their last report; see the module docstring)."""
         size = self.chunk_size
-        candidates = [w for w in self.live() if w.worker_id not in exclude and w.has_room(size)]
+        candidates = [w for w in self.live() if w.worker_id not in exclude
+                      and w.worker_id not in self.draining and w.has_room(size)]
         random.shuffle(candidates)  # exact ties go to a random worker, not always the first
         candidates.sort(key=lambda w: (w.projected_fill(size), w.load))
         return candidates[:count]
@@ -251,6 +294,10 @@ class WorkerTable:
     def under_replicated(self, live_ids: Iterable[int]) -> int:
         return sum(1 for cid in live_ids if len(self.replicas(cid)) < self.replication)
 
+    def _kept(self, copies: Iterable[Replica]) -> list[Replica]:
+        """The copies that count toward replication: not on a draining worker."""
+        return [r for r in copies if r.worker_id not in self.draining]
+
     # --- time-driven work ------------------------------------------------------------
 
     def tick(self, now: float, referenced: Collection[int], pending: Collection[int],
@@ -271,9 +318,8 @@ class WorkerTable:
     def _collect_garbage(self, referenced: Collection[int], pending: Collection[int]) -> None:
         for chunk_id, holders in list(self.locations.items()):
             if chunk_id in referenced:
-                extra = len(holders) - self.replication
-                if extra > 0 and chunk_id not in self.repairs:
-                    self._trim(chunk_id, holders, extra)
+                if chunk_id not in self.repairs:
+                    self._trim(chunk_id, holders)
                 continue
             if chunk_id in pending:
                 continue
@@ -282,11 +328,17 @@ class WorkerTable:
                 worker.commands.append(("delete", chunk_id, kind))
                 self._remove(chunk_id, worker)
 
-    def _trim(self, chunk_id: int, holders: dict[str, str], extra: int) -> None:
-        """A worker came back after its chunks were re-replicated: drop surplus backups."""
-        by_fill = sorted(holders.items(), key=lambda item: (item[1] == PRIMARY,
-                                                            -self.workers[item[0]].fill()))
-        for wid, kind in by_fill[:extra]:
+    def _trim(self, chunk_id: int, holders: dict[str, str]) -> None:
+        """A worker came back after its chunks were re-replicated: drop surplus backups.
+        A draining worker's copy is surplus once the chunk has its copies elsewhere."""
+        kept = {wid: kind for wid, kind in holders.items() if wid not in self.draining}
+        extra = len(kept) - self.replication
+        if extra < 0:
+            return
+        surplus = [(wid, kind) for wid, kind in holders.items() if wid not in kept]
+        by_fill = sorted(kept.items(), key=lambda item: (item[1] == PRIMARY,
+                                                         -self.workers[item[0]].fill()))
+        for wid, kind in surplus + by_fill[:extra]:
             worker = self.workers[wid]
             worker.commands.append(("delete", chunk_id, kind))
             self._remove(chunk_id, worker)
@@ -304,8 +356,9 @@ class WorkerTable:
             if chunk_id in self.repairs:
                 continue
             copies = self.replicas(chunk_id)
-            if 0 < len(copies) < self.replication:
-                endangered.append((len(copies), chunk_id, copies))
+            kept = len(self._kept(copies))
+            if copies and kept < self.replication:
+                endangered.append((kept, chunk_id, copies))
         endangered.sort()  # fewest copies first: the most endangered chunks are saved first
         for _, chunk_id, copies in endangered:
             holders = {r.worker_id for r in copies}
@@ -315,7 +368,7 @@ class WorkerTable:
                 continue
             target = targets[0]
             source = copies[0]
-            kind = BACKUP if any(r.kind == PRIMARY for r in copies) else PRIMARY
+            kind = BACKUP if any(r.kind == PRIMARY for r in self._kept(copies)) else PRIMARY
             target.commands.append(("replicate", chunk_id, kind, source.host, source.port,
                                     source.kind, sign_read(chunk_id)))
             target.repairs += 1

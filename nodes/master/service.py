@@ -6,6 +6,7 @@ method, grouped by who calls it:
 - nodes/master/data_service.py     file data (allocate, abandon, commit, put, layout, report_bad)
 - nodes/master/cluster_service.py  workers, the other metadata server, status, statfs, fsck
 - nodes/master/events_service.py   the audit log (events, admin)
+- nodes/master/member_service.py   membership: workers list, drain, remove (admin)
 
 The endpoints are thin: authenticate, check the arguments' types, take the metadata lock,
 ask a rule (dfs/namespace/rules*.py) for the journal entry, commit it (MasterState.commit)
@@ -18,9 +19,10 @@ from nodes.master.cluster_service import ClusterEndpoints
 from nodes.master.data_service import DataEndpoints
 from nodes.master.events_service import EventEndpoints
 from nodes.master.fs_service import FsEndpoints
+from nodes.master.member_service import MemberEndpoints
 from nodes.master.user_service import UserEndpoints
 
 
 class MasterService(ClusterEndpoints, UserEndpoints, FsEndpoints, DataEndpoints,
-                    EventEndpoints):
+                    MemberEndpoints, EventEndpoints):
     """The exposed methods (one service object per connection, see Session)."""

@@ -154,6 +154,7 @@ class MasterState:
             if self.peer is not None and self.peer_id is not None:
                 links[self.peer_id] = self.peer
             self.voter_links = links
+        self.workers.set_members(self.ns.members)  # who drains; removed ones forgotten
         if self.ns.chunk_size:
             self.workers.chunk_size = self.ns.chunk_size
 
@@ -195,7 +196,7 @@ class MasterState:
         freed: list[int] = []
         for record in records:
             freed += self.ns.apply(record)
-            if isinstance(record.entry, entries.Voter):
+            if isinstance(record.entry, (entries.Voter, entries.Member)):
                 self.after_load()
         if self.journal.entries_since_snapshot >= self.config.snapshot_every:
             self.journal.snapshot(self.ns)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (errors.DfsError, *rpc.TRANSPORT_ERRORS, OSError)
 """Failures that are part of life (a server down, restarting, not the leader): one line
 in the log, no traceback."""
+REMOVED_RETRY = 30.0
+"""Seconds between tries of a worker whose id was removed from the cluster: it asks now and
+then (the removal cannot be undone, but the operator sees one warning, not a flood)."""
 
 
 class Reporter:
@@ -43,6 +46,7 @@ class Reporter:
         self.conn: Any = None  # an rpyc connection once logged in and registered
         self.interval = 0.0  # between heartbeats: the metadata server says at login
         self.pause = 0.0  # before the next step: at once, then interval or backoff
+        self.removed = False  # told that this worker was removed from the cluster
         self.executor = ThreadPoolExecutor(max_workers=command_threads,
                                            thread_name_prefix="worker-cmd")
         self.task = Task(f"reporter-{self.feed}", self.step, lambda: self.pause,
@@ -63,6 +67,12 @@ class Reporter:
                 self._register()
             else:
                 self._heartbeat()
+        except errors.WorkerRemoved as exc:
+            if not self.removed:
+                log.warning("metadata server %s: %s", self.feed, exc)
+                self.removed = True
+            self._failed()
+            self.pause = REMOVED_RETRY
         except EXPECTED_FAILURES as exc:
             log.info("metadata server %s: %s", self.feed, exc)
             self._failed()
