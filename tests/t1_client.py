@@ -186,9 +186,10 @@ def test_every_wire_record_round_trips_as_plain_tuples(record, to_wire, from_wir
 def test_wire_layouts_are_the_servers_tuples():
     # the layouts the master sends today (nodes/master): changing them breaks old clients
     assert wire.statfs_to_wire(wire.StatFs(100, 50, 4, 2)) == (100, 50, 4, 2)
-    status = wire.ClusterStatus("m", 2, "h:1", (WORKER,), 0, 5, "in sync", ("w1",), "low")
+    status = wire.ClusterStatus("m", 2, "h:1", (WORKER,), 0, 5, "in sync", ("w1",), "low",
+                                "http://h:2/")
     assert wire.status_to_wire(status) == ("m", 2, "h:1", (tuple(WORKER),), 0, 5, "in sync",
-                                           ("w1",), "low")
+                                           ("w1",), "low", "http://h:2/")
     assert wire.trash_to_wire([wire.TrashEntry("1", "/x", 3, 10, 20)]) == (
         ("1", "/x", 3, 10.0, 20.0),)
     assert type(wire.trash_to_wire([wire.TrashEntry("1", "/x", 3, 10, 20)])[0][3]) is float
@@ -205,7 +206,7 @@ def test_cluster_status_reads_by_attribute():
     assert status.workers == (WORKER,) and status.lease_holders == ()
     assert status.space_warning == ""
     assert wire.status_to_wire(status) == ("m", 2, "h:1", (tuple(WORKER),), 1, 5, "in sync", (),
-                                           "")
+                                           "", "")
 
 
 def test_fsck_report_is_clean_only_without_problems_and_unreachable_workers():
