@@ -72,6 +72,19 @@ def is_zero(data: bytes | bytearray) -> bool:
     return data.count(0) == len(data)
 
 
+def data_length(data: BytesLike, block: int = BLOCK_SIZE) -> int:
+    """``len(data)`` without its trailing zero bytes (they read as zeros when left out)."""
+    view = memoryview(data)
+    end = len(view)
+    while end:
+        start = max(0, end - block)
+        kept = len(bytes(view[start:end]).rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
+
+
 # Where data and holes are (SEEK_DATA, SEEK_HOLE): ``lengths`` maps each stored chunk's
 # index to its length; everything else below ``size`` is a hole, and so is the end of file.
 

@@ -147,6 +147,26 @@ def test_chunks_of_zeros_are_not_stored_and_zeroing_a_chunk_drops_it(client):
     h.close()
 
 
+def test_trailing_zeros_of_a_chunk_are_not_stored(client):
+    f = client.open()
+    f.pwrite(0, b"ab" + bytes(100))
+    f.pwrite(CS, b"\0" * 5 + b"c" + bytes(CS - 6))  # leading zeros stay: a chunk starts there
+    f.close()
+    assert [(r.chunk_index, r.length) for r in client.commits[-1]] == [(0, 2), (1, 6)]
+    g = client.open()
+    assert g.size == 2 * CS and g.read() == b"ab" + bytes(CS - 2) + bytes(5) + b"c" + bytes(CS - 6)
+    g.close()
+
+
+@pytest.mark.parametrize("data, length", [
+    (b"", 0), (bytes(10), 0), (b"x", 1), (b"x" + bytes(9), 1), (bytes(9) + b"x", 10),
+    (b"a" + bytes(3 * 64 * 1024) + b"b" + bytes(70000), 3 * 64 * 1024 + 2),
+])
+def test_data_length_leaves_out_trailing_zeros(data, length):
+    assert chunks.data_length(data) == length
+    assert chunks.data_length(bytearray(data), block=7) == length
+
+
 def test_truncate_down_cuts_the_last_chunk_and_up_again_reads_zeros(client):
     f = client.open()
     data = random.randbytes(3 * CS)

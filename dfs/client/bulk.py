@@ -32,7 +32,8 @@ def put_stream(client: DfsClient, stream: IO[bytes], remote: str, size: int, mod
 
     Up to ``parallel_chunks`` chunks are in flight; on any failure the chunks already
     stored are handed back to the master (abandon) so their space is freed at once.
-    A chunk of zeros is a hole: it is not stored (a sparse file stays sparse)."""
+    A chunk of zeros is a hole and trailing zeros are left out: neither is stored (a
+    sparse file stays sparse)."""
     chunk_size = client.chunk_size
     count = chunks.chunk_count(size, chunk_size)
     allocated: list[int] = []
@@ -50,10 +51,13 @@ def put_stream(client: DfsClient, stream: IO[bytes], remote: str, size: int, mod
             data = stream.read(want)
             if len(data) != want:
                 raise errors.InvalidArgument(f"{remote}: the source changed size while reading")
-            if chunks.is_zero(data):
+            kept = 0 if chunks.is_zero(data) else chunks.data_length(data)
+            if kept < want:  # zeros at the end (or all zeros) read as zeros: not stored
+                data = data[:kept]
                 if progress:
-                    progress(want)
-                continue
+                    progress(want - kept)
+                if not kept:
+                    continue
             if not targets and count > 1:  # one chunk: from the reserved ids
                 targets = wire.targets_from_wire(client.master.call(
                     "allocate", remote, min(ALLOCATE_BATCH, count - index), ()))

@@ -7,7 +7,8 @@ which wait for every upload and raise if anything failed (nothing is dropped sil
 Sparse: the file's chunks are a map from index to chunk (dfs.wire.ChunkRef). A missing
 index is a hole: it reads as zeros without asking any worker, and so does the rest of a
 chunk shorter than ``chunk_size``. Truncating up, or writing past the end, stores nothing
-for the gap; a chunk that is all zeros when it is stored is dropped (a hole again).
+for the gap; a chunk that is all zeros when it is stored is dropped (a hole again), and
+a chunk's trailing zeros are not stored.
 
 Writes go into per-chunk buffers; a buffer written to its chunk's end is uploaded in the
 background at once (at most ``parallel_chunks`` at once per file). Chunks are immutable:
@@ -318,6 +319,10 @@ class DfsFile:
             self.refs.pop(index, None)
             self.new.discard(index)
             return
+        kept = chunks.data_length(data)  # trailing zeros read as zeros: not stored
+        if kept < len(data):
+            self.budget.give(len(data) - kept, self)
+            del data[kept:]
         future = self.client.chunk_pool.submit(self.client.transfer.store_chunk, self.path,
                                                index, data)
         future.add_done_callback(lambda _f: self.budget.poke())
