@@ -15,6 +15,7 @@ from prometheus_client import generate_latest
 from dfs import errors, metrics, wire
 from dfs.cli.events import format_event, parse_since
 from dfs.cli.output import printable
+from dfs.config import METRICS_OFF, MasterConfig, metrics_port
 from dfs.namespace.entries import Record, Revoke
 from nodes.master import events as events_module
 from nodes.master.events import EventLog, describe
@@ -209,6 +210,21 @@ def test_page_of_a_standby_says_so():
     status = wire.ClusterStatus("shadow", 2, "127.0.0.1:2", (), 0, 5, "no standby", (), "", "")
     page = render(status, False, "127.0.0.1:1", 0, 0, [], 2000.0)
     assert "This server is the standby: the leader is 127.0.0.1:1" in page
+
+
+# --- where the HTTP port listens ----------------------------------------------------------------
+
+def test_the_metrics_port_follows_the_node_port_unless_set(tmp_path):
+    assert metrics_port(18861, None) == 19861 and metrics_port(18870, None) == 19870
+    assert metrics_port(0, None) == 0  # a node on any free port: its metrics on any, too
+    assert metrics_port(65000, None) == 0  # past 65535: any free one
+    assert metrics_port(18861, 9100) == 9100 and metrics_port(18861, 0) == 0
+    assert metrics_port(18861, METRICS_OFF) is None
+    assert MasterConfig(str(tmp_path)).validate().metrics_host == "127.0.0.1"  # loopback
+    with pytest.raises(errors.InvalidArgument):
+        MasterConfig(str(tmp_path), metrics_port=70000).validate()
+    with pytest.raises(errors.InvalidArgument):
+        MasterConfig(str(tmp_path), events_bytes=1000).validate()
 
 
 # --- the CLI ------------------------------------------------------------------------------------
