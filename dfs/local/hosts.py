@@ -14,9 +14,9 @@ through a client host's agent (dfs.local.hosts_agent) or the ``dfs`` command run
         hosts.net.cut(hosts.leader())          # pull the leader's cable
 
 Layout under ``data_dir``: ``master/``, ``shadow/``, ``w1/`` ... (each node's data and its
-copy of the join token), ``<client>/`` (the token, ``admin.txt`` and ``auth.txt``; its user,
-named as the host, owns the folder ``/<client>`` of the cluster), and ``logs/NAME.log``
-for every node and agent.
+copy of the join token), ``<client>/`` (the token, ``admin.txt`` and ``auth.txt``; its user is
+named as the host, with a folder of its own in the cluster), and ``logs/NAME.log`` for
+every node and agent.
 
 ``python -m dfs.local.hosts`` (``make hosts-demo``) starts one, says how to reach it, and
 removes it all on Ctrl-C.
@@ -65,8 +65,8 @@ class ClientHost:
         self.log_path = log_path
         self.auth_file = os.path.join(directory, "auth.txt")
         self.admin_file = os.path.join(directory, "admin.txt")
-        self.home = f"/{name}"
-        """A folder of the cluster that is this host's user's (the admin makes it)."""
+        self.home = ""
+        """The cluster folder of this host's user (``/home/NAME``, or one the admin makes)."""
         self.process: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
 
@@ -241,7 +241,7 @@ class HostsCluster:
         if done.returncode != 0:
             raise errors.Unavailable(f"dfs register {name} on its host failed: "
                                      f"{done.stdout}{done.stderr}")
-        client.call("home", auth=client.admin_file, path=client.home, owner=name)
+        client.home = client.call("home", auth=client.admin_file, owner=name)
 
     def stop(self) -> None:
         for client in self.clients.values():

@@ -13,7 +13,7 @@ Requests (``{"op": NAME, ...arguments}``), answers ``{"ok": true, "result": ...}
   keys, read a random key of the workload, again and again; every operation recorded;
 - ``progress`` {name}: counts of its recorded operations; ``stop`` {name}: -> its history;
   ``reset``: stop every workload, their histories dropped;
-- ``home`` {auth, path, owner}: as the admin, make folder ``path`` for user ``owner``;
+- ``home`` {auth, owner}: as the admin, find (or make) user ``owner``'s folder -> its path;
 - ``read`` {auth, kind, paths}: read each path once -> those operations (the final reads);
 - ``layout`` {auth, paths}: {path: [[chunk id, [worker id, ...]], ...]}.
 
@@ -235,14 +235,20 @@ class Agent:
             self.workloads.pop(name).stop()
         return names
 
-    def home(self, request: Json) -> None:
-        """As the admin (``auth``): make folder ``path`` for user ``owner``, theirs alone."""
+    def home(self, request: Json) -> str:
+        """As the admin (``auth``): the home folder of user ``owner`` (``/home/OWNER``,
+        where the cluster makes one), else a folder ``/OWNER`` made for them. -> its path."""
+        owner = request["owner"]
         with _client(request["auth"], 30.0) as client:
+            home = f"/home/{owner}"
+            if client.exists(home):
+                return home
             try:
-                client.mkdir(request["path"], 0o700)
+                client.mkdir(f"/{owner}", 0o700)
             except errors.FileExists:
                 pass
-            client.chown(request["path"], request["owner"])
+            client.chown(f"/{owner}", owner)
+            return f"/{owner}"
 
     def read(self, request: Json) -> list[Json]:
         with _client(request["auth"], float(request.get("failover", 30.0))) as client:
