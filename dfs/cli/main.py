@@ -12,7 +12,7 @@ import logging
 import sys
 
 from dfs import errors
-from dfs.cli import admin, events, files, mount, nodes, trash, workers
+from dfs.cli import admin, configfile, events, files, mount, nodes, trash, workers
 
 NODE_COMMANDS = ("master", "worker", "shadow")
 """Nodes log at INFO (they run for long, their log is the record); commands log only
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_commands(sub)
     trash.add_commands(sub)
     mount.add_commands(sub)
+    configfile.add_commands(sub)  # --config on the nodes and the mount, and `dfs init`
     return parser
 
 
@@ -53,6 +54,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        configfile.apply(parser, argv)  # a --config FILE's values become the defaults
+    except errors.DfsError as exc:
+        print(f"dfs: {exc.message}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     setup_logging(args.debug, args.command)
     _check_arguments(parser, args)

@@ -165,8 +165,10 @@ def _node_command(sub: Subparsers, name: str, func: Command, help_text: str,
     """A node run in the foreground: its data dir, where it listens, ``--ready-file``."""
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--data", required=True, help="this node's data directory")
-    p.add_argument("--host", default=default(config_class, "host"))
-    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--host", default=default(config_class, "host"),
+                   help="the address this node listens on and gives the others: one they "
+                        "can reach")
+    p.add_argument("--port", type=int, default=port, help="the port it listens on")
     p.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--metrics-port", type=_metrics_port, default=None, metavar="PORT",
                    help=f"HTTP port for /metrics (and a metadata server's status page at /); "
@@ -229,9 +231,13 @@ def add_commands(sub: Subparsers) -> None:
         token_options(p, "the cluster's join token (a shadow needs the master's)")
         p.add_argument("--lease", type=float, default=master_default("lease"),
                        help="voter lease in seconds")
-        p.add_argument("--chunk-size", type=int, default=master_default("chunk_size"))
-        p.add_argument("--dead-after", type=float, default=master_default("dead_after"))
-        p.add_argument("--heartbeat", type=float, default=master_default("heartbeat_interval"))
+        p.add_argument("--chunk-size", type=int, default=master_default("chunk_size"),
+                       help="bytes per chunk, fixed when the cluster is initialised")
+        p.add_argument("--dead-after", type=float, default=master_default("dead_after"),
+                       help="seconds a worker may stay silent before it is dead (its chunks "
+                            "are copied again)")
+        p.add_argument("--heartbeat", type=float, default=master_default("heartbeat_interval"),
+                       help="seconds between two reports of each worker")
         p.add_argument("--snapshot-every", type=int, default=master_default("snapshot_every"),
                        help="journal entries between snapshots of saved-files.json")
         p.add_argument("--open-registration", action="store_true",
