@@ -73,16 +73,21 @@ def is_zero(data: bytes | bytearray) -> bool:
 
 
 def data_length(data: BytesLike, block: int = BLOCK_SIZE) -> int:
-    """``len(data)`` without its trailing zero bytes (they read as zeros when left out)."""
+    """``len(data)`` without its trailing zeros if they run for ``block`` bytes or more
+    (they read as zeros when left out). A shorter run stays: it would save little, and a
+    chunk of ordinary data then keeps the length of that data."""
     view = memoryview(data)
     end = len(view)
+    if end < block or view[end - 1]:
+        return end
     while end:
         start = max(0, end - block)
         kept = len(bytes(view[start:end]).rstrip(b"\0"))
         if kept:
-            return start + kept
+            end = start + kept
+            break
         end = start
-    return 0
+    return end if len(view) - end >= block else len(view)
 
 
 # Where data and holes are (SEEK_DATA, SEEK_HOLE): ``lengths`` maps each stored chunk's

@@ -62,15 +62,18 @@ class Client:
         self.write_budget = WriteBudget(budget, deadline=20.0)
         self.read_buffers = ReadBuffers(read_buffers)
         self.layouts = {}  # ino -> FileLayout as committed
+        self.chunk_sizes = {99: 4 * CS}  # inodes with other chunk sizes
         self.commits = []
 
     def commit(self, ino, written, size):
         refs = [w.ref for w in written]
         assert [r.chunk_index for r in refs] == sorted({r.chunk_index for r in refs})
-        assert all(0 < r.length <= CS and r.chunk_index * CS + r.length <= size for r in refs)
+        chunk = self.chunk_sizes.get(ino, CS)
+        assert all(0 < r.length <= chunk and r.chunk_index * chunk + r.length <= size
+                   for r in refs)
         self.commits.append(refs)
         stat = Stat(ino, "f", 0o600, "alice", size, 1, 2, 3, 1, sum(r.length for r in refs))
-        self.layouts[ino] = FileLayout(stat, CS, tuple(ReadChunk(r, REPLICA, "t") for r in refs))
+        self.layouts[ino] = FileLayout(stat, chunk, tuple(ReadChunk(r, REPLICA, "t") for r in refs))
         return PutResult(stat, 0)
 
     def open(self, ino=7):
@@ -147,24 +150,25 @@ def test_chunks_of_zeros_are_not_stored_and_zeroing_a_chunk_drops_it(client):
     h.close()
 
 
-def test_trailing_zeros_of_a_chunk_are_not_stored(client):
-    f = client.open()
-    f.pwrite(0, b"ab" + bytes(100))
-    f.pwrite(CS, b"\0" * 5 + b"c" + bytes(CS - 6))  # leading zeros stay: a chunk starts there
+def test_long_trailing_zeros_of_a_chunk_are_not_stored(client):
+    big = 4 * CS  # chunks of 256 KiB: room for a run of zeros of a block (64 KiB) or more
+    f = DfsFile(client, "/z", FileLayout(Stat(99, "f", 0o600, "alice", 0, 1, 2, 3, 1), big,
+                                         ()), writable=True)
+    f.pwrite(0, b"ab" + bytes(CS + 100))  # a long run: left out
+    f.pwrite(big, b"\0" * 5 + b"c" + bytes(100))  # a short one stays; so do leading zeros
     f.close()
-    assert [(r.chunk_index, r.length) for r in client.commits[-1]] == [(0, 2), (1, 6)]
-    g = client.open()
-    assert g.size == 2 * CS and g.read() == b"ab" + bytes(CS - 2) + bytes(5) + b"c" + bytes(CS - 6)
-    g.close()
+    assert [(r.chunk_index, r.length) for r in client.commits[-1]] == [(0, 2), (1, 106)]
+    assert client.layouts[99].stat.size == big + 106
 
 
 @pytest.mark.parametrize("data, length", [
-    (b"", 0), (bytes(10), 0), (b"x", 1), (b"x" + bytes(9), 1), (bytes(9) + b"x", 10),
+    (b"", 0), (bytes(10), 10), (b"x" + bytes(9), 10), (bytes(9) + b"x", 10),
+    (b"x" + bytes(64 * 1024), 1), (bytes(64 * 1024), 0), (b"x" + bytes(64 * 1024 - 1), 64 * 1024),
     (b"a" + bytes(3 * 64 * 1024) + b"b" + bytes(70000), 3 * 64 * 1024 + 2),
 ])
-def test_data_length_leaves_out_trailing_zeros(data, length):
+def test_data_length_leaves_out_long_trailing_zeros(data, length):
     assert chunks.data_length(data) == length
-    assert chunks.data_length(bytearray(data), block=7) == length
+    assert chunks.data_length(bytearray(data)) == length
 
 
 def test_truncate_down_cuts_the_last_chunk_and_up_again_reads_zeros(client):
