@@ -77,6 +77,13 @@ class World:
             self.views[name].discard(voter)
             self.step()
 
+    def add(self, voter: str, tmp: Path) -> None:
+        """A new worker joins: the standby's view first, then the leader's."""
+        self.voters[voter] = Voter(str(tmp / f"{voter}.json"), self.clock, LEASE)
+        for name in ("B", "A"):
+            self.views[name].add(voter)
+            self.step()
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
@@ -134,20 +141,29 @@ def test_a_resumed_leader_never_leads_in_the_epoch_its_voter_learnt(world: World
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_removals_during_failovers_never_make_two_leaders(tmp_path: Path, seed: int) -> None:
-    """Servers crash and return, voters die, and voters are removed one at a time (the
-    standby's view first) while it all happens; ``step`` checks every quarter second."""
+def test_membership_changes_during_failovers_never_make_two_leaders(tmp_path: Path,
+                                                                    seed: int) -> None:
+    """Servers crash and return, voters die, and voters are removed and new ones join, one
+    at a time (the standby's view first) while it all happens; ``step`` checks every quarter
+    second."""
     rng = random.Random(seed)
     world = World(tmp_path)
     world.settle(5)
+    joined = 0
     for _ in range(40):
         event = rng.random()
         if event < 0.3:
             server = rng.choice(["A", "B"])
             world.down ^= {server}  # crash, or come back
         elif event < 0.5:
-            voter = rng.choice(WORKERS)
+            voter = rng.choice(sorted(world.views["A"]))
             world.down ^= {voter}
         elif event < 0.65 and len(world.views["A"]) > 2:
             world.remove(rng.choice(sorted(world.views["A"])))
+        elif event < 0.75:
+            joined += 1
+            world.add(f"n{joined}", tmp_path)
         world.step(rng.randint(1, 16))
+    world.down.clear()  # everything back: one of them leads again
+    world.settle(30)
+    assert len(world.serving()) == 1

@@ -115,6 +115,7 @@ def test_removing_dead_workers_keeps_a_majority_for_the_next_election(tmp_path):
             assert dfs.read_bytes("/new") == b"the shadow serves"
 
 
+@pytest.mark.log_allows(r"removed by force", r"was removed from this cluster")
 def test_a_worker_holding_the_last_copy_is_not_removed(tmp_path):
     with LocalCluster(cluster_config(tmp_path / "c", workers=2)) as cluster:
         ids = [worker_id(cluster, i) for i in range(2)]
@@ -137,3 +138,8 @@ def test_a_worker_holding_the_last_copy_is_not_removed(tmp_path):
             assert set(listed(cluster)) == {ids[0]}
             for path, data in before.items():
                 assert dfs.read_bytes(path) == data
+            forced = admin_dfs(cluster, "remove", ids[0], "--force")
+            assert forced.stderr.startswith("WARNING: removed ") and "chunk(s)" in forced.stderr
+            assert f"removed worker {ids[0]}" in forced.stdout
+            gone = admin_dfs(cluster, "list", check=False)  # the cluster has no worker now
+            assert gone.returncode == 1 and "no active workers" in gone.stderr

@@ -13,7 +13,9 @@ from helpers import run_dfs
 from dfs.local.cluster import pid_alive, running_pids, wait_for
 
 # the clusters here elect their master; the killed worker is declared dead
-pytestmark = pytest.mark.log_allows(r"is now the leader", r"silent for [\d.]+s: dead")
+pytestmark = pytest.mark.log_allows(r"is now the leader", r"silent for [\d.]+s: dead",
+                                    r"steps down to standby", r"lost its majority of voters",
+                                    r"standby unreachable .*: marking it stale")
 
 
 def user_env(tmp_path):
@@ -50,6 +52,17 @@ def test_up_again_starts_only_the_missing_worker(tmp_path):
         assert set(running_pids(data)) == set(before)
         (tmp_path / "f").write_bytes(b"after the restart")
         run_dfs("put", tmp_path / "f", "/f", env=environment)
+        assert run_dfs("cat", "/f", env=environment).stdout == "after the restart"
+
+        os.kill(after["master"], signal.SIGKILL)  # the master too: the shadow leads meanwhile
+        wait_for(lambda: not pid_alive(after["master"]), 10, "the master to die")
+        again = run_dfs("up", "--data", data, "--base-port", "0", "--no-mount",
+                        env=environment)
+        assert "master stopped: starting it again" in again.stdout
+        last = pids(data)
+        assert {n: p for n, p in last.items() if n != "master"} == \
+            {n: p for n, p in after.items() if n != "master"}
+        assert last["master"] != after["master"] and pid_alive(last["master"])
         assert run_dfs("cat", "/f", env=environment).stdout == "after the restart"
     finally:
         run_dfs("down", "--data", data, env=environment)
