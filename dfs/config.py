@@ -307,6 +307,9 @@ class ClusterConfig:
     """The masters' --low-space (MasterConfig.low_space)."""
     tls: bool | None = None
     """TLS on every node (True/False), or None: off, as every node listens on loopback."""
+    root_mode: int | None = None
+    """The root folder's mode once the cluster serves (None: as made, the admin's 0755).
+    Tests use 0o1777: a shared sticky root, as /tmp, that every test user may create in."""
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> ClusterConfig:

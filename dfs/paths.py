@@ -7,6 +7,12 @@ import os
 import platformdirs
 
 APP = "dfs"
+HOMES = "/home"  # in the cluster: every user's home folder is HOMES/NAME (0700, theirs)
+
+
+def home_of(user: str) -> str:
+    """A user's home folder in the cluster, where relative CLI paths resolve."""
+    return f"{HOMES}/{user}"
 
 
 def default_auth_file() -> str:

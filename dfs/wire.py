@@ -20,15 +20,18 @@ class Stat(NamedTuple):
     """A namespace entry as clients see it."""
 
     ino: int
-    kind: str  # "d" directory, "f" file, "l" symlink
-    mode: int  # permission bits only
-    owner: str
+    kind: str  # "d" directory, "f" file, "l" symlink, "p" fifo, "s" socket, "c"/"b" device
+    mode: int  # the 12 permission bits only (the kind says the type)
+    owner: str  # the owner's name, to show (its uid's number if no user has that uid)
     size: int
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
     nlink: int
     stored: int = 0  # bytes stored (the chunks' lengths, one copy): holes cost nothing
+    uid: int = 0  # POSIX owner and group ids, as the mount shows them
+    gid: int = 0
+    rdev: int = 0  # a device's number
 
     @property
     def is_dir(self) -> bool:
@@ -131,13 +134,17 @@ class UserUsage(NamedTuple):
     pending_bytes: int  # reserved by uploads not yet committed
     quota_bytes: int | None  # None: no limit
     quota_inodes: int | None
+    gid: int = 0  # the primary group
+    groups: tuple[int, ...] = ()  # supplementary groups
 
 
 def usage_from_wire(data: Wire) -> UserUsage:
-    name, admin, uid, used, inodes, pending, quota_bytes, quota_inodes = data
+    name, admin, uid, used, inodes, pending, quota_bytes, quota_inodes, *ids = data
+    gid, groups = (ids[0], tuple(ids[1])) if ids else (uid, ())
     return UserUsage(str(name), bool(admin), int(uid), int(used), int(inodes), int(pending),
                      None if quota_bytes is None else int(quota_bytes),
-                     None if quota_inodes is None else int(quota_inodes))
+                     None if quota_inodes is None else int(quota_inodes), int(gid),
+                     tuple(int(g) for g in groups))
 
 
 class TrashEntry(NamedTuple):
@@ -206,8 +213,6 @@ class Event(NamedTuple):
     detail: str  # its arguments that name things: paths, user names, sizes, never secrets
     entry: str  # the journal entry it committed ("mkdir #42"), "" for a login
     outcome: str  # "ok", or for a login "refused"
-
-
 
 
 # Stat: (ino, kind, mode, owner, size, atime_ns, mtime_ns, ctime_ns, nlink, stored bytes)

@@ -28,6 +28,7 @@ from dfs.client import DfsClient
 from dfs.config import MIB, ClientConfig, default
 from dfs.retry import poll
 from mount import binding, logfile, records
+from mount.callers import Callers
 from mount.memory import HEAP
 from mount.trashops import TrashOperations
 
@@ -127,15 +128,20 @@ def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
     client = make_client(auth_file, timeout, cache_dir, memory)
     try:
         client.statfs()  # fail now, with a clear message, if the cluster cannot be reached
-        ops = TrashOperations(client)  # DfsOperations with the DFS trash as .Trash-UID
+        # DfsOperations with the DFS trash as .Trash-UID, UID the local user who mounts (the
+        # desktop's trash is theirs, whatever uid the cluster gives their DFS user)
+        ops = TrashOperations(client)
         ops.kernel_forget = binding.kernel_forget(mfusepy)
     except BaseException:
         client.close()
         raise
-    options: dict[str, str | bool] = {"fsname": "dfs", "subtype": "dfs",
-                                      "default_permissions": True}
-    if os.getuid() == 0:
+    options: dict[str, str | bool] = {"fsname": "dfs", "subtype": "dfs"}
+    if client.is_admin:  # a trusted host: every local user, each as themselves
+        ops.callers = Callers(client, mfusepy.fuse_get_context)
         options["allow_other"] = True
+        options["default_permissions"] = True  # the kernel checks too, from our attributes
+    # else: the key acts as its user for whoever calls, so only the local user who mounted
+    # reaches the folder (no allow_other, as sshfs), and the master alone decides access
     if debug:
         options["debug"] = True
     os.umask(0)  # the kernel has already applied the caller's umask to every mode

@@ -74,6 +74,7 @@ from dfs.client.client import DfsClient
 from dfs.client.files import DfsFile
 from mount import binding
 from mount.attrcache import AttrCache
+from mount.callers import Callers
 from mount.memory import HEAP
 from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
 
@@ -84,8 +85,8 @@ STATFS_BLOCK = 4096
 NAME_MAX = 255
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
-NOBODY = 65534
-NEW_MODE_BITS = 0o1700  # new files and folders are private, whatever the umask: chmod shares
+MODE_BITS = 0o7777  # what a mode may ask for (the kernel applied the umask already)
+NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
 KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
@@ -142,7 +143,8 @@ class DfsOperations:
 
     def __init__(self, client: DfsClient, cache_seconds: float = CACHE_SECONDS,
                  uid: int | None = None, gid: int | None = None) -> None:
-        self.client = client
+        self.base_client = client
+        self.callers: Callers | None = None  # an admin's mount: act as each caller
         self.user: str = client.user
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
@@ -152,9 +154,14 @@ class DfsOperations:
         self.dir_lists: dict[int, Listing | None] = {}  # fh of an open directory -> entries()
         self.chunk_size: int = client.chunk_size
         self.trace = log.isEnabledFor(logging.DEBUG)
-        self.owner_ids: dict[str, tuple[int, int]] = {}  # DFS owner name -> (uid, gid)
         # drop the kernel's cached attrs and pages of a path: set by mount.lifecycle.run
         self.kernel_forget: binding.KernelForget = binding.forget_nothing
+
+    @property
+    def client(self) -> DfsClient:
+        """The client to ask for this request: on an admin's mount, a view acting as the
+        calling process (mount.callers); else the mount's own, acting as its DFS user."""
+        return self.base_client if self.callers is None else self.callers.client()
 
     # --- set-up and tear-down ----------------------------------------------------------------
 
@@ -167,26 +174,14 @@ class DfsOperations:
                 of.file.close()
             except errors.DfsError as exc:
                 log.error("%s: could not save on unmount: %s", of.path, exc.message)
-        self.client.close()
+        if self.callers is not None:
+            self.callers.close()
+        self.base_client.close()
 
     # --- attributes ---------------------------------------------------------------------------
 
-    def _owner_ids(self, owner: str) -> tuple[int, int]:
-        if owner == self.user:
-            return self.uid, self.gid
-        ids = self.owner_ids.get(owner)
-        if ids is None:
-            import pwd
-            try:
-                entry = pwd.getpwnam(owner)
-                ids = (entry.pw_uid, entry.pw_gid)
-            except KeyError:
-                ids = (NOBODY, NOBODY)
-            self.owner_ids[owner] = ids
-        return ids
-
     def _attrs(self, st: wire.Stat) -> Attrs:
-        uid, gid = self._owner_ids(st.owner)
+        uid, gid = st.uid, st.gid  # the cluster's numbers, as NFS shows them
         size, stored = st.size, st.stored
         of = self.files.of_inode(st.ino)
         if of is not None:
@@ -263,7 +258,7 @@ class DfsOperations:
 
     @operation
     def mkdir(self, path: str, mode: int) -> None:
-        self.attrs.added(path, self.client.mkdir(path, mode & NEW_MODE_BITS))
+        self.attrs.added(path, self.client.mkdir(path, mode & MODE_BITS))
 
     @operation
     def rmdir(self, path: str) -> None:
@@ -313,23 +308,17 @@ class DfsOperations:
 
     @operation
     def chown(self, path: str, uid: int | None, gid: int | None) -> int:
-        if uid is None or uid < 0:
-            return 0  # a group change only: DFS has no groups
-        if uid == self.uid:
-            owner = self.user
-        else:
-            import pwd
-            try:
-                owner = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                raise FuseError(errno.EINVAL) from None
-        self.attrs.put(path, self.client.chown(path, owner))
+        owner, group = (None if i is None or i < 0 or i == NO_ID else i for i in (uid, gid))
+        if owner is None and group is None:
+            return 0
+        self.attrs.put(path, self.client.chown(path, owner, group))
         return 0
 
     @operation
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         now = time.time_ns()
-        atime, mtime = times if times is not None else (now, now)
+        atime, mtime = times if times is not None else (UTIME_NOW, UTIME_NOW)
+        to_now = atime == mtime == UTIME_NOW  # `touch`: write permission is enough
         atime_ns, mtime_ns = (None if t == UTIME_OMIT else now if t == UTIME_NOW else int(t)
                               for t in (atime, mtime))
         if atime_ns is None and mtime_ns is None:
@@ -338,7 +327,10 @@ class DfsOperations:
         of = self.files.of_inode(st.ino)
         if of is not None and of.file.dirty:
             self._commit(of)  # else the commit at close would set mtime to "now" (cp -p)
-        self.attrs.put(path, self.client.utimens(path, atime_ns, mtime_ns))
+        if to_now:
+            self.attrs.put(path, self.client.utimens(path, to_now=True))
+        else:
+            self.attrs.put(path, self.client.utimens(path, atime_ns, mtime_ns))
         return 0
 
     # --- open files ------------------------------------------------------------------------------
@@ -387,7 +379,7 @@ class DfsOperations:
     @operation
     def create(self, path: str, mode: int, flags: int = 0) -> int:
         try:
-            st = self.client.create(path, mode & NEW_MODE_BITS)
+            st = self.client.create(path, mode & MODE_BITS)
         except errors.FileExists:
             if flags & os.O_EXCL:
                 raise

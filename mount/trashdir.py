@@ -262,12 +262,15 @@ class TrashDir:
     def root_entries(self, found: list[tuple[str, Attrs]],
                      warn: Callable[[str], None]) -> list[tuple[str, Attrs]]:
         """The root's listing with the virtual folder in place of any real one of its name
-        (``warn`` is told about a real one once)."""
+        (``warn`` is told about a real one once). Like a real trash folder, it shows once
+        something is in it; it is always there to look up (gio and desktops stat it)."""
         real = [e for e in found if e[0] == self.name]
         if real and not self.warned_real:
             self.warned_real = True
             warn(self.top)
-        return [e for e in found if e[0] != self.name] + [(self.name, self.dir_attrs(""))]
+        listed = [e for e in found if e[0] != self.name]
+        shown = real or self.listing()
+        return listed + [(self.name, self.dir_attrs(""))] if shown else listed
 
 
 def item_ino(tid: str) -> int:

@@ -26,7 +26,7 @@ TEST_CHUNK = 1 * MIB
 
 def cluster_config(path, **overrides):
     options = dict(data_dir=str(path), base_port=0, workers=4, chunk_size=TEST_CHUNK,
-                   dead_after=3.0, heartbeat_interval=0.3,
+                   dead_after=3.0, heartbeat_interval=0.3, root_mode=0o1777,
                    scrub_bytes_per_second=MIB)  # slow: scrubbing has its own test
     options.update(overrides)
     return ClusterConfig(**options)

@@ -5,8 +5,11 @@ Imported by the test modules (``from helpers import ...``); pytest puts tests/ o
 
 import hashlib
 import os
+import posixpath
 import subprocess
 import sys
+
+from dfs import paths
 
 DFS = [sys.executable, "-m", "dfs.cli"]
 
@@ -76,7 +79,9 @@ def tree_digest(root):
 
 def cluster_tree(client):
     """{path: (stat without atime and ctime, sha256 of a file's bytes or None)} of the whole
-    tree as ``client`` sees it: what an attack on the cluster must leave unchanged."""
+    tree as ``client`` sees it: what an attack on the cluster must leave unchanged. The
+    folder of homes and the homes themselves are walked but not recorded: registering a
+    user (as an attack test does) makes its home, and that is not the attack's doing."""
     tree = {}
     pending = ["/"]
     while pending:
@@ -84,9 +89,11 @@ def cluster_tree(client):
         for entry in client.listdir(directory):
             path = directory.rstrip("/") + "/" + entry.name
             st = entry.stat
+            if st.kind == "d":
+                pending.append(path)
+            if path == paths.HOMES or posixpath.dirname(path) == paths.HOMES:
+                continue
             digest = sha256(client.read_bytes(path)) if st.kind == "f" else None
             tree[path] = (st.ino, st.kind, st.mode, st.owner, st.size, st.mtime_ns, st.nlink,
                           digest)
-            if st.kind == "d":
-                pending.append(path)
     return tree

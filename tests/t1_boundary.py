@@ -10,8 +10,10 @@ import pytest
 
 from dfs import chunks, errors
 from dfs.config import WorkerConfig
-from dfs.namespace.inode import Inode, User
+from dfs.namespace.access import Cred
+from dfs.namespace.inode import Inode
 from dfs.namespace.model import Namespace
+from dfs.namespace.users import User
 from nodes.master.placement import VERIFIES_PER_WORKER, VERIFY_DEADLINE, WorkerTable
 from nodes.master.service import MasterService
 from nodes.rpcserver import plain
@@ -211,15 +213,20 @@ def test_quarantine_moves_the_copy_aside_and_keeps_its_bytes(worker):
 
 # --- commit by inode: reachability -----------------------------------------------------------
 
+CREDS = {"admin": Cred(0, 0), "alice": Cred(10001, 10001), "bob": Cred(10002, 10002)}
+
+
 def _ns():
     ns = Namespace()
     ns.initialise(1 << 20, 1)
     for name, admin in (("admin", True), ("alice", False), ("bob", False)):
-        ns.users[name] = User(name=name, stored_key="0" * 64, admin=admin)
+        uid = 0 if admin else CREDS[name].uid
+        ns.users[name] = User(name=name, stored_key="0" * 64, admin=admin, uid=uid, gid=uid)
     nxt = [2]
 
     def add(parent, name, kind, owner, mode):
-        inode = Inode(nxt[0], kind, owner, mode, 1, 1, 1)
+        uid = CREDS[owner].uid
+        inode = Inode(nxt[0], kind, uid, uid, mode, 1, 1, 1)
         nxt[0] += 1
         ns.inodes[inode.ino] = inode
         ns.inodes[parent].children[name] = inode.ino
@@ -236,12 +243,12 @@ def test_an_inode_is_reachable_only_through_searchable_directories():
     shared = add(public, "doc", "f", "alice", 0o666)
     inner = add(vault, "inner", "d", "alice", 0o777)
     deep = add(inner, "deep", "f", "alice", 0o666)
-    assert not ns.reachable("bob", hidden) and not ns.reachable("bob", deep)
-    assert ns.reachable("bob", shared) and ns.reachable("bob", vault)
-    assert ns.reachable("bob", 1)
+    assert not ns.reachable(CREDS["bob"], hidden) and not ns.reachable(CREDS["bob"], deep)
+    assert ns.reachable(CREDS["bob"], shared) and ns.reachable(CREDS["bob"], vault)
+    assert ns.reachable(CREDS["bob"], 1)
     for ino in (hidden, deep, shared):
-        assert ns.reachable("alice", ino) and ns.reachable("admin", ino)
-    assert not ns.reachable("alice", 999)  # no such inode: the same answer
+        assert ns.reachable(CREDS["alice"], ino) and ns.reachable(CREDS["admin"], ino)
+    assert not ns.reachable(CREDS["alice"], 999)  # no such inode: the same answer
     ns.inodes[public].children["link"] = hidden  # a hard link in a searchable directory
     ns.parents.add(hidden, public)
-    assert ns.reachable("bob", hidden)
+    assert ns.reachable(CREDS["bob"], hidden)

@@ -8,6 +8,7 @@ import pytest
 from dfs import errors
 from dfs.journal import Journal
 from dfs.namespace import entries as e
+from dfs.namespace.access import Cred
 from dfs.namespace.entries import Record, entry_from_json
 from dfs.namespace.model import Namespace, split_path
 from dfs.wire import ChunkRef
@@ -38,16 +39,17 @@ def test_good_paths_split_into_components():
 # --- entries and their JSON -------------------------------------------------------------------
 
 T = 1_000
+A = 10001  # alice's uid and gid
 CHUNKS = (ChunkRef(1, 1, 1024, 11, 0), ChunkRef(2, 1, 476, 22, 1))
 
 
 def _entries():
     return [
         e.Init(1024, T),
-        e.AddUser("alice", False, "00"),
-        e.Mkdir(1, "d", 2, "alice", 0o755, T),
+        e.AddUser("alice", False, "00", 1, A, A),
+        e.Mkdir(1, "d", 2, A, A, 0o755, T),
         e.Alloc("alice", 1, 2, 9e12),
-        e.Put(True, 2, "f", 3, "alice", 0o600, 1500, T, CHUNKS),
+        e.Put(True, 2, "f", 3, A, A, 0o600, 1500, T, CHUNKS),
         e.Rename(2, "f", 1, "g", T),
     ]
 
@@ -55,15 +57,16 @@ def _entries():
 # One of each type, with every optional field set somewhere.
 EXAMPLES = [
     e.Init(1024, T),
-    e.AddUser("bob", True, "ab"),
+    e.AddUser("bob", True, "ab", 2, 0, 0),
+    e.AddUser("carol", False, "ab", 3, 10003, 10003, (50,)),
     e.SetQuota("bob", 1 << 30, None, rid="r0"),
     e.SetQuota("bob", None, 10),
     e.Revoke("bob"),
     e.Voter("w1", "127.0.0.1", 18870),
     e.Member("w1", "draining"),
-    e.Mkdir(1, "d", 2, "alice", 0o700, T, rid="r1"),
-    e.Create(2, "f", 3, "alice", 0o600, T, rid="r2"),
-    e.Symlink(2, "l", 4, "alice", 0o777, T, "f"),
+    e.Mkdir(1, "d", 2, A, A, 0o700, T, rid="r1"),
+    e.Create(2, "f", 3, A, A, 0o600, T, rid="r2"),
+    e.Symlink(2, "l", 4, A, A, 0o777, T, "f"),
     e.Link(2, "h", 3, T),
     e.Unlink(2, "h", T),
     e.Unlink(2, "f", T, e.TrashInfo("/d/f", 100.5, 200.5), rid="r3"),
@@ -71,10 +74,16 @@ EXAMPLES = [
     e.Purge(("3", "7")),
     e.Rename(2, "f", 1, "g", T, rid="r4"),
     e.SetAttr(3, T, mode=0o644),
-    e.SetAttr(3, T, 0o600, "bob", 5, 6),
+    e.SetAttr(3, T, 0o600, 10002, 10002, 5, 6),
+    e.SetAttr(3, T, gid=77),
+    e.SetChunks(3, 1500, CHUNKS, T, 0o755),
+    e.Member("w1", "draining"),
+    e.Group("staff", 50),
+    e.Group("staff", None),
+    e.SetGroups("alice", (50, 60)),
     e.Alloc("alice", 1, 2, 9e12),
     e.SetChunks(3, 1500, CHUNKS, T),
-    e.Put(False, 1, "g", 3, "alice", 0o600, 1500, T, CHUNKS),
+    e.Put(False, 1, "g", 3, A, A, 0o600, 1500, T, CHUNKS),
     e.Unpend((1, 2)),
 ]
 
@@ -123,15 +132,30 @@ OLD_LINES = [
 
 
 def test_old_format_journal_lines_parse_and_write_back_the_same_keys_and_values():
+    """Every old line replays. Those from before POSIX ids name owners by user name: they
+    keep the name (``legacy_owner``) and the users get ids as dfs/namespace/users.py says;
+    every other line writes back exactly what it was."""
     ns = Namespace()
     for line in OLD_LINES:
         record = Record.from_line(line)
         old = json.loads(line)
         if "chunks" in old:  # a dense list of old: each chunk now names its index too
             old["chunks"] = [[*c, i] for i, c in enumerate(old["chunks"])]
-        assert record.to_json() == old
+        if "owner" in old and old["op"] != "alloc":
+            old["legacy_owner"] = old.pop("owner")
+            old["uid"] = old["gid"] = e.LEGACY_ID
+        written = record.to_json()
+        if old["op"] == "adduser":
+            assert (written["name"], written["admin"], written.get("gid")) == ("admin", True,
+                                                                               None)
+        else:
+            assert written == old
         ns.apply(record)
     assert ns.seq == 12 and ns.voters == {"w-1": ["127.0.0.1", 40001]}
+    admin = ns.users["admin"]
+    assert (admin.serial, admin.uid, admin.gid) == (1, 0, 0)  # admins are the superuser
+    home = ns.resolve("/home")
+    assert (home.uid, home.gid, home.mode) == (0, 0, 0o700)
     assert ns.recent == {"ab12": 2, "cd34": 0}
     assert ns.resolve("/home").children == {} and not ns.trash  # trashed, then purged
     assert isinstance(Record.from_line(OLD_LINES[5]).entry.chunks[0], ChunkRef)
@@ -148,8 +172,8 @@ def _applied(entries, first_seq=1):
 
 def test_apply_of_each_tree_and_user_entry():
     ns = _applied(_entries())
-    ns.apply(Record(7, 1, e.Create(2, "c", 4, "alice", 0o640, 5)))
-    ns.apply(Record(8, 1, e.Symlink(2, "s", 5, "alice", 0o777, 6, "../g")))
+    ns.apply(Record(7, 1, e.Create(2, "c", 4, A, A, 0o640, 5)))
+    ns.apply(Record(8, 1, e.Symlink(2, "s", 5, A, A, 0o777, 6, "../g")))
     ns.apply(Record(9, 1, e.SetAttr(4, 7, mode=0o600, atime_ns=1, mtime_ns=2)))
     ns.apply(Record(10, 1, e.Voter("w1", "h", 1)))
     ns.apply(Record(11, 1, e.Revoke("alice")))
@@ -172,7 +196,7 @@ def test_commit_replaces_the_chunks_and_unpend_drops_allocations():
 
 def test_request_ids_remember_the_inode_they_made():
     ns = _applied(_entries())
-    ns.apply(Record(7, 1, e.Mkdir(1, "x", 4, "alice", 0o700, T, rid="r1")))
+    ns.apply(Record(7, 1, e.Mkdir(1, "x", 4, A, A, 0o700, T, rid="r1")))
     ns.apply(Record(8, 1, e.Rename(1, "x", 1, "y", T, rid="r2")))
     assert ns.recent == {"r1": 4, "r2": 0}
 
@@ -192,7 +216,7 @@ def test_trashed_files_keep_their_chunks_until_purged_and_survive_a_snapshot():
     assert ns.apply(Record(7, 1, e.Unlink(1, "g", 6, trash))) == []
     assert {1, 2} <= ns.live_chunk_ids()
     again = Namespace.from_json(json.loads(json.dumps(ns.to_json())))
-    assert [(tid, item.path) for tid, item in again.trash_of(again.trash["3"].owner)] \
+    assert [(tid, item.path) for tid, item in again.trash_of(Cred(again.trash["3"].uid, 0))] \
         == [("3", "/g")]
     ns.apply(Record(8, 1, e.Restore("3", 2, "back", 8)))
     assert ns.resolve("/d/back").nlink == 1 and not ns.trash

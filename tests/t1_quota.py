@@ -19,7 +19,7 @@ def fs():
 
 
 def _limit(fs, user, quota_bytes=None, inodes=None):
-    fs.do(quota.set_quota(fs.ns, user, quota_bytes, inodes))
+    fs.do(quota.set_quota(fs.ns, user.name, quota_bytes, inodes))
 
 
 def _write(fs, user, path, *lengths):
@@ -50,7 +50,7 @@ def test_the_inode_quota_counts_every_new_inode_and_trash_until_purged(fs):
         rules.create(fs.ns, ALICE, "/g", 0o644, T)
     fs.do(rules_trash.empty(fs.ns, ALICE))
     fs.create(ALICE, "/g")
-    assert fs.ns.usage.held(ALICE).inodes == 3
+    assert fs.ns.usage.held(ALICE.uid).inodes == 3
 
 
 def test_the_byte_quota_counts_uploads_in_flight(fs):
@@ -61,8 +61,8 @@ def test_the_byte_quota_counts_uploads_in_flight(fs):
         rules_data.alloc(fs.ns, ALICE, 1, WALL, 600)
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,
                             [ChunkRef(1, 1, CHUNK, 0, 0), ChunkRef(2, 1, 10, 0, 1)], CHUNK + 10, T))
-    assert fs.ns.usage.held(ALICE).bytes == CHUNK + 10
-    assert fs.ns.usage.held(ALICE).pending_chunks == 0
+    assert fs.ns.usage.held(ALICE.uid).bytes == CHUNK + 10
+    assert fs.ns.usage.held(ALICE.uid).pending_chunks == 0
     with pytest.raises(errors.QuotaExceeded):  # CHUNK + 10 held, one more chunk is too many
         rules_data.alloc(fs.ns, ALICE, 1, WALL, 600)
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,
@@ -72,17 +72,17 @@ def test_the_byte_quota_counts_uploads_in_flight(fs):
     fs.do(rules_data.commit(fs.ns, ALICE, fs.ns.resolve("/f").ino,  # needs room for the new
                             [ChunkRef(1, 1, CHUNK, 0, 0), ChunkRef(first, 1, CHUNK, 0, 1)],
                             2 * CHUNK, T))  # copy until it commits; now exactly at the quota
-    assert rules_data.abandon(fs.ns, ALICE, (1, first)) is None  # nothing pending any more
+    assert rules_data.abandon(fs.ns, ALICE.name, (1, first)) is None  # nothing pending any more
 
 
 def test_abandoned_and_expired_allocations_give_their_room_back(fs):
     _limit(fs, ALICE, quota_bytes=CHUNK)
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))
     first = fs.ns.next_chunk_id - 1
-    fs.do(rules_data.abandon(fs.ns, ALICE, (first,)))
+    fs.do(rules_data.abandon(fs.ns, ALICE.name, (first,)))
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))
     fs.do(rules_data.expired_allocations(fs.ns, WALL + 601))
-    assert fs.ns.usage.held(ALICE).pending_chunks == 0
+    assert fs.ns.usage.held(ALICE.uid).pending_chunks == 0
     fs.do(rules_data.alloc(fs.ns, ALICE, 1, WALL, 600))
 
 
@@ -95,7 +95,7 @@ def test_bytes_are_charged_to_the_files_owner(fs):
     with pytest.raises(errors.QuotaExceeded):  # but alice's file would pass alice's quota
         rules_data.commit(fs.ns, BOB, fs.ns.resolve("/shared").ino, refs, CHUNK + 1, T)
     fs.do(rules_data.commit(fs.ns, BOB, fs.ns.resolve("/shared").ino, refs[:1], CHUNK, T))
-    assert fs.ns.usage.held(ALICE).bytes == CHUNK and fs.ns.usage.held(BOB).bytes == 0
+    assert fs.ns.usage.held(ALICE.uid).bytes == CHUNK and fs.ns.usage.held(BOB.uid).bytes == 0
 
 
 def test_put_checks_bytes_and_inodes(fs):
@@ -110,7 +110,7 @@ def test_put_checks_bytes_and_inodes(fs):
     with pytest.raises(errors.QuotaExceeded, match="1 files"):
         rules_data.put(fs.ns, ALICE, "/q", 0o644, [], 0, True, T)
     fs.do(rules_data.put(fs.ns, ALICE, "/p", 0o644, [], 0, True, T))  # replacing: no new inode
-    assert fs.ns.usage.held(ALICE) == type(fs.ns.usage.held(ALICE))(0, 1, 0)
+    assert fs.ns.usage.held(ALICE.uid) == type(fs.ns.usage.held(ALICE.uid))(0, 1, 0)
 
 
 def test_a_limit_below_the_usage_still_lets_the_user_delete_and_shrink(fs):
@@ -122,7 +122,7 @@ def test_a_limit_below_the_usage_still_lets_the_user_delete_and_shrink(fs):
     with pytest.raises(errors.QuotaExceeded):
         rules.create(fs.ns, ALICE, "/g", 0o644, T)
     fs.remove(ALICE, "/f")
-    assert fs.ns.usage.held(ALICE).bytes == 0 and fs.ns.usage.held(ALICE).inodes == 0
+    assert fs.ns.usage.held(ALICE.uid).bytes == 0 and fs.ns.usage.held(ALICE.uid).inodes == 0
 
 
 def test_admins_are_not_limited_and_limits_can_be_lifted(fs):
@@ -155,9 +155,9 @@ def test_restoring_into_missing_folders_counts_the_folders(fs):
 @pytest.mark.parametrize("value", [-1, True, 1.5, "10G", 1 << 63])
 def test_bad_limits_are_refused(fs, value):
     with pytest.raises(errors.InvalidArgument):
-        quota.set_quota(fs.ns, ALICE, value, None)
+        quota.set_quota(fs.ns, ALICE.name, value, None)
     with pytest.raises(errors.InvalidArgument):
-        quota.set_quota(fs.ns, ALICE, None, value)
+        quota.set_quota(fs.ns, ALICE.name, None, value)
 
 
 def test_a_quota_for_an_unknown_user_is_refused(fs):
@@ -167,7 +167,7 @@ def test_a_quota_for_an_unknown_user_is_refused(fs):
 
 def _recount(ns):
     return Usage.of([*ns.inodes.values(), *(t.inode for t in ns.trash.values())],
-                    [owner for owner, _ in ns.pending.values()])
+                    [ns.ids_of(owner)[0] for owner, _ in ns.pending.values()])
 
 
 def test_the_kept_usage_always_equals_a_recount_and_survives_a_snapshot():
@@ -211,19 +211,19 @@ def test_the_kept_usage_always_equals_a_recount_and_survives_a_snapshot():
                     fs.do(entry)
             else:
                 fs.do(rules.set_attributes(fs.ns, ADMIN, rng.choice(names), T,
-                                           owner=rng.choice(users)))
+                                           uid=rng.choice(users).uid))
                 fs.do(rules_data.alloc(fs.ns, user, 1, WALL, 600))
         except errors.DfsError:
             pass
         for name in users:
-            assert fs.ns.usage.held(name) == _recount(fs.ns).held(name), step
+            assert fs.ns.usage.held(name.uid) == _recount(fs.ns).held(name.uid), step
     loaded = Namespace.from_json(fs.ns.to_json())
     for name in users:
-        assert loaded.usage.held(name) == fs.ns.usage.held(name)
+        assert loaded.usage.held(name.uid) == fs.ns.usage.held(name.uid)
 
 
 def test_quotas_survive_a_snapshot(fs):
     _limit(fs, ALICE, quota_bytes=5, inodes=6)
     loaded = Namespace.from_json(fs.ns.to_json())
-    assert (loaded.users[ALICE].quota_bytes, loaded.users[ALICE].quota_inodes) == (5, 6)
-    assert loaded.users[BOB].quota_bytes is None
+    assert (loaded.users[ALICE.name].quota_bytes, loaded.users[ALICE.name].quota_inodes) == (5, 6)
+    assert loaded.users[BOB.name].quota_bytes is None

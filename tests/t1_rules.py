@@ -9,25 +9,42 @@ import pytest
 
 from dfs import errors
 from dfs.namespace import rules, rules_data, rules_trash
-from dfs.namespace.entries import AddUser, Init, Mkdir, Record, Restore, TrashInfo, Unlink
-from dfs.namespace.model import ROOT_OWNER, Namespace
+from dfs.namespace.access import Cred
+from dfs.namespace.entries import (
+    AddUser,
+    Init,
+    Mkdir,
+    Record,
+    Restore,
+    SetAttr,
+    TrashInfo,
+    Unlink,
+)
+from dfs.namespace.inode import ROOT_INO
+from dfs.namespace.model import Namespace
 from dfs.wire import ChunkRef
 
 T = 1_000
 CHUNK = 1024
 WALL = 1_700_000_000.0
-ADMIN, ALICE, BOB = ROOT_OWNER, "alice", "bob"
+# who acts: the admin's key is the superuser; alice and bob are users with their own groups
+ADMIN = Cred(0, 0, name="admin")
+ALICE = Cred(10001, 10001, name="alice")
+BOB = Cred(10002, 10002, name="bob")
 
 
 class Fs:
-    """A namespace with an admin, alice and bob, changed only through rules + apply."""
+    """A namespace with an admin, alice and bob, changed only through rules + apply. Its
+    root is made 1777 (a shared sticky folder, as /tmp) so tests may create in it; a real
+    cluster's root is the admin's, 0755 (tested apart)."""
 
     def __init__(self):
         self.ns = Namespace()
         self.seq = 0
         self.do(Init(CHUNK, T))
-        for name in (ADMIN, ALICE, BOB):
-            self.do(AddUser(name, name == ADMIN, "00"))
+        for serial, who in enumerate((ADMIN, ALICE, BOB), 1):
+            self.do(AddUser(who.name, who is ADMIN, "00", serial, who.uid, who.gid))
+        self.do(SetAttr(ROOT_INO, T, mode=0o1777))
 
     def do(self, entry):
         self.seq += 1
@@ -57,7 +74,7 @@ def fs():
 
 def test_new_entries_get_the_next_inode_and_a_taken_name_is_refused(fs):
     entry = rules.mkdir(fs.ns, ALICE, "/d", 0o40755, T)
-    assert entry == Mkdir(1, "d", fs.ns.next_ino, ALICE, 0o755, T)  # file-type bits dropped
+    assert entry == Mkdir(1, "d", fs.ns.next_ino, ALICE.uid, ALICE.gid, 0o755, T)  # no type
     fs.do(entry)
     with pytest.raises(errors.FileExists):
         rules.create(fs.ns, BOB, "/d", 0o644, T)
@@ -108,19 +125,25 @@ def test_creating_needs_write_on_the_parent_and_listing_needs_read(fs):
         rules.listable(fs.ns, ALICE, "/pub/f")
 
 
-def test_other_users_private_files_are_not_there_for_them(fs):
-    fs.create(ALICE, "/secret", 0o600)
-    fs.create(ALICE, "/shared", 0o604)
+def test_privacy_is_the_mode_of_the_folder_as_in_posix(fs):
+    fs.mkdir(ALICE, "/home", 0o700)
+    fs.create(ALICE, "/home/secret", 0o644)
+    fs.create(ALICE, "/open", 0o600)
+    with pytest.raises(errors.PermissionDenied):  # a private folder: nothing in it is seen
+        rules.stat_target(fs.ns, BOB, "/home/secret")
     with pytest.raises(errors.PermissionDenied):
-        rules.stat_target(fs.ns, BOB, "/secret")
+        rules.listable(fs.ns, BOB, "/home")
+    with pytest.raises(errors.NotPermitted):  # the root is sticky: not his to remove
+        rules.remove(fs.ns, BOB, "/open", False, T, WALL, 0)
+    assert rules.stat_target(fs.ns, BOB, "/open").mode == 0o600  # a name is seen, not read
     with pytest.raises(errors.PermissionDenied):
-        rules.remove(fs.ns, BOB, "/secret", False, T, WALL, 0)
+        rules_data.readable(fs.ns, BOB, "/open")
     root = rules.listable(fs.ns, BOB, "/")
-    assert [d.name for d in fs.ns.listdir(root, BOB)] == ["shared"]
-    assert [d.name for d in fs.ns.listdir(root, ALICE)] == ["secret", "shared"]
+    assert [d.name for d in fs.ns.listdir(root)] == ["home", "open"]
+    assert rules.stat_target(fs.ns, ADMIN, "/home/secret")  # the superuser sees everything
 
 
-def test_chmod_is_for_the_owner_and_chown_for_an_admin(fs):
+def test_chmod_is_for_the_owner_and_chown_for_the_superuser(fs):
     fs.create(ALICE, "/f", 0o666)
     with pytest.raises(errors.NotPermitted):
         rules.set_attributes(fs.ns, BOB, "/f", T, mode=0o777)
@@ -128,22 +151,39 @@ def test_chmod_is_for_the_owner_and_chown_for_an_admin(fs):
     inode = fs.ns.resolve("/f")
     assert (inode.mode, inode.ctime_ns) == (0o640, T + 1)
     with pytest.raises(errors.NotPermitted):
-        rules.set_attributes(fs.ns, ALICE, "/f", T, owner=BOB)
-    rules.set_attributes(fs.ns, ALICE, "/f", T, owner=ALICE)  # "chown" to oneself: no change
+        rules.set_attributes(fs.ns, ALICE, "/f", T, uid=BOB.uid)
+    rules.set_attributes(fs.ns, ALICE, "/f", T, uid=ALICE.uid)  # to oneself: allowed
+    with pytest.raises(errors.NotPermitted):  # not one of her groups
+        rules.set_attributes(fs.ns, ALICE, "/f", T, gid=BOB.gid)
     with pytest.raises(errors.InvalidArgument):
-        rules.set_attributes(fs.ns, ADMIN, "/f", T, owner="nobody")
-    fs.do(rules.set_attributes(fs.ns, ADMIN, "/f", T, owner=BOB))
-    assert fs.ns.resolve("/f").owner == BOB
+        rules.set_attributes(fs.ns, ADMIN, "/f", T, uid=1 << 32)
+    fs.do(rules.set_attributes(fs.ns, ADMIN, "/f", T, uid=BOB.uid, gid=4242))
+    assert (fs.ns.resolve("/f").uid, fs.ns.resolve("/f").gid) == (BOB.uid, 4242)
 
 
-def test_setting_times_needs_write_permission(fs):
+def test_chown_clears_set_id_bits_and_chmod_outside_the_group_drops_set_gid(fs):
+    fs.create(ALICE, "/tool", 0o755)
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/tool", T, mode=0o6755))
+    assert fs.ns.resolve("/tool").mode == 0o6755  # her file, her group
+    fs.do(rules.set_attributes(fs.ns, ADMIN, "/tool", T, uid=BOB.uid))
+    assert fs.ns.resolve("/tool").mode == 0o755
+    fs.do(rules.set_attributes(fs.ns, ADMIN, "/tool", T, gid=ALICE.gid))
+    fs.do(rules.set_attributes(fs.ns, BOB, "/tool", T, mode=0o2755))  # bob is not in it
+    assert fs.ns.resolve("/tool").mode == 0o755
+
+
+def test_setting_times_to_now_needs_write_permission_and_explicit_times_ownership(fs):
     fs.create(ALICE, "/f", 0o644)
     with pytest.raises(errors.PermissionDenied):
-        rules.set_attributes(fs.ns, BOB, "/f", T, mtime_ns=5)
+        rules.set_attributes(fs.ns, BOB, "/f", T, to_now=True)
     fs.create(ALICE, "/g", 0o646)
-    fs.do(rules.set_attributes(fs.ns, BOB, "/g", T, atime_ns=4, mtime_ns=5))
-    g = fs.ns.resolve("/g")
-    assert (g.atime_ns, g.mtime_ns, g.mode, g.owner) == (4, 5, 0o646, ALICE)
+    with pytest.raises(errors.NotPermitted):
+        rules.set_attributes(fs.ns, BOB, "/g", T, atime_ns=4, mtime_ns=5)
+    fs.do(rules.set_attributes(fs.ns, BOB, "/g", T + 7, to_now=True))
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/f", T, atime_ns=4, mtime_ns=5))
+    f, g = fs.ns.resolve("/f"), fs.ns.resolve("/g")
+    assert (f.atime_ns, f.mtime_ns, f.uid) == (4, 5, ALICE.uid)
+    assert (g.atime_ns, g.mtime_ns, g.ctime_ns) == (T + 7, T + 7, T + 7)
 
 
 # --- removing, the sticky rule ------------------------------------------------------------------
@@ -170,7 +210,7 @@ def test_in_a_sticky_directory_only_owners_remove_or_replace(fs):
     for rule in (lambda: rules.remove(fs.ns, BOB, "/a", False, T, WALL, 0),
                  lambda: rules.rename(fs.ns, BOB, "/a", "/c", T),
                  lambda: rules.rename(fs.ns, BOB, "/b", "/a", T)):
-        with pytest.raises(errors.PermissionDenied):
+        with pytest.raises(errors.NotPermitted):  # EPERM, as Linux answers
             rule()
     fs.mkdir(ALICE, "/open", 0o777)  # not sticky: anyone with w+x removes
     fs.create(ALICE, "/open/f", 0o644)
@@ -237,13 +277,18 @@ def test_link_counts_through_both_names(fs):
     assert rules.stat_target(fs.ns, ALICE, "/d/h").nlink == 1 and not fs.ns.trash
 
 
-def test_links_to_directories_or_to_others_files_are_refused(fs):
+def test_hard_links_follow_protected_hardlinks(fs):
     fs.mkdir(ALICE, "/d")
-    fs.create(BOB, "/bobs", 0o666)
+    fs.create(BOB, "/bobs", 0o644)
+    fs.create(BOB, "/shared", 0o666)
     with pytest.raises(errors.NotPermitted):
-        rules.link(fs.ns, ALICE, "/d", "/d2", T)
-    with pytest.raises(errors.NotPermitted):
+        rules.link(fs.ns, ALICE, "/d", "/d2", T)  # never a directory
+    with pytest.raises(errors.NotPermitted):  # she may not write it: no pinning his file
         rules.link(fs.ns, ALICE, "/bobs", "/mine", T)
+    fs.do(rules.link(fs.ns, ALICE, "/shared", "/mine", T))  # read+write: allowed
+    fs.do(rules.set_attributes(fs.ns, BOB, "/shared", T, mode=0o4666))
+    with pytest.raises(errors.NotPermitted):  # set-uid: only the owner links it
+        rules.link(fs.ns, ALICE, "/shared", "/mine2", T)
     with pytest.raises(errors.FileExists):
         rules.link(fs.ns, BOB, "/bobs", "/d", T)
 
@@ -273,8 +318,9 @@ def test_restore_makes_the_missing_parents_again(fs):
     fs.remove(ALICE, "/a", want_dir=True)
     made, restore = rules_trash.restore(fs.ns, ALICE, "/a/b/f", T)
     first = fs.ns.next_ino
-    assert made == [Mkdir(1, "a", first, ALICE, 0o700, T), Mkdir(first, "b", first + 1, ALICE,
-                                                                  0o700, T)]
+    ids = (ALICE.uid, ALICE.gid)
+    assert made == [Mkdir(1, "a", first, *ids, 0o700, T), Mkdir(first, "b", first + 1, *ids,
+                                                                 0o700, T)]
     assert restore == Restore(str(f.ino), first + 1, "f", T)
     for entry in [*made, restore]:
         fs.do(entry)

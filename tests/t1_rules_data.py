@@ -30,7 +30,7 @@ def test_commit_takes_only_chunks_pending_for_the_writer(fs):
         rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK, 5, first=2), CHUNK + 5, T)
     entry = rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK, 5), CHUNK + 5, T)
     fs.do(entry)
-    assert f.size == CHUNK + 5 and fs.ns.pending == {3: (BOB, WALL + 600)}
+    assert f.size == CHUNK + 5 and fs.ns.pending == {3: (BOB.name, WALL + 600)}
     # the chunks a file already has need no allocation (a partial rewrite keeps them)
     fs.do(rules_data.commit(fs.ns, ALICE, f.ino, _refs(CHUNK), CHUNK, T))
     assert [c.chunk_id for c in f.chunks] == [1]
@@ -144,8 +144,8 @@ def test_allocate_needs_a_writable_path_and_a_sane_count(fs):
 def test_abandoned_and_expired_allocations_are_unpended(fs):
     fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
     fs.do(rules_data.alloc(fs.ns, BOB, 1, WALL + 100, 600))
-    assert rules_data.abandon(fs.ns, BOB, (1, 2, "x", True)) is None  # not bob's
-    assert rules_data.abandon(fs.ns, ALICE, (1, 3, 99)).chunk_ids == (1,)
+    assert rules_data.abandon(fs.ns, BOB.name, (1, 2, "x", True)) is None  # not bob's
+    assert rules_data.abandon(fs.ns, ALICE.name, (1, 3, 99)).chunk_ids == (1,)
     assert rules_data.expired_allocations(fs.ns, WALL + 600) is None
     assert rules_data.expired_allocations(fs.ns, WALL + 601).chunk_ids == (1, 2)
 
@@ -169,21 +169,22 @@ def test_bad_user_names_are_refused(name):
 
 def test_user_rules(fs):
     rules_users.check_user_name("carol.smith_2-x")
-    assert rules_users.add_user(fs.ns, "carol", False, "ff") == AddUser("carol", False, "ff", 4)
+    assert rules_users.add_user(fs.ns, "carol", False, "ff") == AddUser("carol", False, "ff", 4,
+                                                                        10000, 10000)
     with pytest.raises(errors.FileExists):
-        rules_users.add_user(fs.ns, ALICE, False, "ff")
+        rules_users.add_user(fs.ns, ALICE.name, False, "ff")
     with pytest.raises(errors.InvalidArgument):
-        rules_users.revoke(fs.ns, ADMIN, ADMIN)
+        rules_users.revoke(fs.ns, ADMIN.name, ADMIN.name)
     with pytest.raises(errors.FileNotFound):
-        rules_users.revoke(fs.ns, ADMIN, "nobody")
-    fs.do(rules_users.revoke(fs.ns, ADMIN, BOB))
-    assert BOB not in fs.ns.users
+        rules_users.revoke(fs.ns, ADMIN.name, "nobody")
+    fs.do(rules_users.revoke(fs.ns, ADMIN.name, BOB.name))
+    assert BOB.name not in fs.ns.users
 
 
 def test_who_may_register(fs):
     for caller, open_here, token_ok in ((None, True, False), (None, False, True),
-                                        (ADMIN, False, False)):
+                                        (ADMIN.name, False, False)):
         rules_users.may_register(fs.ns, caller, open_here, token_ok)
-    for caller in (None, ALICE):
+    for caller in (None, ALICE.name):
         with pytest.raises(errors.AuthenticationFailed):
             rules_users.may_register(fs.ns, caller, False, False)

@@ -24,46 +24,46 @@ def fs():
 
 
 def _uids(ns):
-    return {name: u.uid for name, u in ns.users.items()}
+    return {name: u.serial for name, u in ns.users.items()}
 
 
 # --- revoked names, stable ids ---------------------------------------------------------------
 
 def test_users_get_ids_in_order_and_a_revoked_name_is_never_given_out_again(fs):
-    assert _uids(fs.ns) == {ADMIN: 1, ALICE: 2, BOB: 3} and fs.ns.next_uid == 4
-    fs.do(rules_users.revoke(fs.ns, ADMIN, ALICE))
-    assert ALICE not in fs.ns.users and fs.ns.revoked == {ALICE}
+    assert _uids(fs.ns) == {ADMIN.name: 1, ALICE.name: 2, BOB.name: 3} and fs.ns.next_serial == 4
+    fs.do(rules_users.revoke(fs.ns, ADMIN.name, ALICE.name))
+    assert ALICE.name not in fs.ns.users and fs.ns.revoked == {ALICE.name}
     for admin in (False, True):  # `dfs register` and `dfs users add` both come here
         with pytest.raises(errors.NotPermitted, match="alice was revoked.*reserved"):
-            rules_users.add_user(fs.ns, ALICE, admin, "ff")
+            rules_users.add_user(fs.ns, ALICE.name, admin, "ff")
     with pytest.raises(errors.FileNotFound, match="already revoked"):
-        rules_users.revoke(fs.ns, ADMIN, ALICE)
+        rules_users.revoke(fs.ns, ADMIN.name, ALICE.name)
     carol = rules_users.add_user(fs.ns, "carol", False, "ff")
-    assert carol == AddUser("carol", False, "ff", 4)
+    assert carol == AddUser("carol", False, "ff", 4, 10000, 10000)  # the first free uid
     fs.do(carol)
-    fs.do(rules_users.revoke(fs.ns, ADMIN, "carol"))
+    fs.do(rules_users.revoke(fs.ns, ADMIN.name, "carol"))
     fs.do(rules_users.add_user(fs.ns, "dave", False, "ee"))
-    assert fs.ns.users["dave"].uid == 5 and fs.ns.next_uid == 6  # 2 and 4 stay unused
+    assert fs.ns.users["dave"].serial == 5 and fs.ns.next_serial == 6  # 2 and 4 stay unused
 
 
 def test_a_session_lives_only_as_long_as_the_user_it_logged_in_as(fs):
-    bob = fs.ns.users[BOB]
-    assert rules_users.session_user(fs.ns, BOB, bob.uid) is bob
-    fs.do(Revoke(BOB))
+    bob = fs.ns.users[BOB.name]
+    assert rules_users.session_user(fs.ns, BOB.name, bob.serial) is bob
+    fs.do(Revoke(BOB.name))
     with pytest.raises(errors.AuthenticationFailed, match="revoked"):
-        rules_users.session_user(fs.ns, BOB, bob.uid)
-    fs.do(AddUser(BOB, False, "11"))  # only an older journal can do this: the rules refuse
-    assert fs.ns.users[BOB].uid != bob.uid
+        rules_users.session_user(fs.ns, BOB.name, bob.serial)
+    fs.do(AddUser(BOB.name, False, "11"))  # only an older journal can do this: the rules refuse
+    assert fs.ns.users[BOB.name].serial != bob.serial
     with pytest.raises(errors.AuthenticationFailed, match="revoked"):
-        rules_users.session_user(fs.ns, BOB, bob.uid)  # same name, other user: still dead
+        rules_users.session_user(fs.ns, BOB.name, bob.serial)  # same name, other user: still dead
 
 
 def test_uids_and_revoked_names_survive_a_snapshot_and_a_replay(fs, tmp_path):
-    fs.do(rules_users.revoke(fs.ns, ADMIN, ALICE))
+    fs.do(rules_users.revoke(fs.ns, ADMIN.name, ALICE.name))
     fs.do(rules_users.add_user(fs.ns, "carol", True, "ff"))
     again = Namespace.from_json(json.loads(json.dumps(fs.ns.to_json())))
-    assert _uids(again) == _uids(fs.ns) == {ADMIN: 1, BOB: 3, "carol": 4}
-    assert again.revoked == {ALICE} and again.next_uid == 5 and again.users["carol"].admin
+    assert _uids(again) == _uids(fs.ns) == {ADMIN.name: 1, BOB.name: 3, "carol": 4}
+    assert again.revoked == {ALICE.name} and again.next_serial == 5 and again.users["carol"].admin
     journal = Journal(str(tmp_path))
     ns = journal.load()
     for seq, entry in enumerate(_user_entries(), 1):
@@ -89,14 +89,14 @@ def _user_entries():
 
 def test_an_old_snapshot_without_ids_or_tombstones_loads_with_ids_in_name_order(fs):
     data = fs.ns.to_json()
-    del data["next_uid"], data["revoked"]
+    del data["next_serial"], data["revoked"]
     data["users"] = {name: {"stored_key": u["stored_key"], "admin": u["admin"]}
                      for name, u in reversed(list(data["users"].items()))}
     first, second = Namespace.from_json(data), Namespace.from_json(data)
-    assert _uids(first) == _uids(second) == {ADMIN: 1, ALICE: 2, BOB: 3}
-    assert first.next_uid == 4 and first.revoked == set()
+    assert _uids(first) == _uids(second) == {ADMIN.name: 1, ALICE.name: 2, BOB.name: 3}
+    assert first.next_serial == 4 and first.revoked == set()
     first.apply(Record(99, 1, rules_users.add_user(first, "carol", False, "ff")))
-    assert first.users["carol"].uid == 4
+    assert first.users["carol"].serial == 4
 
 
 def test_old_adduser_lines_without_ids_replay_the_same_ids_every_time():
@@ -107,10 +107,13 @@ def test_old_adduser_lines_without_ids_replay_the_same_ids_every_time():
         ns = Namespace()
         for line in lines:
             record = Record.from_line(line)
-            assert record.to_json() == json.loads(line)  # uid stays out when unset
+            extra = {"groups": []} if "adduser" in line else {}
+            assert record.to_json() == {**json.loads(line), **extra}  # no ids: none written
             ns.apply(record)
-        assert _uids(ns) == {"amy": 2} and ns.revoked == {"zed"} and ns.next_uid == 3
-    assert json.loads(Record(4, 1, AddUser("b", False, "0", 7)).to_line())["uid"] == 7
+        assert _uids(ns) == {"amy": 2} and ns.revoked == {"zed"} and ns.next_serial == 3
+        assert (ns.users["amy"].uid, ns.retired_uids) == (10002, {10001})  # users.legacy_uid
+    written = json.loads(Record(4, 1, AddUser("b", False, "0", 7, 10007, 10007)).to_line())
+    assert (written["serial"], written["uid"], written["gid"]) == (7, 10007, 10007)
 
 
 # --- the failed-login limiter ------------------------------------------------------------------

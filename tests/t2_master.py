@@ -11,6 +11,8 @@ from helpers import SteppedClock
 
 from dfs import auth, errors, wire
 from dfs.config import MasterConfig
+from dfs.namespace.entries import SetAttr
+from dfs.namespace.inode import ROOT_INO
 from dfs.wire import ChunkRef, WrittenChunk
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
@@ -18,6 +20,10 @@ from nodes.master.voter import Voter
 
 CHUNK = 65536
 LEASE = 3.0
+
+
+def wall_ns(wall):
+    return int(wall() * 1e9)
 
 
 @pytest.fixture
@@ -36,6 +42,9 @@ def master(tmp_path):
     with state.lock:
         state.workers.register("w1", "127.0.0.1", 1, 1 << 30, 0, (), clock())
         state.ensure_initialised()
+        # a shared sticky root, as tests/conftest.py's clusters have (a cluster's own is
+        # the admin's, 0755: test_a_new_cluster_is_the_admins_with_a_home_per_user)
+        state.commit(SetAttr(ROOT_INO, wall_ns(wall), mode=0o1777))
     yield state, clock, wall
     state.snapshot_and_close()
 
@@ -87,9 +96,14 @@ def test_namespace_ops_end_to_end(master):
     alice.exposed_rename("/a/h", "/a/g")
     names = [d.name for d in wire.entries_from_wire(alice.exposed_listdir("/a"))]
     assert names == ["f", "g", "l"]
-    assert [d.name for d in wire.entries_from_wire(bob.exposed_listdir("/a"))] == ["l"]
+    # POSIX: /a is 0755, so bob sees every name in it, and reads none of her 0600 files
+    assert [d.name for d in wire.entries_from_wire(bob.exposed_listdir("/a"))] == names
     with pytest.raises(errors.PermissionDenied):
-        bob.exposed_stat("/a/f")  # alice's private file
+        bob.exposed_layout("/a/f")  # alice's private file
+    alice.exposed_setattr("/a", mode=0o700)
+    with pytest.raises(errors.PermissionDenied):
+        bob.exposed_stat("/a/f")  # a private folder: nothing in it is seen
+    alice.exposed_setattr("/a", mode=0o755)
     with pytest.raises(errors.NotPermitted):
         bob.exposed_setattr("/a", mode=0o777)
     stat = wire.stat_from_wire(alice.exposed_setattr("/a/f", mode=0o644, mtime_ns=5))
@@ -190,3 +204,25 @@ def test_the_journal_replays_to_the_served_state(master, tmp_path):
     again = MasterState(state.config)
     assert json.dumps(again.ns.to_json(), sort_keys=True) == served
     again.snapshot_and_close()
+
+
+def test_a_new_cluster_is_the_admins_with_a_home_per_user(master):
+    """(The fixture made the root 1777 afterwards; here a fresh namespace's.)"""
+    state, _clock, _wall = master
+    from dfs.namespace.model import Namespace
+    fresh = Namespace()
+    fresh.initialise(CHUNK, 1)
+    assert (fresh.inodes[ROOT_INO].uid, fresh.inodes[ROOT_INO].mode) == (0, 0o755)
+    alice, bob = _user(state, "alice"), _user(state, "bob")
+    homes = wire.stat_from_wire(alice.exposed_stat("/home"))
+    assert (homes.uid, homes.mode) == (0, 0o755)
+    mine = wire.stat_from_wire(alice.exposed_stat("/home/alice"))
+    users = {"alice": wire.usage_from_wire(alice.exposed_usage())}
+    assert (mine.uid, mine.gid, mine.mode, mine.owner) == (users["alice"].uid,
+                                                           users["alice"].gid, 0o700, "alice")
+    assert users["alice"].uid >= 10000  # chosen by the master: not a local account's
+    with pytest.raises(errors.PermissionDenied):
+        bob.exposed_listdir("/home/alice")
+    with pytest.raises(errors.PermissionDenied):
+        bob.exposed_create("/home/alice/planted", 0o644)
+    wire.stat_from_wire(alice.exposed_create("/home/alice/notes", 0o644))

@@ -8,6 +8,8 @@ from helpers import SteppedClock
 
 from dfs import auth, wire
 from dfs.config import MasterConfig
+from dfs.namespace.entries import SetAttr
+from dfs.namespace.inode import ROOT_INO
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
 from nodes.master.trash_pressure import TrashPressure, choose
@@ -41,6 +43,7 @@ def master(tmp_path):
     with state.lock:
         state.workers.register("w1", "127.0.0.1", 1, DISK, 0, (), clock())
         state.ensure_initialised()
+        state.commit(SetAttr(ROOT_INO, int(wall() * 1e9), mode=0o1777))  # a shared root
     yield state, clock, wall
     state.snapshot_and_close()
 
@@ -107,7 +110,7 @@ def test_low_space_purges_the_oldest_trash_first_and_only_what_is_needed(master)
     report(state, clock)  # full: a and c both go, oldest first, to get over the mark
     pressure.tick()
     assert trashed(alice) == []
-    assert sorted(e[0] for e in alice.exposed_listdir("/")) == ["d", "e", "f"]
+    assert sorted(e[0] for e in alice.exposed_listdir("/")) == ["d", "e", "f", "home"]
 
 
 def test_choose_takes_the_oldest_until_enough_is_freed():

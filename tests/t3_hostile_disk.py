@@ -273,6 +273,8 @@ def idle_worker_cluster(tmp_path):
         try:
             wait_for(lambda: os.path.exists(ready), 30, "the worker to listen")
             cluster.wait_workers(1)
+            with cluster.admin_client() as admin:
+                admin.chmod("/", 0o1777)  # as cluster_config's root_mode (no workers then)
             yield cluster, worker, data
         finally:
             worker.terminate()

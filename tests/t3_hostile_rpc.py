@@ -179,12 +179,14 @@ def test_no_exposed_method_of_a_worker_runs_a_client_object(hostile_cluster):
 
 def test_commit_by_inode_number_finds_nothing_it_could_not_open(hostile_cluster):
     cluster, files = hostile_cluster
+    conn = _attacker(cluster.leader().port, "mallory", _key(cluster, "mallory"))
     before = _snapshot(cluster)
     tree = before[0]
     unreachable = {tree["/alice-vault/open-to-all"][0]}  # writable by all, in a private dir
-    highest = max(entry[0] for entry in tree.values())
+    with cluster.admin_client() as admin:  # the homes (not in the tree) have numbers too
+        homes = [e.stat.ino for e in admin.listdir("/home")]
+    highest = max([entry[0] for entry in tree.values()] + homes)
     missing = set(range(highest + 1, highest + 30))
-    conn = _attacker(cluster.leader().port, "mallory", _key(cluster, "mallory"))
     answers = {}
     try:
         for ino in sorted(unreachable | missing):

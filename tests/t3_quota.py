@@ -45,7 +45,7 @@ def test_a_put_past_the_byte_quota_is_refused_and_changes_nothing(shared_cluster
         assert cluster_tree(admin) == before
         mine = next(u for u in admin.users_list() if u.name == name)
     # what the refused upload reserved was given back: only the small file is held
-    assert (mine.bytes, mine.inodes, mine.pending_bytes) == (TEST_CHUNK + 5, 1, 0)
+    assert (mine.bytes, mine.inodes, mine.pending_bytes) == (TEST_CHUNK + 5, 2, 0)  # + home
     listing = run_dfs("users", "list", env=admin_env).stdout
     assert any(line.split()[0] == name and "(3.0M)" in line for line in listing.splitlines())
     assert "(quota)" in run_dfs("status", env=env).stdout
@@ -53,11 +53,11 @@ def test_a_put_past_the_byte_quota_is_refused_and_changes_nothing(shared_cluster
 
 def test_the_inode_quota_and_its_errno(shared_cluster, admin_env, quota_user):
     name, env = quota_user
-    run_dfs("users", "quota", name, "--inodes", "2", env=admin_env)
+    run_dfs("users", "quota", name, "--inodes", "3", env=admin_env)  # their home is one
     run_dfs("mkdir", f"/{name}-d", env=env)
     run_dfs("mkdir", f"/{name}-d/e", env=env)
     refused = run_dfs("mkdir", f"/{name}-d/f", env=env, check=False)
-    assert refused.returncode == 1 and "quota of 2 files" in refused.stderr
+    assert refused.returncode == 1 and "quota of 3 files" in refused.stderr
     with shared_cluster.client(name) as client:
         with pytest.raises(errors.QuotaExceeded) as info:
             client.mkdir(f"/{name}-d/g")

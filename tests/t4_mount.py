@@ -20,7 +20,7 @@ from helpers import random_bytes, run_dfs, sha256, sha256_file
 
 from dfs.local.cluster import wait_for
 from dfs.wire import DirEntry, Stat
-from mount import lifecycle, ops, records
+from mount import lifecycle, records
 from mount.attrcache import AttrCache
 
 pytestmark = pytest.mark.skipif(
@@ -32,6 +32,14 @@ MOUNT_DEADLINE = 60.0
 STDLIB = os.path.dirname(os.__file__)
 TREE_PARTS = ("email", "json", "asyncio", "unittest", "encodings", "lib2to3", "xml",
               "multiprocessing")  # about 1500 files and folders, 22 MB
+
+
+def dfs_ids(mounted):
+    """(uid, gid) the cluster gave the user of ``mounted``: what its files show."""
+    from dfs.client import DfsClient
+    with DfsClient.from_auth_file(mounted.auth, cache_dir="") as client:
+        me = client.usage()
+    return me.uid, me.gid
 
 
 def dfs_command(*args, timeout=300, check=True, env=None):
@@ -199,11 +207,15 @@ def test_rename_truncate_chmod_dirs_unlink_links(shared_mount):
     os.utime(path, ns=(1_000_000_000_123, 2_000_000_000_456))
     st = os.stat(path)
     assert st.st_mtime_ns == 2_000_000_000_456 and st.st_atime_ns == 1_000_000_000_123
-    assert st.st_uid == os.getuid()
+    assert st.st_uid == dfs_ids(shared_mount)[0]  # the cluster's uid of the mount's user
     # mkdir / rmdir, and a non-empty rmdir
     sub = os.path.join(root, "sub")
-    os.mkdir(sub, 0o750)  # new entries are private: group and other bits dropped
-    assert os.stat(sub).st_mode & 0o777 == 0o700 and os.path.isdir(sub)
+    mask = os.umask(0o027)
+    try:
+        os.mkdir(sub, 0o777)  # the requested mode and the umask decide, as on any disk
+    finally:
+        os.umask(mask)
+    assert os.stat(sub).st_mode & 0o777 == 0o750 and os.path.isdir(sub)
     os.chmod(sub, 0o755)  # an explicit chmod shares
     assert os.stat(sub).st_mode & 0o777 == 0o755
     with open(os.path.join(sub, "x"), "wb"):
@@ -310,24 +322,23 @@ def test_open_file_sees_other_mounts_commit_on_next_open(shared_cluster, shared_
 @pytest.mark.log_allows(r"changes lost at release: .*permission denied")  # bob's write
 def test_other_users_see_only_what_is_shared(shared_cluster, shared_mount, tmp_path):
     path = shared_mount.join("alice-notes")
-    with open(path, "wb") as f:
-        f.write(b"private at first")
-    assert os.stat(path).st_mode & 0o777 == 0o600  # whatever the umask
+    mask = os.umask(0o077)
+    try:
+        with open(path, "wb") as f:
+            f.write(b"private at first")
+    finally:
+        os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o600  # the umask decided, as on any disk
     with Mounted(shared_cluster, tmp_path / "bob", user="bob") as bob:
-        assert "alice-notes" not in os.listdir(bob.path)
+        assert "alice-notes" in os.listdir(bob.path)  # a name in a folder he may read
         with pytest.raises(OSError) as caught:
             open(bob.join("alice-notes"), "rb")
-        assert caught.value.errno in (errno.ENOENT, errno.EACCES)
+        assert caught.value.errno == errno.EACCES
         os.chmod(path, 0o644)
         with open(bob.join("alice-notes"), "rb") as f:
             assert f.read() == b"private at first"
         st = os.stat(bob.join("alice-notes"))
-        import pwd
-        try:
-            alice_uid = pwd.getpwnam("alice").pw_uid
-        except KeyError:
-            alice_uid = ops.NOBODY
-        assert st.st_uid == alice_uid  # not bob's: owners are mapped by name
+        assert (st.st_uid, st.st_gid) == dfs_ids(shared_mount)  # alice's, not bob's
         with pytest.raises(OSError):  # shared for reading only
             with open(bob.join("alice-notes"), "r+b") as f:
                 f.write(b"bob was here")
@@ -412,7 +423,7 @@ def test_master_restart_under_the_mount(cluster, mounted):
     assert open(mounted.join("before"), "rb").read() == b"written before"
     with open(mounted.join("after"), "wb") as f:
         f.write(b"written after")
-    assert sorted(os.listdir(mounted.path)) == ["after", "before"]
+    assert sorted(os.listdir(mounted.path)) == ["after", "before", "home"]
     with cluster.client("alice") as dfs:
         assert dfs.read_bytes("/after") == b"written after"
 

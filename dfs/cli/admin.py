@@ -121,7 +121,8 @@ def cmd_users(args: argparse.Namespace) -> int:
                             _limit(args.inodes, int))
             print(f"quota of {args.name}: {args.bytes} bytes, {args.inodes} files")
         elif args.action == "add":
-            key = dfs.users_add(args.name, admin=args.admin)
+            key = dfs.users_add(args.name, admin=args.admin, uid=args.uid, gid=args.gid,
+                                groups=tuple(int(g) for g in args.groups.split(",") if g))
             trust = tls.trust()
             pin = trust.pin if trust else ""
             if args.out:
@@ -149,6 +150,27 @@ def _limit(text: str, parse: Callable[[str], int]) -> int | None:
         return parse(text)
     except ValueError as exc:
         raise errors.InvalidArgument(f"bad quota {text!r}: {exc}") from None
+
+
+def _group_list(items: list[str]) -> tuple[int | str, ...]:
+    return tuple(int(g) if g.isdigit() else g for g in items if g)
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    with open_client(args) as dfs:
+        if args.action == "list":
+            print_table([(name, gid, ", ".join(members))
+                         for name, gid, members in dfs.groups_list()],
+                        ("group", "gid", "members"))
+        elif args.action == "add":
+            print(f"group {args.name} is gid {dfs.groups_add(args.name, args.gid)}")
+        elif args.action == "remove":
+            dfs.groups_remove(args.name)
+            print(f"group {args.name} removed (files keep its id)")
+        else:
+            dfs.users_groups(args.name, _group_list(args.members))
+            print(f"{args.name}'s groups: {' '.join(args.members) or 'none'}")
+    return 0
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
@@ -203,6 +225,16 @@ def add_commands(sub: Subparsers) -> None:
                    help="with quota: files and folders the user may own ('none': no limit)")
     p.add_argument("--admin", action="store_true", help="with add: an admin user")
     p.add_argument("--out", default=None, help="with add: write their auth file here")
+    p.add_argument("--uid", type=int, default=None, help="with add: their uid (if free)")
+    p.add_argument("--gid", type=int, default=None, help="with add: their primary group")
+    p.add_argument("--groups", default="",
+                   help="with add: supplementary group ids, comma-separated")
+    p = client_command(sub, "groups", cmd_groups, "name groups and set who is in them "
+                                                  "(admin; list: anyone)")
+    p.add_argument("action", choices=["list", "add", "remove", "set"])
+    p.add_argument("name", nargs="?", help="a group (add, remove) or a user (set)")
+    p.add_argument("members", nargs="*", help="with set: the user's groups (ids or names)")
+    p.add_argument("--gid", type=int, default=None, help="with add: the group's id")
     p = client_command(sub, "fsck", cmd_fsck, "check files against the workers' chunks (admin)")
     p.add_argument("--repair", action="store_true",
                    help="re-replicate, drop corrupt copies, delete orphans; then check again")

@@ -5,8 +5,11 @@ dataclasses: ``dfs.config.default(MasterConfig, "lease")``.)"""
 from __future__ import annotations
 
 import argparse
+import posixpath
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
+
+from dfs import paths
 
 if TYPE_CHECKING:
     from dfs.client import DfsClient
@@ -18,9 +21,14 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``add_subparsers()`` returns: each command module adds its commands to it."""
 
 
-def remote_path(text: str) -> str:
-    """Remote paths are absolute; 'a/b' means '/a/b'."""
-    return text if text.startswith("/") else "/" + text
+def remote_path(text: str, args: argparse.Namespace) -> str:
+    """A remote path as typed: absolute, or relative to the user's home folder (as HDFS
+    resolves them in /user/NAME): 'a/b' is /home/NAME/a/b for the user of ``--auth``."""
+    if text.startswith("/"):
+        return text
+    from dfs import auth
+    _masters, user, _key = auth.read_auth_file(args.auth or paths.default_auth_file())
+    return posixpath.normpath(posixpath.join(paths.home_of(user), text))
 
 
 def open_client(args: argparse.Namespace) -> DfsClient:

@@ -139,6 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     user = getpass.getuser()
     if not os.path.exists(cluster.auth_file):
         cluster.register(user, cluster.auth_file)
+        cluster.give_root_to(user)
     servers = ", ".join(f"{n.name} on 127.0.0.1:{n.port}" for n in cluster.metadata_nodes)
     print(f"DFS is up: {servers}, {len(cluster.workers)} workers, data in {data}")
     print(f"you are '{user}'; credentials in {cluster.auth_file}; "
@@ -186,8 +187,6 @@ def _metrics_port(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port: {text!r} (a number, or off)") from None
-
-
 
 
 def token_options(p: argparse.ArgumentParser, token_help: str) -> None:

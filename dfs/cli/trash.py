@@ -19,7 +19,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
             print_table([(t.path, t.size, _when(t.deleted_at), _when(t.expires))
                          for t in dfs.trash_list()], ("path", "size", "deleted", "expires"))
         elif args.action == "restore":
-            path = remote_path(args.path)
+            path = remote_path(args.path, args)
             dfs.trash_restore(path)
             print(f"restored {path}")
         else:

@@ -18,7 +18,9 @@ Thread-safe: the mount calls it from many threads.
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -55,14 +57,25 @@ REPAIR_POLL = RetryPolicy(deadline=None, first=1.0, cap=1.0)
 Progress = Callable[[int], object]
 
 
+def local_ids() -> tuple[int | None, int | None, tuple[int, ...]]:
+    """This process's (uid, gid, supplementary groups); (None, None, ()) where the system
+    has no such ids (Windows)."""
+    if not hasattr(os, "getuid"):
+        return None, None, ()
+    return os.getuid(), os.getgid(), tuple(os.getgroups())
+
+
 def register(masters: Sequence[Address], name: str, token: str | None = None,
              timeout: float = default(ClientConfig, "register_timeout"),
              failover_deadline: float = default(ClientConfig, "register_deadline")) -> str:
-    """Ask the leading metadata server for a new key for user ``name``. -> key (hex)."""
+    """Ask the leading metadata server for a new key for user ``name``. -> key (hex).
+    Sends this process's uid, gid and groups: a local cluster (open registration from
+    this machine) gives the new user those, so this machine's tools agree with it; any
+    other master chooses the ids itself."""
     link = MasterLink(masters, None, None, timeout, failover_deadline,
                       default(ClientConfig, "no_workers_wait"))
     try:
-        key: str = link.call("register", name, token)
+        key: str = link.call("register", name, token, *local_ids())
         return key
     finally:
         link.close()
@@ -71,6 +84,7 @@ def register(masters: Sequence[Address], name: str, token: str | None = None,
 class DfsClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config.validate()
+        self.owns_resources = True  # False for a view made by acting_as
         self.master = MasterLink(config.masters, config.user, config.key, config.master_timeout,
                                  config.failover_deadline, config.no_workers_wait)
         self.workers = WorkerLinks(config.timeout)
@@ -103,6 +117,9 @@ class DfsClient:
         return cls(ClientConfig(masters=tuple(masters), user=user, key=key, **options))
 
     def close(self) -> None:
+        if not self.owns_resources:  # a view made by acting_as: only its master link
+            self.master.close()
+            return
         self.chunk_pool.shutdown(wait=True, cancel_futures=True)
         self.transfer.close()
         self.master.close()
@@ -175,12 +192,35 @@ class DfsClient:
     def chmod(self, path: str, mode: int) -> wire.Stat:
         return wire.stat_from_wire(self._call("setattr", path, mode))
 
-    def chown(self, path: str, owner: str) -> wire.Stat:
-        return wire.stat_from_wire(self._call("setattr", path, None, owner))
+    def chown(self, path: str, owner: int | str | None = None,
+              group: int | str | None = None) -> wire.Stat:
+        """Change owner and/or group (None: unchanged): a number, or a user's / group's
+        name. chown(2)'s rules: only the superuser gives a file away."""
+        return wire.stat_from_wire(self._call("setattr", path, None, owner, group))
 
-    def utimens(self, path: str, atime_ns: int | None = None,
-                mtime_ns: int | None = None) -> wire.Stat:
-        return wire.stat_from_wire(self._call("setattr", path, None, None, atime_ns, mtime_ns))
+    def utimens(self, path: str, atime_ns: int | None = None, mtime_ns: int | None = None,
+                to_now: bool = False) -> wire.Stat:
+        """Set the times given (None: unchanged); ``to_now``: both to the master's now."""
+        return wire.stat_from_wire(self._call("setattr", path, None, None, None, atime_ns,
+                                              mtime_ns, to_now))
+
+    @property
+    def is_admin(self) -> bool:
+        """Does this client's key belong to an admin? (Known once it has logged in.)"""
+        return self.master.admin
+
+    def acting_as(self, uid: int, gid: int, groups: tuple[int, ...] = ()) -> DfsClient:
+        """(Admin keys only.) A client for the same cluster whose namespace calls act as
+        these POSIX ids (a trusted host's mount, for each calling process); it shares this
+        client's workers, pools and buffers, and closes its own master connections only.
+        Its data reservations stay this client's (they are the admin's bookkeeping)."""
+        view = copy.copy(self)
+        view.master = MasterLink(self.config.masters, self.config.user, self.config.key,
+                                 self.config.master_timeout, self.config.failover_deadline,
+                                 self.config.no_workers_wait)
+        view.master.act_as = (uid, gid, tuple(groups))
+        view.owns_resources = False
+        return view
 
     def symlink(self, path: str, target: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("symlink", path, target))
@@ -278,10 +318,26 @@ class DfsClient:
         """Limit user ``name`` to these many bytes and inodes (None: no limit; admin)."""
         self._call("users_quota", name, quota_bytes, quota_inodes)
 
-    def users_add(self, name: str, admin: bool = False) -> str:
-        """Register user ``name``. -> their new key (hex)."""
-        key: str = self._call("users_add", name, admin)
+    def users_add(self, name: str, admin: bool = False, uid: int | None = None,
+                  gid: int | None = None, groups: tuple[int, ...] = ()) -> str:
+        """Register user ``name`` (with ``uid``: those POSIX ids, if free). -> their key."""
+        key: str = self._call("users_add", name, admin, uid, gid, tuple(groups))
         return key
+
+    def users_groups(self, name: str, groups: tuple[int | str, ...]) -> None:
+        """User ``name``'s supplementary groups become ``groups`` (ids or group names)."""
+        self._call("users_groups", name, tuple(groups))
+
+    def groups_list(self) -> list[tuple[str, int, tuple[str, ...]]]:
+        """[(group name, gid, member names)] of the groups an admin named."""
+        return [(str(n), int(g), tuple(m)) for n, g, m in self._call("groups_list")]
+
+    def groups_add(self, name: str, gid: int | None = None) -> int:
+        gid_given: int = self._call("groups_add", name, gid)
+        return gid_given
+
+    def groups_remove(self, name: str) -> None:
+        self._call("groups_remove", name)
 
     def users_revoke(self, name: str) -> None:
         self._call("users_revoke", name)

@@ -113,6 +113,8 @@ class MasterLink:
         self.preferred = 0  # index of the address that answered last
         self.suspects: dict[int, float] = {}  # index -> until when it counts as not answering
         self.admin = False
+        self.act_as: tuple[int, int, tuple[int, ...]] | None = None
+        """(uid, gid, groups) an admin key acts as: set on every connection at login."""
 
     def _login(self, address: Address) -> rpyc.Connection:
         """A connection logged in as our user (anonymous when there is no user yet)."""
@@ -121,6 +123,8 @@ class MasterLink:
             return conn
         try:
             _name, self.admin = rpc.login(conn, "login", self.user, self.key)
+            if self.act_as is not None:
+                rpc.call(conn, "act_as", *self.act_as)
             return conn
         except BaseException:
             conn.close()

@@ -186,6 +186,10 @@ class LocalCluster:
             detached.save(self.data_dir, [*self.metadata_nodes, *self.workers])
             if c.workers:
                 self.wait_workers(c.workers)
+                if c.root_mode is not None:
+                    with self.admin_client() as admin:
+                        if admin.stat("/").mode != c.root_mode:
+                            admin.chmod("/", c.root_mode)
             else:
                 wait_for(self.leader, START_DEADLINE, "a leader to be elected",
                          interval=STATUS_POLL)
@@ -295,6 +299,14 @@ class LocalCluster:
         path = auth_file or os.path.join(self.data_dir, f"auth-{name}.txt")
         auth.write_auth_file(path, self.masters, name, key, ca=self.tls_pin)
         return path
+
+    def give_root_to(self, name: str) -> None:
+        """A local cluster is its user's: the root folder becomes theirs (still 0755), so
+        the folder `dfs up` mounts is one they can write into at once. (A cluster of
+        several users keeps the admin's root and gives each a home: README.)"""
+        with self.admin_client() as admin:
+            user = next(u for u in admin.users_list() if u.name == name)
+            admin.chown("/", user.uid, user.gid)
 
     def client(self, name: str = "tester", **options: Any) -> DfsClient:
         """A DfsClient for ``name`` (registered on first use), cache under the data dir."""

@@ -24,6 +24,7 @@ class Cred:
     uid: int
     gid: int
     groups: frozenset[int] = field(default_factory=frozenset)  # supplementary group ids
+    name: str = ""  # the DFS user whose key acts (what is booked to them: allocations)
 
     @property
     def superuser(self) -> bool:

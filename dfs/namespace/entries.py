@@ -91,22 +91,52 @@ class Init(Entry):
 
 @dataclass(frozen=True)
 class AddUser(Entry):
-    """``uid``: decided by the rules (Namespace.next_uid); None in journals written before
-    users had ids, and for those ``apply`` takes the next one (replay order decides)."""
+    """A new user (dfs/namespace/users.py). ``serial``, ``uid``, ``gid`` and ``groups`` are
+    decided by the rules; in journals written before POSIX ids the line has no ``gid``
+    (its "uid" was the serial, or absent: ``apply`` takes the next serial in replay order)
+    and ``apply`` derives the ids as users.legacy_uid says."""
 
     op: ClassVar[str] = "adduser"
     name: str
     admin: bool
     stored_key: str  # dfs.auth.stored_form of the key: the key itself is never kept
+    serial: int | None = None
     uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        data = dict(data)
+        if "gid" not in data:
+            data["serial"] = data.pop("uid", None)
+        return cls(**{**data, "groups": tuple(data.get("groups", ()))})
 
 
 @dataclass(frozen=True)
-class Revoke(Entry):
-    """The user's key is dead and the name is reserved for good (Namespace.revoked)."""
+class Group(Entry):
+    """An admin names group ``gid`` ``name`` (``gid`` None: the name is removed)."""
 
-    op: ClassVar[str] = "revoke"
+    op: ClassVar[str] = "group"
     name: str
+    gid: int | None
+
+    def to_json(self) -> Json:  # None means "removed" here, so it is kept, not left out
+        return {"op": self.op, "name": self.name, "gid": self.gid,
+                **({"rid": self.rid} if self.rid is not None else {})}
+
+
+@dataclass(frozen=True)
+class SetGroups(Entry):
+    """User ``name``'s supplementary groups become exactly ``groups``."""
+
+    op: ClassVar[str] = "setgroups"
+    name: str
+    groups: tuple[int, ...]
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        return cls(**{**data, "groups": tuple(data["groups"])})
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,14 @@ class SetQuota(Entry):
     def to_json(self) -> Json:  # None means "no limit" here, so it is kept, not left out
         return {"op": self.op, "name": self.name, "bytes": self.bytes, "inodes": self.inodes,
                 **({"rid": self.rid} if self.rid is not None else {})}
+
+
+@dataclass(frozen=True)
+class Revoke(Entry):
+    """The user's key is dead and the name is reserved for good (Namespace.revoked)."""
+
+    op: ClassVar[str] = "revoke"
+    name: str
 
 
 @dataclass(frozen=True)
@@ -146,16 +184,39 @@ class Member(Entry):
 
 # --- the tree ---------------------------------------------------------------------------------
 
+LEGACY_ID = -1  # uid/gid of an entry written before POSIX ids: see ``legacy_owner``
+
+
+def legacy(data: Json) -> Json:
+    """An entry's JSON from before POSIX ids names its owner by user name ("owner"): keep
+    the name (``legacy_owner``, ids LEGACY_ID) for ``apply`` to turn into that user's ids."""
+    if "owner" not in data:
+        return data
+    data = dict(data)
+    data["legacy_owner"] = data.pop("owner")
+    data.setdefault("uid", LEGACY_ID)
+    data.setdefault("gid", LEGACY_ID)
+    return data
+
+
 @dataclass(frozen=True)
 class NewInode(Entry):
-    """What every entry that makes an inode says: where, which number, whose, what mode."""
+    """What every entry that makes an inode says: where, which number, whose (uid, gid),
+    what mode. ``legacy_owner``: the owner's user name in a journal line from before
+    POSIX ids (uid and gid are then LEGACY_ID, and ``apply`` looks the name up)."""
 
     parent: int
     name: str
     ino: int
-    owner: str
+    uid: int
+    gid: int
     mode: int
     time_ns: int
+    legacy_owner: str | None = dataclasses.field(default=None, kw_only=True)
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        return cls(**legacy(data))
 
 
 @dataclass(frozen=True)
@@ -250,15 +311,22 @@ class Rename(Entry):
 
 @dataclass(frozen=True)
 class SetAttr(Entry):
-    """chmod / chown / utimens: the fields left None do not change."""
+    """chmod / chown / utimens: the fields left None do not change. ``legacy_owner``: a
+    chown to a user, by name, in a journal line from before POSIX ids."""
 
     op: ClassVar[str] = "setattr"
     ino: int
     time_ns: int
     mode: int | None = None
-    owner: str | None = None
+    uid: int | None = None
+    gid: int | None = None
     atime_ns: int | None = None
     mtime_ns: int | None = None
+    legacy_owner: str | None = dataclasses.field(default=None, kw_only=True)
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        return cls(**legacy(data))
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -284,6 +352,7 @@ class SetChunks(Entry):
     size: int
     chunks: tuple[ChunkRef, ...]
     time_ns: int
+    mode: int | None = None  # the file's mode when the write clears its set-id bits
 
     @classmethod
     def decode(cls, data: Json) -> Entry:
@@ -299,15 +368,17 @@ class Put(Entry):
     parent: int
     name: str
     ino: int
-    owner: str
+    uid: int
+    gid: int
     mode: int
     size: int
     time_ns: int
     chunks: tuple[ChunkRef, ...]
+    legacy_owner: str | None = dataclasses.field(default=None, kw_only=True)
 
     @classmethod
     def decode(cls, data: Json) -> Entry:
-        return cls(**_chunks(data))
+        return cls(**_chunks(legacy(data)))
 
 
 @dataclass(frozen=True)
@@ -323,8 +394,8 @@ class Unpend(Entry):
 
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
-    Init, AddUser, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink, Link, Unlink,
-    Restore, Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
+    Init, AddUser, Group, SetGroups, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink,
+    Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 

@@ -3,14 +3,16 @@ names and paths. The namespace itself, and how it changes, is in dfs/namespace/m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dfs import errors
+from dfs.namespace.access import Owned
 from dfs.namespace.entries import Json, chunks_from_json
 from dfs.wire import ChunkRef, Stat
 
 ROOT_INO = 1
-ROOT_OWNER = "admin"
+ADMIN_NAME = "admin"  # the first user, made with the cluster: its admin
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 MAX_SYMLINK_BYTES = 4096
@@ -21,9 +23,10 @@ R, W, X = 4, 2, 1
 @dataclass
 class Inode:
     ino: int
-    kind: str  # "d", "f", "l"
-    owner: str
-    mode: int
+    kind: str  # "d", "f", "l"; "p", "s", "c", "b" (fifo, socket, devices: metadata only)
+    uid: int
+    gid: int
+    mode: int  # the 12 permission bits (the kind says the file type)
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
@@ -32,15 +35,23 @@ class Inode:
     chunks: list[ChunkRef] = field(default_factory=list)  # files: sparse, ascending index
     children: dict[str, int] = field(default_factory=dict)  # name -> ino (directories)
     target: str = ""  # symlinks
+    rdev: int = 0  # devices
 
-    def stat(self) -> Stat:
-        return Stat(self.ino, self.kind, self.mode, self.owner, self.size, self.atime_ns,
-                    self.mtime_ns, self.ctime_ns, self.nlink, sum(c.length for c in self.chunks))
+    def owned(self) -> Owned:
+        return Owned(self.uid, self.gid, self.mode, self.kind == "d")
+
+    def stat(self, owner: str = "") -> Stat:
+        """``owner``: the owner's name to show (Namespace.stat fills it in)."""
+        return Stat(self.ino, self.kind, self.mode, owner or str(self.uid), self.size,
+                    self.atime_ns, self.mtime_ns, self.ctime_ns, self.nlink,
+                    sum(c.length for c in self.chunks), self.uid, self.gid, self.rdev)
 
     def to_json(self) -> Json:
-        data: Json = {"ino": self.ino, "kind": self.kind, "owner": self.owner, "mode": self.mode,
-                "atime_ns": self.atime_ns, "mtime_ns": self.mtime_ns,
-                "ctime_ns": self.ctime_ns, "nlink": self.nlink}
+        data: Json = {"ino": self.ino, "kind": self.kind, "uid": self.uid, "gid": self.gid,
+                      "mode": self.mode, "atime_ns": self.atime_ns, "mtime_ns": self.mtime_ns,
+                      "ctime_ns": self.ctime_ns, "nlink": self.nlink}
+        if self.rdev:
+            data["rdev"] = self.rdev
         if self.kind == "f":
             data["size"] = self.size
             data["chunks"] = [list(c) for c in self.chunks]
@@ -52,52 +63,32 @@ class Inode:
         return data
 
     @classmethod
-    def from_json(cls, data: Json) -> Inode:
+    def from_json(cls, data: Json, ids_of: Callable[[str], tuple[int, int]]) -> Inode:
+        """``ids_of(name)``: (uid, gid) of a user, for JSON from before POSIX ids."""
         data = dict(data)
         data["chunks"] = list(chunks_from_json(data.get("chunks", [])))
+        if "owner" in data:
+            data["uid"], data["gid"] = ids_of(data.pop("owner"))
         return cls(**data)
 
 
 @dataclass
 class TrashItem:
-    owner: str
+    uid: int  # whose trash: the file's owner when it was deleted
     path: str  # where the file was when deleted (a restore puts it back there)
     deleted_at: float  # wall time, decided by the master and journaled
     expires: float
     inode: Inode
 
     def to_json(self) -> Json:
-        return {"owner": self.owner, "path": self.path, "deleted_at": self.deleted_at,
+        return {"uid": self.uid, "path": self.path, "deleted_at": self.deleted_at,
                 "expires": self.expires, "inode": self.inode.to_json()}
 
     @classmethod
-    def from_json(cls, data: Json) -> TrashItem:
-        return cls(data["owner"], data["path"], data["deleted_at"], data["expires"],
-                   Inode.from_json(data["inode"]))
-
-
-@dataclass
-class User:
-    """``uid``: never reused (Namespace.next_uid), so a session can tell the user it logged
-    in as from a later one of the same name."""
-
-    name: str
-    stored_key: str  # sha256 of the key, hex (dfs.auth.stored_form)
-    admin: bool = False
-    uid: int = 0
-    quota_bytes: int | None = None  # None: no limit (dfs/namespace/quota.py)
-    quota_inodes: int | None = None
-
-    def to_json(self) -> Json:
-        data: Json = {"stored_key": self.stored_key, "admin": self.admin, "uid": self.uid}
-        if self.quota_bytes is not None or self.quota_inodes is not None:
-            data["quota"] = [self.quota_bytes, self.quota_inodes]
-        return data
-
-    @classmethod
-    def from_json(cls, name: str, data: Json) -> User:
-        return cls(name, data["stored_key"], data["admin"], data.get("uid", 0),
-                   *data.get("quota", (None, None)))
+    def from_json(cls, data: Json, ids_of: Callable[[str], tuple[int, int]]) -> TrashItem:
+        uid = data["uid"] if "uid" in data else ids_of(data["owner"])[0]
+        return cls(uid, data["path"], data["deleted_at"], data["expires"],
+                   Inode.from_json(data["inode"], ids_of))
 
 
 def as_path(path: object) -> str:

@@ -39,11 +39,14 @@ from __future__ import annotations
 from typing import Any
 
 from dfs import errors
+from dfs.namespace import access
+from dfs.namespace.access import ROOT_UID, Cred
 from dfs.namespace.entries import (
     AddUser,
     Alloc,
     Create,
     Entry,
+    Group,
     Init,
     Json,
     Link,
@@ -57,6 +60,7 @@ from dfs.namespace.entries import (
     Revoke,
     SetAttr,
     SetChunks,
+    SetGroups,
     SetQuota,
     Symlink,
     Unlink,
@@ -64,19 +68,20 @@ from dfs.namespace.entries import (
     Voter,
     named_ino,
 )
-from dfs.namespace.inode import (  # also imported from here: ROOT_INO, ROOT_OWNER, split_path
+from dfs.namespace.inode import (  # also imported from here: ROOT_INO, split_path
     ROOT_INO,
-    ROOT_OWNER,
     Inode,
     TrashItem,
-    User,
     W,
     X,
     split_path,
 )
 from dfs.namespace.parents import ParentIndex
 from dfs.namespace.usage import Usage
-from dfs.wire import ChunkRef, DirEntry
+from dfs.namespace.users import NOBODY, User, legacy_uid
+from dfs.wire import ChunkRef, DirEntry, Stat
+
+ROOT_MODE = 0o755  # the root is the admin's: users make their own folders (homes) in it
 
 RECENT_REQUESTS = 10000  # request ids remembered for answering retries after a failover
 
@@ -85,8 +90,10 @@ class Namespace:
     def __init__(self) -> None:
         self.inodes: dict[int, Inode] = {}
         self.users: dict[str, User] = {}
-        self.next_uid = 1
+        self.next_serial = 1
         self.revoked: set[str] = set()  # names of revoked users: never registered again
+        self.retired_uids: set[int] = set()  # uids of revoked users: never given again
+        self.groups: dict[str, int] = {}  # group names an admin gave: name -> gid
         self.next_ino = ROOT_INO + 1
         self.next_chunk_id = 1
         self.chunk_size = 0
@@ -106,7 +113,8 @@ class Namespace:
 
     def initialise(self, chunk_size: int, now_ns: int) -> None:
         self.chunk_size = chunk_size
-        self.inodes[ROOT_INO] = Inode(ROOT_INO, "d", ROOT_OWNER, 0o1777, now_ns, now_ns, now_ns, 2)
+        self.inodes[ROOT_INO] = Inode(ROOT_INO, "d", ROOT_UID, ROOT_UID, ROOT_MODE, now_ns,
+                                      now_ns, now_ns, 2)
 
     @property
     def initialised(self) -> bool:
@@ -120,8 +128,10 @@ class Namespace:
             "next_ino": self.next_ino,
             "next_chunk_id": self.next_chunk_id,
             "users": {u.name: u.to_json() for u in self.users.values()},
-            "next_uid": self.next_uid,
+            "next_serial": self.next_serial,
             "revoked": sorted(self.revoked),
+            "retired_uids": sorted(self.retired_uids),
+            "groups": self.groups,
             "pending": [[cid, owner, exp] for cid, (owner, exp) in self.pending.items()],
             "voters": self.voters,
             "members": self.members,
@@ -142,24 +152,30 @@ class Namespace:
         ns.voters = data.get("voters", {})
         ns.members = data.get("members", {})
         ns.recent = data.get("recent", {})
-        ns.trash = {tid: TrashItem.from_json(item) for tid, item in data.get("trash", {}).items()}
+        ns.trash = {tid: TrashItem.from_json(item, ns.ids_of)
+                    for tid, item in data.get("trash", {}).items()}
         for item in data["inodes"]:
-            inode = Inode.from_json(item)
+            inode = Inode.from_json(item, ns.ids_of)
             inode.children = {k: int(v) for k, v in inode.children.items()}
             ns.inodes[inode.ino] = inode
         ns.parents = ParentIndex.of((d.ino, d.children.values()) for d in ns.inodes.values())
         ns.usage = Usage.of([*ns.inodes.values(), *(t.inode for t in ns.trash.values())],
-                            [owner for owner, _expires in ns.pending.values()])
+                            [ns.ids_of(owner)[0] for owner, _expires in ns.pending.values()])
         return ns
 
     def _load_users(self, data: Json) -> None:
         users = data["users"]
         self.users = {name: User.from_json(name, u) for name, u in users.items()}
-        self.next_uid = max([data.get("next_uid", 1), *(u.uid + 1 for u in self.users.values())])
-        for name in sorted(n for n, u in users.items() if "uid" not in u):  # older snapshot
-            self.users[name].uid = self.next_uid
-            self.next_uid += 1
+        self.next_serial = max([int(data.get("next_serial") or data.get("next_uid") or 1),
+                                *(u.serial + 1 for u in self.users.values())])
+        for name in sorted(n for n, u in users.items() if "uid" not in u and "gid" not in u):
+            user = self.users[name]  # a snapshot from before users had any id
+            user.serial = self.next_serial
+            user.uid = user.gid = legacy_uid(user.admin, user.serial)
+            self.next_serial += 1
         self.revoked = set(data.get("revoked", ()))
+        self.retired_uids = set(data.get("retired_uids", ()))
+        self.groups = dict(data.get("groups", {}))
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -169,7 +185,7 @@ class Namespace:
         except KeyError:
             raise errors.FileNotFound(f"no inode {ino}") from None
 
-    def resolve(self, path: object, user: str | None = None) -> Inode:
+    def resolve(self, path: object, user: Cred | None = None) -> Inode:
         """Inode at ``path``; with ``user``, every directory on the way must be searchable."""
         inode = self.inodes[ROOT_INO]
         walked = ""
@@ -185,7 +201,7 @@ class Namespace:
             inode = self.inodes[child]
         return inode
 
-    def resolve_parent(self, path: object, user: str) -> tuple[Inode, str]:
+    def resolve_parent(self, path: object, user: Cred) -> tuple[Inode, str]:
         """(parent directory inode, name) for creating or removing ``path``."""
         parts = split_path(path)
         if not parts:
@@ -207,20 +223,40 @@ class Namespace:
         u = self.users.get(user)
         return bool(u and u.admin)
 
-    def allowed(self, user: str, inode: Inode, want: int) -> bool:
-        if inode.owner == user or self.is_admin(user):
-            return True
-        return (inode.mode & want) == want
+    def ids_of(self, name: str) -> tuple[int, int]:
+        """(uid, gid) of user ``name``; nobody's for a name no user has."""
+        user = self.users.get(name)
+        return (user.uid, user.gid) if user is not None else (NOBODY, NOBODY)
 
-    def require(self, user: str, inode: Inode, want: int, path: str) -> None:
+    def user_with_uid(self, uid: int) -> User | None:
+        """The (non-admin) user whose uid this is; admins share uid 0 and are None here."""
+        for user in self.users.values():
+            if user.uid == uid and not user.admin:
+                return user
+        return None
+
+    def owner_name(self, uid: int) -> str:
+        if uid == ROOT_UID:
+            return "root"
+        user = self.user_with_uid(uid)
+        return user.name if user is not None else str(uid)
+
+    def stat(self, inode: Inode) -> Stat:
+        """``inode``'s attributes, with its owner's name."""
+        return inode.stat(self.owner_name(inode.uid))
+
+    def allowed(self, user: Cred, inode: Inode, want: int) -> bool:
+        return access.permitted(user, inode.owned(), want)
+
+    def require(self, user: Cred, inode: Inode, want: int, path: str) -> None:
         if not self.allowed(user, inode, want):
             raise errors.PermissionDenied(f"{path}: permission denied")
 
-    def require_owner(self, user: str, inode: Inode, path: str) -> None:
-        if inode.owner != user and not self.is_admin(user):
+    def require_owner(self, user: Cred, inode: Inode, path: str) -> None:
+        if not access.owns(user, inode.owned()):
             raise errors.NotPermitted(f"{path}: only the owner may do that")
 
-    def reachable(self, user: str, ino: int) -> bool:
+    def reachable(self, user: Cred, ino: int) -> bool:
         """Is ``ino`` named in a directory that ``user`` reaches from the root through
         directories it may search? O(depth): directories have one parent each."""
         for directory in self.parents.get(ino, {}):
@@ -230,20 +266,16 @@ class Namespace:
                 directory = next(iter(self.parents[directory]))
         return ino == ROOT_INO
 
-    def visible(self, user: str, inode: Inode) -> bool:
-        return inode.owner == user or self.is_admin(user) or (inode.mode & 0o7) != 0
-
-    def check_removable(self, user: str, parent: Inode, child: Inode, path: str) -> None:
+    def check_removable(self, user: Cred, parent: Inode, child: Inode, path: str) -> None:
         """Write permission on the parent, and the sticky rule: only owners remove."""
         self.require(user, parent, W | X, path)
-        if parent.mode & 0o1000 and child.owner != user and parent.owner != user \
-                and not self.is_admin(user):
-            raise errors.PermissionDenied(f"{path}: permission denied")
+        if not access.may_unlink_in_sticky(user, parent.owned(), child.owned()):
+            raise errors.NotPermitted(f"{path}: the directory is sticky: only the owner of "
+                                      "the entry or of the directory may remove it")
 
-    def listdir(self, directory: Inode, user: str) -> list[DirEntry]:
-        return [DirEntry(name, self.inodes[ino].stat())
-                for name, ino in sorted(directory.children.items())
-                if self.visible(user, self.inodes[ino])]
+    def listdir(self, directory: Inode) -> list[DirEntry]:
+        return [DirEntry(name, self.stat(self.inodes[ino]))
+                for name, ino in sorted(directory.children.items())]
 
     def live_chunk_ids(self) -> set[int]:
         """Chunks something still needs: pending, in a file, or in a trashed file."""
@@ -255,9 +287,9 @@ class Namespace:
             ids.update(c.chunk_id for c in item.inode.chunks)
         return ids
 
-    def trash_of(self, user: str) -> list[tuple[str, TrashItem]]:
-        """[(trash id, TrashItem)] of ``user``, newest first."""
-        mine = [(tid, item) for tid, item in self.trash.items() if item.owner == user]
+    def trash_of(self, user: Cred) -> list[tuple[str, TrashItem]]:
+        """[(trash id, TrashItem)] of ``user`` (the files their uid owned), newest first."""
+        mine = [(tid, item) for tid, item in self.trash.items() if item.uid == user.uid]
         return sorted(mine, key=lambda x: (x[1].deleted_at, int(x[0])), reverse=True)
 
     # --- the one way to change anything -------------------------------------------------
@@ -278,15 +310,29 @@ class Namespace:
             case Init():
                 self.initialise(e.chunk_size, e.time_ns)
             case AddUser():
-                uid = self.next_uid if e.uid is None else e.uid
-                self.users[e.name] = User(e.name, e.stored_key, e.admin, uid)
-                self.next_uid = max(self.next_uid, uid + 1)
+                serial = self.next_serial if e.serial is None else e.serial
+                if e.gid is None:  # a journal from before POSIX ids
+                    uid = gid = legacy_uid(e.admin, serial)
+                else:
+                    uid, gid = (e.gid if e.uid is None else e.uid), e.gid
+                self.users[e.name] = User(e.name, e.stored_key, e.admin, serial, uid, gid,
+                                          e.groups)
+                self.next_serial = max(self.next_serial, serial + 1)
                 self.revoked.discard(e.name)  # only older journals re-add a revoked name
+            case Group():
+                if e.gid is None:
+                    self.groups.pop(e.name, None)
+                else:
+                    self.groups[e.name] = e.gid
+            case SetGroups():
+                self.users[e.name].groups = e.groups
             case SetQuota():
                 user = self.users[e.name]
                 user.quota_bytes, user.quota_inodes = e.bytes, e.inodes
             case Revoke():
-                self.users.pop(e.name, None)
+                gone = self.users.pop(e.name, None)
+                if gone is not None and not gone.admin:
+                    self.retired_uids.add(gone.uid)
                 self.revoked.add(e.name)
             case Voter():
                 self.voters[e.worker_id] = [e.host, e.port]
@@ -316,14 +362,16 @@ class Namespace:
             case Alloc():
                 for cid in range(e.first, e.first + e.count):
                     self.pending[cid] = (e.owner, e.expires)
-                self.usage.pending(e.owner, e.count)
+                self.usage.pending(self.ids_of(e.owner)[0], e.count)
                 self.next_chunk_id = max(self.next_chunk_id, e.first + e.count)
             case SetChunks():
-                return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns)
+                return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns, e.mode)
             case Put():
                 if e.create:
                     self._new_inode(e, "f")
-                return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns)
+                keep_mode = e.create or e.legacy_owner is not None  # older lines: ignored
+                return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns,
+                                        None if keep_mode else e.mode)
             case Unpend():
                 for cid in e.chunk_ids:
                     self._unpend(cid)
@@ -334,7 +382,8 @@ class Namespace:
     def _new_inode(self, e: Mkdir | Create | Symlink | Put, kind: str,
                    **extra: Any) -> tuple[Inode, Inode]:
         t = e.time_ns
-        inode = Inode(e.ino, kind, e.owner, e.mode, t, t, t, **extra)
+        uid, gid = (e.uid, e.gid) if e.legacy_owner is None else self.ids_of(e.legacy_owner)
+        inode = Inode(e.ino, kind, uid, gid, e.mode, t, t, t, **extra)
         self.inodes[inode.ino] = inode
         self.usage.add(inode)
         self.next_ino = max(self.next_ino, inode.ino + 1)
@@ -379,7 +428,7 @@ class Namespace:
             inode.ctime_ns = e.time_ns
             del self.inodes[inode.ino]
             self.parents.forget(inode.ino)
-            self.trash[str(inode.ino)] = TrashItem(inode.owner, trash.path, trash.deleted_at,
+            self.trash[str(inode.ino)] = TrashItem(inode.uid, trash.path, trash.deleted_at,
                                                    trash.expires, inode)
             return []
         return self._drop_link(inode, e.time_ns)
@@ -436,9 +485,11 @@ class Namespace:
         inode = self.inodes[e.ino]
         if e.mode is not None:
             inode.mode = e.mode
-        if e.owner is not None:
+        uid, gid = (e.uid, e.gid) if e.legacy_owner is None else self.ids_of(e.legacy_owner)
+        if uid is not None or gid is not None:
             self.usage.remove(inode)
-            inode.owner = e.owner
+            inode.uid = inode.uid if uid is None else uid
+            inode.gid = inode.gid if gid is None else gid
             self.usage.add(inode)
         if e.atime_ns is not None:
             inode.atime_ns = e.atime_ns
@@ -447,9 +498,12 @@ class Namespace:
         inode.ctime_ns = e.time_ns
 
     def _set_chunks(self, ino: int, chunks: tuple[ChunkRef, ...], size: int,
-                    time_ns: int) -> list[int]:
-        """Commit: the file's content becomes exactly ``chunks``; returns the dropped ones."""
+                    time_ns: int, mode: int | None = None) -> list[int]:
+        """Commit: the file's content becomes exactly ``chunks`` (and its mode ``mode``, a
+        write clearing set-id bits); returns the dropped ones."""
         inode = self.inodes[ino]
+        if mode is not None:
+            inode.mode = mode
         new = list(chunks)
         keep = {c.chunk_id for c in new}
         freed = [c.chunk_id for c in inode.chunks if c.chunk_id not in keep]
@@ -465,4 +519,4 @@ class Namespace:
     def _unpend(self, chunk_id: int) -> None:
         pending = self.pending.pop(chunk_id, None)
         if pending is not None:
-            self.usage.pending(pending[0], -1)
+            self.usage.pending(self.ids_of(pending[0])[0], -1)

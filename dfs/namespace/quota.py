@@ -4,8 +4,8 @@ An admin sets a user's limits on bytes stored and inodes owned (dfs/namespace/us
 what counts). A change that would take a user past a limit is refused with QuotaExceeded
 (EDQUOT), and nothing changes; a change that lowers what a user holds is always allowed,
 so a user over quota (the limit lowered under them) can still delete and shrink. Bytes are
-charged to the file's owner, inodes to whoever creates them; chunks reserved for an upload
-count from the moment they are allocated, so room cannot be double-booked by parallel
+charged to the file's owner (by uid), inodes to whoever creates them; chunks reserved for
+an upload count from the moment they are allocated, so room cannot be double-booked by parallel
 uploads. Admins are not limited (as root on a local file system).
 """
 
@@ -19,9 +19,9 @@ from dfs.namespace.usage import Held
 MAX_QUOTA = 1 << 62
 
 
-def _limited(ns: Namespace, owner: str) -> tuple[int | None, int | None]:
-    user = ns.users.get(owner)
-    if user is None or user.admin:
+def _limited(ns: Namespace, uid: int) -> tuple[int | None, int | None]:
+    user = ns.user_with_uid(uid)  # admins (uid 0) are None: not limited
+    if user is None:
         return None, None
     return user.quota_bytes, user.quota_inodes
 
@@ -30,32 +30,34 @@ def reserved_bytes(ns: Namespace, held: Held) -> int:
     return held.bytes + held.pending_chunks * ns.chunk_size
 
 
-def check_new_inodes(ns: Namespace, owner: str, count: int = 1) -> None:
-    """``owner`` is about to own ``count`` more inodes."""
-    _, limit = _limited(ns, owner)
-    if limit is not None and ns.usage.held(owner).inodes + count > limit:
-        raise errors.QuotaExceeded(f"{owner} would pass their quota of {limit} files")
+def check_new_inodes(ns: Namespace, uid: int, count: int = 1) -> None:
+    """The owner ``uid`` is about to own ``count`` more inodes."""
+    _, limit = _limited(ns, uid)
+    if limit is not None and ns.usage.held(uid).inodes + count > limit:
+        raise errors.QuotaExceeded(f"{ns.owner_name(uid)} would pass their quota of {limit} "
+                                   "files")
 
 
-def check_allocation(ns: Namespace, owner: str, chunks: int) -> None:
-    """``owner`` asks for ``chunks`` more chunk ids to upload into."""
-    limit, _ = _limited(ns, owner)
+def check_allocation(ns: Namespace, uid: int, chunks: int) -> None:
+    """The owner ``uid`` asks for ``chunks`` more chunk ids to upload into."""
+    limit, _ = _limited(ns, uid)
     if limit is None:
         return
-    after = reserved_bytes(ns, ns.usage.held(owner)) + chunks * ns.chunk_size
+    after = reserved_bytes(ns, ns.usage.held(uid)) + chunks * ns.chunk_size
     if after > limit:
-        raise errors.QuotaExceeded(
-            f"{owner} would pass their quota of {limit} bytes (uploads in flight count)")
+        raise errors.QuotaExceeded(f"{ns.owner_name(uid)} would pass their quota of {limit} "
+                                   "bytes (uploads in flight count)")
 
 
-def check_bytes_change(ns: Namespace, owner: str, before: int, after: int) -> None:
-    """A file of ``owner`` goes from ``before`` to ``after`` stored bytes. Its new chunks
+def check_bytes_change(ns: Namespace, uid: int, before: int, after: int) -> None:
+    """A file of ``uid`` goes from ``before`` to ``after`` stored bytes. Its new chunks
     stop being pending at the same time, so only what is committed is compared."""
-    limit, _ = _limited(ns, owner)
+    limit, _ = _limited(ns, uid)
     if limit is None or after <= before:
         return
-    if ns.usage.held(owner).bytes - before + after > limit:
-        raise errors.QuotaExceeded(f"{owner} would pass their quota of {limit} bytes")
+    if ns.usage.held(uid).bytes - before + after > limit:
+        raise errors.QuotaExceeded(f"{ns.owner_name(uid)} would pass their quota of {limit} "
+                                   "bytes")
 
 
 def _check_limit(value: object, what: str) -> int | None:

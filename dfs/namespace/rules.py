@@ -7,10 +7,11 @@ namespace or reads a clock: the master commits what a rule returns (nodes/master
 The rules for the trash, for file data and for users are in rules_trash.py, rules_data.py
 and rules_users.py.
 
-Access (dfs/namespace/model.py): the owner and admins may do anything; others get the
-"other" bits of the mode. Every directory on a path must be searchable (x). Creating or
+The caller is a ``Cred`` (uid, gid, groups: dfs/namespace/access.py), and access is POSIX:
+the owner, group or other bits of the mode, whichever class the caller falls in first; the
+superuser (uid 0) passes. Every directory on a path must be searchable (x). Creating or
 removing a name needs w+x on its directory; in a sticky directory (mode 1000) only the
-owner of the entry or of the directory removes or replaces it.
+owner of the entry or of the directory (or the superuser) removes or replaces it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dfs import errors
-from dfs.namespace import quota, rules_trash
+from dfs.namespace import access, quota, rules_trash
+from dfs.namespace.access import Cred
 from dfs.namespace.entries import Create, Entry, Link, Mkdir, Rename, SetAttr, Symlink, Unlink
 from dfs.namespace.inode import MAX_SYMLINK_BYTES, Inode, R, W, X, split_path
 from dfs.namespace.model import Namespace
@@ -56,19 +58,13 @@ def with_request(entry: E, rid: str | None) -> E:
 
 # --- looking ------------------------------------------------------------------------------
 
-def check_visible(ns: Namespace, user: str, inode: Inode, path: str) -> None:
-    """Another user's private entry (no "other" bits) is not there for this user."""
-    if not ns.visible(user, inode):
-        raise errors.PermissionDenied(f"{path}: permission denied")
+def stat_target(ns: Namespace, user: Cred, path: str) -> Inode:
+    """What ``path`` names, if every directory on the way is searchable (POSIX: a name is
+    seen by whoever may search its directory, whatever the entry's own mode)."""
+    return ns.resolve(path, user)
 
 
-def stat_target(ns: Namespace, user: str, path: str) -> Inode:
-    inode = ns.resolve(path, user)
-    check_visible(ns, user, inode, path)
-    return inode
-
-
-def listable(ns: Namespace, user: str, path: str) -> Inode:
+def listable(ns: Namespace, user: Cred, path: str) -> Inode:
     """The directory at ``path``, if this user may read it."""
     directory = ns.resolve(path, user)
     if directory.kind != "d":
@@ -77,7 +73,7 @@ def listable(ns: Namespace, user: str, path: str) -> Inode:
     return directory
 
 
-def readlink(ns: Namespace, user: str, path: str) -> str:
+def readlink(ns: Namespace, user: Cred, path: str) -> str:
     inode = ns.resolve(path, user)
     if inode.kind != "l":
         raise errors.InvalidArgument(f"{path} is not a symlink")
@@ -86,26 +82,38 @@ def readlink(ns: Namespace, user: str, path: str) -> str:
 
 # --- making names -------------------------------------------------------------------------
 
-def _free_name(ns: Namespace, user: str, path: str) -> tuple[Inode, str]:
-    """(parent, name) for a new entry at ``path``: w+x on the parent, the name not taken."""
+def _free_name(ns: Namespace, user: Cred, path: str) -> tuple[Inode, str]:
+    """(parent, name) for a new entry at ``path``: the name not taken (checked first, as
+    Linux does: mkdir of an existing name says EEXIST even where one may not write), and
+    w+x on the parent."""
     parent, name = ns.resolve_parent(path, user)
-    ns.require(user, parent, W | X, path)
     if name in parent.children:
         raise errors.FileExists(f"{path} already exists")
+    ns.require(user, parent, W | X, path)
     return parent, name
 
 
-def mkdir(ns: Namespace, user: str, path: str, mode: int, now_ns: int) -> Mkdir:
+def new_owner(user: Cred, parent: Inode, mode: int, is_dir: bool) -> tuple[int, int, int]:
+    """(uid, gid, mode) of a new inode in ``parent``: the creator's uid; the parent's group
+    if it is set-gid, else the creator's; the mode asked for (the umask applied already)
+    with access.new_inode_mode's set-gid rules."""
+    gid = access.new_inode_group(user, parent.owned())
+    return user.uid, gid, access.new_inode_mode(user, parent.owned(), mode, is_dir, gid)
+
+
+def mkdir(ns: Namespace, user: Cred, path: str, mode: int, now_ns: int) -> Mkdir:
     parent, name = _free_name(ns, user, path)
-    quota.check_new_inodes(ns, user)
-    return Mkdir(parent.ino, name, ns.next_ino, user, mode & 0o7777, now_ns)
+    quota.check_new_inodes(ns, user.uid)
+    uid, gid, mode = new_owner(user, parent, mode, is_dir=True)
+    return Mkdir(parent.ino, name, ns.next_ino, uid, gid, mode, now_ns)
 
 
-def create(ns: Namespace, user: str, path: str, mode: int, now_ns: int) -> Create:
+def create(ns: Namespace, user: Cred, path: str, mode: int, now_ns: int) -> Create:
     """An empty file; FileExists if the name is taken."""
     parent, name = _free_name(ns, user, path)
-    quota.check_new_inodes(ns, user)
-    return Create(parent.ino, name, ns.next_ino, user, mode & 0o7777, now_ns)
+    quota.check_new_inodes(ns, user.uid)
+    uid, gid, mode = new_owner(user, parent, mode, is_dir=False)
+    return Create(parent.ino, name, ns.next_ino, uid, gid, mode, now_ns)
 
 
 def check_symlink_target(target: str) -> None:
@@ -113,38 +121,44 @@ def check_symlink_target(target: str) -> None:
         raise errors.InvalidArgument("bad symlink target")
 
 
-def symlink(ns: Namespace, user: str, path: str, target: str, now_ns: int) -> Symlink:
+def symlink(ns: Namespace, user: Cred, path: str, target: str, now_ns: int) -> Symlink:
     """``target`` passed check_symlink_target (at the boundary, before the lock)."""
     parent, name = _free_name(ns, user, path)
-    quota.check_new_inodes(ns, user)
-    return Symlink(parent.ino, name, ns.next_ino, user, 0o777, now_ns, target)
+    quota.check_new_inodes(ns, user.uid)
+    uid, gid, _mode = new_owner(user, parent, 0o777, is_dir=False)
+    return Symlink(parent.ino, name, ns.next_ino, uid, gid, 0o777, now_ns, target)
 
 
-def link(ns: Namespace, user: str, existing: str, path: str, now_ns: int) -> Link:
-    """A hard link: not to a directory, and only by the owner of the file."""
+def link(ns: Namespace, user: Cred, existing: str, path: str, now_ns: int) -> Link:
+    """A hard link: not to a directory; as Linux with protected_hardlinks (its default),
+    the owner may link anything, others only a regular file they may read and write that
+    is not set-uid nor executable set-gid (so nobody pins another's privileged file)."""
     inode = ns.resolve(existing, user)
     if inode.kind == "d":
         raise errors.NotPermitted("hard links to directories are not allowed")
-    ns.require_owner(user, inode, existing)
+    if not access.owns(user, inode.owned()):
+        privileged = inode.mode & access.S_ISUID or (
+            inode.mode & access.S_ISGID and inode.mode & access.S_IXGRP)
+        if inode.kind != "f" or privileged or not ns.allowed(user, inode, R | W):
+            raise errors.NotPermitted(f"{existing}: only its owner may link it")
     parent, name = _free_name(ns, user, path)
     return Link(parent.ino, name, inode.ino, now_ns)
 
 
 # --- removing and moving ----------------------------------------------------------------------
 
-def _removable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode]:
+def _removable(ns: Namespace, user: Cred, path: str) -> tuple[Inode, str, Inode]:
     """The entry at ``path`` that this user may take out of its directory (to remove or to
     move it). -> (parent directory, name, the entry)."""
     parent, name = ns.resolve_parent(path, user)
     child = ns.lookup(parent, name)
     if child is None:
         raise errors.FileNotFound(f"{path}: no such file or directory")
-    check_visible(ns, user, child, path)
     ns.check_removable(user, parent, child, path)
     return parent, name, child
 
 
-def remove(ns: Namespace, user: str, path: str, want_dir: bool, now_ns: int, wall_now: float,
+def remove(ns: Namespace, user: Cred, path: str, want_dir: bool, now_ns: int, wall_now: float,
            trash_seconds: float) -> Unlink:
     """unlink (``want_dir`` False) or rmdir. A regular file's last link goes to the trash
     for ``trash_seconds`` (0: freed now); a hard-linked file just loses this name."""
@@ -165,7 +179,7 @@ def _is_below(parts: list[str], ancestor_parts: list[str]) -> bool:
     return len(parts) > len(ancestor_parts) and parts[:len(ancestor_parts)] == ancestor_parts
 
 
-def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename | None:
+def rename(ns: Namespace, user: Cred, src: str, dst: str, now_ns: int) -> Rename | None:
     """Atomic; replaces ``dst`` as POSIX rename does: a file by a file, an empty directory
     by a directory; never a directory into itself. None: nothing to do (``src`` and ``dst``
     name the same inode: POSIX leaves both names)."""
@@ -174,6 +188,8 @@ def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename 
     ns.require(user, dst_parent, W | X, dst)
     if moved.kind == "d" and _is_below(split_path(dst), split_path(src)):
         raise errors.InvalidArgument(f"cannot move {src} inside itself")
+    if moved.kind == "d" and dst_parent is not src_parent:
+        ns.require(user, moved, W, src)  # its ".." changes: as Linux, write permission on it
     target = ns.lookup(dst_parent, dst_name)
     if target is not None and target.ino == moved.ino:
         return None
@@ -190,20 +206,41 @@ def rename(ns: Namespace, user: str, src: str, dst: str, now_ns: int) -> Rename 
 
 # --- attributes -------------------------------------------------------------------------------
 
-def set_attributes(ns: Namespace, user: str, path: str, now_ns: int, mode: int | None = None,
-                   owner: str | None = None, atime_ns: int | None = None,
-                   mtime_ns: int | None = None) -> SetAttr:
-    """chmod (owner only), chown (admin only, to a known user), utimens (write permission)."""
+MAX_OWNER_ID = (1 << 32) - 2  # (uid_t) -1 means "unchanged" in chown(2)
+
+
+def set_attributes(ns: Namespace, user: Cred, path: str, now_ns: int, mode: int | None = None,
+                   uid: int | None = None, gid: int | None = None,
+                   atime_ns: int | None = None, mtime_ns: int | None = None,
+                   to_now: bool = False) -> SetAttr:
+    """chmod (the owner or the superuser; set-gid dropped for a file outside the caller's
+    groups), chown (chown(2): only the superuser gives a file away, the owner may pick one
+    of their groups; a non-directory loses its set-id bits), utimens (utimensat(2): setting
+    both times to now, ``to_now``, needs ownership or write permission; any explicit time,
+    ownership). Every change updates ctime."""
     inode = ns.resolve(path, user)
-    check_visible(ns, user, inode, path)
+    owned = inode.owned()
+    new_mode = None
     if mode is not None:
         ns.require_owner(user, inode, path)
-        mode &= 0o7777
-    if owner is not None and owner != inode.owner:
-        if not ns.is_admin(user):
-            raise errors.NotPermitted(f"{path}: only an admin may change the owner")
-        if owner not in ns.users:
-            raise errors.InvalidArgument(f"no user {owner}")
-    if atime_ns is not None or mtime_ns is not None:
-        ns.require(user, inode, W, path)
-    return SetAttr(inode.ino, now_ns, mode, owner, atime_ns, mtime_ns)
+        new_mode = access.chmod_mode(user, owned, mode)
+    if uid is not None or gid is not None:
+        for value in (uid, gid):
+            if value is not None and not 0 <= value <= MAX_OWNER_ID:
+                raise errors.InvalidArgument(f"bad owner or group id {value}")
+        if not access.chown_allowed(user, owned, uid, gid):
+            raise errors.NotPermitted(f"{path}: only the superuser gives a file away; its "
+                                      "owner may change its group to one they are in")
+        now_mode = inode.mode if new_mode is None else new_mode
+        cleared = access.mode_after_chown(access.Owned(inode.uid, inode.gid, now_mode,
+                                                       owned.is_dir))
+        if cleared != now_mode:
+            new_mode = cleared
+    if to_now:
+        atime_ns = mtime_ns = now_ns
+    if (atime_ns is not None or mtime_ns is not None) and not access.times_allowed(
+            user, owned, to_now):
+        if to_now:
+            raise errors.PermissionDenied(f"{path}: permission denied")
+        raise errors.NotPermitted(f"{path}: only the owner may set its times")
+    return SetAttr(inode.ino, now_ns, new_mode, uid, gid, atime_ns, mtime_ns)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from dfs import errors
 from dfs.chunks import MAX_FILE_SIZE
-from dfs.namespace import quota
+from dfs.namespace import access, quota, rules
+from dfs.namespace.access import Cred
 from dfs.namespace.entries import Alloc, Put, SetChunks, Unpend
 from dfs.namespace.inode import Inode, R, W, X
 from dfs.namespace.model import Namespace
@@ -30,7 +31,7 @@ def check_count(count: int) -> None:
         raise errors.InvalidArgument(f"count must be 1..{MAX_CHUNKS_PER_CALL}")
 
 
-def writable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode | None]:
+def writable(ns: Namespace, user: Cred, path: str) -> tuple[Inode, str, Inode | None]:
     """(parent, name, the regular file there or None) if this user may write ``path``:
     w on the file, or w+x on the parent to create it."""
     parent, name = ns.resolve_parent(path, user)
@@ -46,11 +47,11 @@ def writable(ns: Namespace, user: str, path: str) -> tuple[Inode, str, Inode | N
     return parent, name, existing
 
 
-def alloc(ns: Namespace, user: str, count: int, wall_now: float, gc_grace: float) -> Alloc:
+def alloc(ns: Namespace, user: Cred, count: int, wall_now: float, gc_grace: float) -> Alloc:
     """``count`` fresh chunk ids (the caller checked the path with ``writable`` and found
     room for them on the workers)."""
-    quota.check_allocation(ns, user, count)
-    return Alloc(user, ns.next_chunk_id, count, wall_now + gc_grace)
+    quota.check_allocation(ns, user.uid, count)
+    return Alloc(user.name, ns.next_chunk_id, count, wall_now + gc_grace)
 
 
 def check_size(size: object) -> int:
@@ -62,7 +63,7 @@ def check_size(size: object) -> int:
     return size
 
 
-def check_chunks(ns: Namespace, user: str, inode: Inode | None, refs: Sequence[ChunkRef],
+def check_chunks(ns: Namespace, user: Cred, inode: Inode | None, refs: Sequence[ChunkRef],
                  size: int) -> None:
     """``refs`` is a sparse chunk list (dfs.wire.ChunkRef) inside ``size`` bytes: indices
     ascend, each chunk ends by ``size`` and is at most ``chunk_size`` long. Each chunk is one
@@ -88,11 +89,11 @@ def check_chunks(ns: Namespace, user: str, inode: Inode | None, refs: Sequence[C
         if have is not None:
             if have[:4] != ref[:4]:
                 raise errors.InvalidArgument(f"chunk {ref.chunk_id} is not what the file has")
-        elif ns.pending.get(ref.chunk_id, (None,))[0] != user:
+        elif ns.pending.get(ref.chunk_id, (None,))[0] != user.name:
             raise errors.InvalidArgument(f"chunk {ref.chunk_id} was not allocated to you")
 
 
-def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: int,
+def commit(ns: Namespace, user: Cred, ino: int, refs: Sequence[ChunkRef], size: int,
            time_ns: int) -> SetChunks:
     """File ``ino``'s content becomes exactly ``refs``; ``time_ns`` its new mtime. By inode
     (an open file may have been renamed), so the path rule is checked here: the file must be
@@ -105,11 +106,13 @@ def commit(ns: Namespace, user: str, ino: int, refs: Sequence[ChunkRef], size: i
         raise errors.InvalidArgument("not a regular file")
     ns.require(user, inode, W, "file")
     check_chunks(ns, user, inode, refs, size)
-    quota.check_bytes_change(ns, inode.owner, stored_bytes(inode), sum(r.length for r in refs))
-    return SetChunks(inode.ino, size, tuple(refs), time_ns)
+    quota.check_bytes_change(ns, inode.uid, stored_bytes(inode), sum(r.length for r in refs))
+    mode = access.mode_after_write(user, inode.owned())
+    return SetChunks(inode.ino, size, tuple(refs), time_ns,
+                     mode if mode != inode.mode else None)
 
 
-def put(ns: Namespace, user: str, path: str, mode: int, refs: Sequence[ChunkRef], size: int,
+def put(ns: Namespace, user: Cred, path: str, mode: int, refs: Sequence[ChunkRef], size: int,
         overwrite: bool, now_ns: int) -> Put:
     """Create or replace the whole file at ``path`` in one entry (a new file gets ``mode``)."""
     parent, name, inode = writable(ns, user, path)
@@ -117,12 +120,14 @@ def put(ns: Namespace, user: str, path: str, mode: int, refs: Sequence[ChunkRef]
         raise errors.FileExists(f"{path} already exists")
     check_chunks(ns, user, inode, refs, size)
     if inode is None:
-        quota.check_new_inodes(ns, user)
-    quota.check_bytes_change(ns, user if inode is None else inode.owner,
-                             0 if inode is None else stored_bytes(inode),
+        quota.check_new_inodes(ns, user.uid)
+        uid, gid, mode = rules.new_owner(user, parent, mode, is_dir=False)
+    else:  # the file keeps its owner; its mode is what the write leaves of it
+        uid, gid, mode = inode.uid, inode.gid, access.mode_after_write(user, inode.owned())
+    quota.check_bytes_change(ns, uid, 0 if inode is None else stored_bytes(inode),
                              sum(r.length for r in refs))
-    return Put(inode is None, parent.ino, name, inode.ino if inode else ns.next_ino, user,
-               mode & 0o7777, size, now_ns, tuple(refs))
+    return Put(inode is None, parent.ino, name, inode.ino if inode else ns.next_ino, uid, gid,
+               mode, size, now_ns, tuple(refs))
 
 
 def abandon(ns: Namespace, user: str, chunk_ids: Sequence[object]) -> Unpend | None:
@@ -138,7 +143,7 @@ def expired_allocations(ns: Namespace, wall_now: float) -> Unpend | None:
     return Unpend(expired) if expired else None
 
 
-def readable(ns: Namespace, user: str, path: str) -> Inode:
+def readable(ns: Namespace, user: Cred, path: str) -> Inode:
     """The file or symlink at ``path``, if this user may read its content."""
     inode = ns.resolve(path, user)
     if inode.kind == "d":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dfs import errors
 from dfs.namespace import quota
+from dfs.namespace.access import Cred
 from dfs.namespace.entries import Mkdir, Purge, Restore, TrashInfo
 from dfs.namespace.inode import ROOT_INO, Inode, W, X, split_path
 from dfs.namespace.model import Namespace
@@ -27,7 +28,7 @@ def trash_info(path: str, inode: Inode, wall_now: float,
     return None
 
 
-def restore(ns: Namespace, user: str, path: str, now_ns: int,
+def restore(ns: Namespace, user: Cred, path: str, now_ns: int,
             trash_id: str | None = None) -> tuple[list[Mkdir], Restore]:
     """Put the newest trashed version of ``path`` back there (with ``trash_id``: that item of
     the caller's trash, put at ``path`` wherever it was). -> (the mkdir entries of the
@@ -55,7 +56,8 @@ def restore(ns: Namespace, user: str, path: str, now_ns: int,
             if directory is not None:
                 ns.require(user, directory, W | X, walked)
             ino = ns.next_ino + len(made)
-            made.append(Mkdir(parent_ino, part, ino, user, REMADE_DIR_MODE, now_ns))
+            made.append(Mkdir(parent_ino, part, ino, user.uid, user.gid, REMADE_DIR_MODE,
+                              now_ns))
             directory, parent_ino = None, ino
         elif child.kind != "d":
             raise errors.NotADirectory(f"{walked} is not a directory")
@@ -66,17 +68,17 @@ def restore(ns: Namespace, user: str, path: str, now_ns: int,
             raise errors.FileExists(f"{where} exists now: move it away, then restore")
         ns.require(user, directory, W | X, where)
     if made:
-        quota.check_new_inodes(ns, user, len(made))
+        quota.check_new_inodes(ns, user.uid, len(made))
     return made, Restore(found[0], parent_ino, parts[-1], now_ns)
 
 
-def purge(ns: Namespace, user: str, trash_id: str) -> Purge | None:
+def purge(ns: Namespace, user: Cred, trash_id: str) -> Purge | None:
     """Free one item of the caller's trash now (None: it is not there, or no longer)."""
     item = ns.trash.get(trash_id)
-    return Purge((trash_id,)) if item is not None and item.owner == user else None
+    return Purge((trash_id,)) if item is not None and item.uid == user.uid else None
 
 
-def empty(ns: Namespace, user: str) -> Purge | None:
+def empty(ns: Namespace, user: Cred) -> Purge | None:
     """Free the caller's whole trash now (None: it is empty)."""
     mine = tuple(tid for tid, _item in ns.trash_of(user))
     return Purge(mine) if mine else None

@@ -1,4 +1,4 @@
-"""What each user holds, kept up to date by the namespace as entries apply (never saved:
+"""What each owner (uid) holds, kept up to date by the namespace as entries apply (never saved:
 rebuilt from the inodes at load), so a quota check costs a dict lookup, not a walk.
 
 A user is charged for the inodes they own and the bytes stored in them (one copy: the
@@ -29,10 +29,10 @@ def stored_bytes(inode: Inode) -> int:
 
 class Usage:
     def __init__(self) -> None:
-        self._by_owner: defaultdict[str, Held] = defaultdict(Held)
+        self._by_owner: defaultdict[int, Held] = defaultdict(Held)
 
     @classmethod
-    def of(cls, inodes: Iterable[Inode], pending_owners: Iterable[str]) -> Usage:
+    def of(cls, inodes: Iterable[Inode], pending_owners: Iterable[int]) -> Usage:
         usage = cls()
         for inode in inodes:
             usage.add(inode)
@@ -40,20 +40,20 @@ class Usage:
             usage.pending(owner, 1)
         return usage
 
-    def held(self, owner: str) -> Held:
+    def held(self, owner: int) -> Held:
         held = self._by_owner.get(owner)
         return Held() if held is None else Held(held.bytes, held.inodes, held.pending_chunks)
 
     def add(self, inode: Inode) -> None:
-        held = self._by_owner[inode.owner]
+        held = self._by_owner[inode.uid]
         held.inodes += 1
         held.bytes += stored_bytes(inode)
 
     def remove(self, inode: Inode) -> None:
-        held = self._by_owner[inode.owner]
+        held = self._by_owner[inode.uid]
         held.inodes -= 1
         held.bytes -= stored_bytes(inode)
 
-    def pending(self, owner: str, chunks: int) -> None:
+    def pending(self, owner: int, chunks: int) -> None:
         """``chunks`` more (or, negative, fewer) allocated and not committed."""
         self._by_owner[owner].pending_chunks += chunks

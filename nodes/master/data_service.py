@@ -86,7 +86,7 @@ class DataEndpoints(Session):
             entry = rules_data.commit(ns, user, ino, [w.ref for w in chunks], size, time_ns)
             self.state.commit(entry)
             under = self._record_locations(chunks)
-            return wire.put_result_to_wire(wire.PutResult(ns.inodes[entry.ino].stat(), under))
+            return wire.put_result_to_wire(wire.PutResult(ns.stat(ns.inodes[entry.ino]), under))
 
     @boundary
     def exposed_put(self, path: object, mode: object, written: object, size: object,
@@ -103,7 +103,7 @@ class DataEndpoints(Session):
                                    bool(overwrite), self.state.wall_ns())
             self.state.commit(entry)
             under = self._record_locations(chunks)
-            return wire.put_result_to_wire(wire.PutResult(ns.inodes[entry.ino].stat(), under))
+            return wire.put_result_to_wire(wire.PutResult(ns.stat(ns.inodes[entry.ino]), under))
 
     @boundary
     def exposed_layout(self, path: object) -> wire.Wire:
@@ -121,7 +121,7 @@ class DataEndpoints(Session):
                     and self.state.clock() - self.state.started < self.state.config.dead_after):
                 # just restarted: the workers holding them have not all reported yet
                 raise errors.Unavailable(f"{path}: waiting for workers to report their chunks")
-            return wire.layout_to_wire(wire.FileLayout(inode.stat(), ns.chunk_size, chunks))
+            return wire.layout_to_wire(wire.FileLayout(ns.stat(inode), ns.chunk_size, chunks))
 
     @boundary
     def exposed_report_bad(self, chunk_id: object, worker_id: object) -> None:

@@ -9,14 +9,15 @@ from collections.abc import Callable
 
 from dfs import errors, wire
 from dfs.namespace import rules, rules_trash
+from dfs.namespace.access import Cred
 from dfs.namespace.entries import Entry, named_ino
 from dfs.namespace.inode import as_path
 from dfs.namespace.model import Namespace
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect
 
-# (namespace, user, now in ns) -> the entry, or None when there is nothing to change
-Decide = Callable[[Namespace, str, int], Entry | None]
+# (namespace, who acts, now in ns) -> the entry, or None when there is nothing to change
+Decide = Callable[[Namespace, Cred, int], Entry | None]
 
 
 class FsEndpoints(Session):
@@ -38,7 +39,7 @@ class FsEndpoints(Session):
                 entry = rules.with_request(decided, request)
                 self.state.commit(entry)
                 ino = named_ino(entry)
-            return wire.stat_to_wire(ns.inodes[ino].stat()) if made else None
+            return wire.stat_to_wire(ns.stat(ns.inodes[ino])) if made else None
 
     # --- looking ----------------------------------------------------------------------
 
@@ -46,7 +47,8 @@ class FsEndpoints(Session):
     def exposed_stat(self, path: object) -> wire.Wire:
         with self.state.lock:
             user = self._serving()
-            return wire.stat_to_wire(rules.stat_target(self.state.ns, user, as_path(path)).stat())
+            ns = self.state.ns
+            return wire.stat_to_wire(ns.stat(rules.stat_target(ns, user, as_path(path))))
 
     @boundary
     def exposed_listdir(self, path: object) -> wire.Wire:
@@ -54,7 +56,7 @@ class FsEndpoints(Session):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            return wire.entries_to_wire(ns.listdir(rules.listable(ns, user, as_path(path)), user))
+            return wire.entries_to_wire(ns.listdir(rules.listable(ns, user, as_path(path))))
 
     @boundary
     def exposed_readlink(self, path: object) -> str:
@@ -116,22 +118,26 @@ class FsEndpoints(Session):
         self._once(rid, lambda ns, user, now: rules.rename(ns, user, src, dst, now))
 
     @boundary
-    def exposed_setattr(self, path: object, mode: object = None, owner: object = None,
-                        atime_ns: object = None, mtime_ns: object = None) -> wire.Wire:
-        """chmod (owner only), chown (admin only), utimens (owner, or writer for 'now')."""
+    def exposed_setattr(self, path: object, mode: object = None, uid: object = None,
+                        gid: object = None, atime_ns: object = None, mtime_ns: object = None,
+                        to_now: object = False) -> wire.Wire:
+        """chmod, chown, utimens with the POSIX rules (rules.set_attributes). ``uid`` and
+        ``gid``: numbers, or a user's / group's name; ``to_now``: both times to now."""
         path = as_path(path)
         maybe_int = (int, type(None))
         mode = expect(mode, maybe_int, "mode")
-        owner = expect(owner, (str, type(None)), "owner")
         atime_ns = expect(atime_ns, maybe_int, "atime_ns")
         mtime_ns = expect(mtime_ns, maybe_int, "mtime_ns")
+        to_now = expect(to_now, bool, "to_now")
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
             now = self.state.wall_ns()
-            entry = rules.set_attributes(ns, user, path, now, mode, owner, atime_ns, mtime_ns)
+            entry = rules.set_attributes(ns, user, path, now, mode, owner_id(ns, uid, "user"),
+                                         owner_id(ns, gid, "group"), atime_ns, mtime_ns,
+                                         to_now)
             self.state.commit(entry)
-            return wire.stat_to_wire(ns.inodes[entry.ino].stat())
+            return wire.stat_to_wire(ns.stat(ns.inodes[entry.ino]))
 
     # --- trash ------------------------------------------------------------------------
 
@@ -151,7 +157,7 @@ class FsEndpoints(Session):
         path = as_path(path)
         keep = self.state.config.trash_seconds
 
-        def decide(ns: Namespace, user: str, now: int) -> Entry:
+        def decide(ns: Namespace, user: Cred, now: int) -> Entry:
             entry = rules.remove(ns, user, path, False, now, self.state.wall(), keep)
             if entry.trash is None:
                 raise errors.NotSupported(f"{path}: the trash does not keep it (the trash is "
@@ -175,7 +181,7 @@ class FsEndpoints(Session):
             for mkdir in parents:
                 self.state.commit(mkdir)
             self.state.commit(restore)
-            return wire.stat_to_wire(inode.stat())
+            return wire.stat_to_wire(ns.stat(inode))
 
     @boundary
     def exposed_trash_purge(self, trash_id: object) -> int:
@@ -199,3 +205,17 @@ class FsEndpoints(Session):
                 return 0
             self.state.commit(purge)
             return len(purge.trash_ids)
+
+
+def owner_id(ns: Namespace, value: object, kind: str) -> int | None:
+    """A chown argument: None (unchanged), an id, or a name: a user's (their uid; as a
+    group, their primary group) or a group's an admin named."""
+    if value is None or type(value) is int:
+        return value
+    name = expect(value, str, kind)
+    if kind == "group" and name in ns.groups:
+        return ns.groups[name]
+    user = ns.users.get(name)
+    if user is None:
+        raise errors.InvalidArgument(f"no {kind} {name}")
+    return user.uid if kind == "user" else user.gid

@@ -108,7 +108,8 @@ class Fsck:
                         paths.setdefault(ref.chunk_id, f"{prefix}/{name}")
         for item in ns.trash.values():
             for ref in item.inode.chunks:
-                paths.setdefault(ref.chunk_id, f"{item.path} (in {item.owner}'s trash)")
+                whose = ns.owner_name(item.uid)
+                paths.setdefault(ref.chunk_id, f"{item.path} (in {whose}'s trash)")
         return paths
 
     def check(self, repair: bool) -> wire.FsckReport:

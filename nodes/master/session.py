@@ -7,6 +7,7 @@ method starts by asking this object who the caller is.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,10 @@ import rpyc
 
 from dfs import errors
 from dfs.namespace import rules_users
-from nodes.rpcserver import PlainConnection, expect, peer_host
+from dfs.namespace.access import Cred
+from dfs.namespace.rules import MAX_OWNER_ID
+from dfs.namespace.rules_users import MAX_GROUPS
+from nodes.rpcserver import PlainConnection, boundary, expect, peer_host
 
 if TYPE_CHECKING:
     from nodes.master.state import MasterState
@@ -31,8 +35,9 @@ class Session(rpyc.Service):
         super().__init__()
         self.state = state
         self.user: str | None = None
-        self.uid = 0  # the user's stable id at login: a later user of the same name is not us
+        self.serial = 0  # the user's stable id at login: a later user of that name is not us
         self.worker_id: str | None = None
+        self.acting: Cred | None = None  # an admin's act_as credentials
         self.nonce: bytes | None = None
         self.peer = ""
 
@@ -43,7 +48,7 @@ class Session(rpyc.Service):
         if self.user is None:
             raise errors.AuthenticationFailed("log in first")
         with self.state.lock:
-            rules_users.session_user(self.state.ns, self.user, self.uid)
+            rules_users.session_user(self.state.ns, self.user, self.serial)
         return self.user
 
     def _worker(self) -> str:
@@ -67,10 +72,27 @@ class Session(rpyc.Service):
             log.warning("%s", line)
         return errors.AuthenticationFailed(error)
 
-    def _serving(self) -> str:
-        user = self._me()
+    def _serving(self) -> Cred:
+        """Who acts for the request, while this server serves: a normal user's key acts as
+        that user, always (squash); an admin's as the superuser, or as the credentials
+        ``act_as`` set on this connection (a trusted host's mount, per calling process)."""
+        name = self._me()
         self.state.require_serving()
-        return user
+        user = self.state.ns.users[name]
+        if user.admin and self.acting is not None:
+            return self.acting
+        return dataclasses.replace(user.cred, name=name)
+
+    @boundary
+    def exposed_act_as(self, uid: object, gid: object, groups: object = ()) -> None:
+        """(Admins only.) Later calls on this connection act as this uid, gid and groups, as
+        the kernel says the calling process is; uid 0 is the superuser."""
+        name = self._admin()
+        ids = [expect(uid, int, "uid"), expect(gid, int, "gid"),
+               *(expect(g, int, "group id") for g in expect(groups, tuple, "groups"))]
+        if not all(0 <= i <= MAX_OWNER_ID for i in ids) or len(ids) > 2 + MAX_GROUPS:
+            raise errors.InvalidArgument("bad uid, gid or groups")
+        self.acting = Cred(ids[0], ids[1], frozenset(ids[2:]), name)
 
     def _login_arguments(self, name: object, client_nonce: object, proof: object,
                          what: str) -> tuple[str, bytes, bytes, bytes]:

@@ -30,9 +30,10 @@ from dfs import auth, errors, tls
 from dfs.config import Address, MasterConfig
 from dfs.fsutil import open_private, private_dir
 from dfs.journal import Journal
-from dfs.namespace import entries, rules_data, rules_trash
+from dfs.namespace import entries, rules_data, rules_trash, rules_users
 from dfs.namespace.entries import Entry, Record
-from dfs.namespace.model import ROOT_OWNER, Namespace
+from dfs.namespace.inode import ADMIN_NAME
+from dfs.namespace.model import Namespace
 from nodes.master.election import LEADER, Electorate, Leadership
 from nodes.master.events import EventLog
 from nodes.master.fsck import Fsck
@@ -215,12 +216,13 @@ class MasterState:
         admin_key = auth.new_key()
         self.commit(entries.Init(chunk_size=self.config.chunk_size,
                                  time_ns=self.wall_ns()))
-        self.commit(entries.AddUser(name=ROOT_OWNER, admin=True,
-                                    stored_key=auth.stored_form(admin_key),
-                                    uid=self.ns.next_uid))
+        self.commit(rules_users.add_user(self.ns, ADMIN_NAME, True,
+                                         auth.stored_form(admin_key)))
+        for mkdir in rules_users.home_folders(self.ns, ADMIN_NAME, self.wall_ns()):
+            self.commit(mkdir)
         masters = [self.address] + ([self.config.peer] if self.config.peer else [])
         auth.write_auth_file(os.path.join(self.config.data_dir, ADMIN_AUTH_FILE), masters,
-                             ROOT_OWNER, admin_key, ca=self.tls_pin)
+                             ADMIN_NAME, admin_key, ca=self.tls_pin)
         log.info("cluster initialised (chunk size %d); admin credentials in %s",
                  self.config.chunk_size, ADMIN_AUTH_FILE)
 

@@ -11,7 +11,7 @@ import secrets
 
 from dfs import auth, wire
 from dfs.namespace import quota, rules_users
-from dfs.namespace.inode import User
+from dfs.namespace.users import User
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect, is_loopback
 
@@ -44,7 +44,7 @@ class UserEndpoints(Session):
                                                     client_nonce, proof):
                 user = None
             else:
-                self.user, self.uid = name, user.uid
+                self.user, self.serial = name, user.serial
         if user is None:
             raise self._secret_failed(name, "unknown user or wrong key")
         limits.succeeded(name)
@@ -52,10 +52,14 @@ class UserEndpoints(Session):
         return name, user.admin
 
     @boundary
-    def exposed_register(self, name: object, token: object) -> str:
-        """Create user ``name`` and return its new key (shown once, stored hashed)."""
+    def exposed_register(self, name: object, token: object, uid: object = None,
+                         gid: object = None, groups: object = ()) -> str:
+        """Create user ``name`` and return its new key (shown once, stored hashed). The
+        POSIX ids asked for are given only on open registration from this machine (a
+        local cluster: the registering local user's own); elsewhere the master chooses."""
         name = expect(name, str, "user name")
         token = expect(token, (str, type(None)), "token")
+        claim = _claim(uid, gid, groups)
         rules_users.check_user_name(name)
         open_here = self.state.config.open_registration and is_loopback(self.peer)
         token_ok = False
@@ -65,7 +69,7 @@ class UserEndpoints(Session):
             if not token_ok and not open_here:
                 raise self._secret_failed(join_token_guesses(self.peer), "wrong join token")
         rules_users.may_register(self.state.ns, self.user, open_here, token_ok)
-        return self._add_user(name, admin=False)
+        return self._add_user(name, admin=False, claim=claim if open_here else None)
 
     @boundary
     def exposed_Auth_Host(self, name: object, client_nonce: object = None, proof: object = None,
@@ -77,23 +81,28 @@ class UserEndpoints(Session):
             return "authorized", self.exposed_login(name, client_nonce, proof)[1]
         return "registered", self.exposed_register(name, token)
 
-    def _add_user(self, name: str, admin: bool) -> str:
+    def _add_user(self, name: str, admin: bool,
+                  claim: rules_users.Claim | None = None) -> str:
         key = auth.new_key()
         with self.state.lock:
             self.state.require_serving()
-            self.state.commit(rules_users.add_user(self.state.ns, name, admin,
-                                                   auth.stored_form(key)))
-        log.info("registered user %s", name)
+            ns = self.state.ns
+            entry = rules_users.add_user(ns, name, admin, auth.stored_form(key), claim)
+            self.state.commit(entry)
+            for mkdir in rules_users.home_folders(ns, name, self.state.wall_ns()):
+                self.state.commit(mkdir)
+        log.info("registered user %s (uid %s)", name, entry.uid)
         return key
 
     # --- admin -----------------------------------------------------------------------
 
     def _usage(self, user: User) -> wire.UserUsage:
         ns = self.state.ns
-        held = ns.usage.held(user.name)
-        return wire.UserUsage(user.name, user.admin, user.uid, held.bytes, held.inodes,
+        held = ns.usage.held(user.uid)
+        cred = user.cred
+        return wire.UserUsage(user.name, user.admin, cred.uid, held.bytes, held.inodes,
                               held.pending_chunks * ns.chunk_size, user.quota_bytes,
-                              user.quota_inodes)
+                              user.quota_inodes, cred.gid, tuple(sorted(cred.groups)))
 
     @boundary
     def exposed_users_list(self) -> tuple[wire.UserUsage, ...]:
@@ -124,11 +133,56 @@ class UserEndpoints(Session):
         log.info("quota of %s: %s bytes, %s inodes", name, quota_bytes, quota_inodes)
 
     @boundary
-    def exposed_users_add(self, name: object, admin: object = False) -> str:
+    def exposed_users_add(self, name: object, admin: object = False, uid: object = None,
+                          gid: object = None, groups: object = ()) -> str:
+        """A new user (admin): with ``uid`` (and ``gid``, ``groups``), those POSIX ids."""
         self._admin()
         name = expect(name, str, "user name")
+        admin = expect(admin, bool, "admin")
+        claim = _claim(uid, gid, groups)
         rules_users.check_user_name(name)
-        return self._add_user(name, bool(admin))
+        return self._add_user(name, admin, claim)
+
+    @boundary
+    def exposed_users_groups(self, name: object, groups: object) -> None:
+        """User ``name``'s supplementary groups become ``groups`` (ids or group names)."""
+        self._admin()
+        name = expect(name, str, "user name")
+        groups = expect(groups, tuple, "groups")
+        with self.state.lock:
+            self.state.require_serving()
+            self.state.commit(rules_users.set_groups(self.state.ns, name, groups))
+
+    @boundary
+    def exposed_groups_list(self) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+        """-> ((group name, gid, (member names, ...)), ...): named groups and who is in them."""
+        self._me()
+        with self.state.lock:
+            users = self.state.ns.users.values()
+            return tuple((name, gid, tuple(sorted(u.name for u in users
+                                                  if gid in u.groups or gid == u.gid)))
+                         for name, gid in sorted(self.state.ns.groups.items()))
+
+    @boundary
+    def exposed_groups_add(self, name: object, gid: object = None) -> int:
+        """Name a group (admin). -> its gid."""
+        self._admin()
+        name = expect(name, str, "group name")
+        gid = expect(gid, (int, type(None)), "gid")
+        with self.state.lock:
+            self.state.require_serving()
+            entry = rules_users.add_group(self.state.ns, name, gid)
+            self.state.commit(entry)
+            assert entry.gid is not None
+            return entry.gid
+
+    @boundary
+    def exposed_groups_remove(self, name: object) -> None:
+        self._admin()
+        name = expect(name, str, "group name")
+        with self.state.lock:
+            self.state.require_serving()
+            self.state.commit(rules_users.remove_group(self.state.ns, name))
 
     @boundary
     def exposed_users_revoke(self, name: object) -> None:
@@ -136,3 +190,15 @@ class UserEndpoints(Session):
         name = expect(name, str, "user name")
         with self.state.lock:
             self.state.commit(rules_users.revoke(self.state.ns, me, name))
+
+
+def _claim(uid: object, gid: object, groups: object) -> rules_users.Claim | None:
+    """The POSIX ids a registration asks for, type-checked (None: none asked)."""
+    uid = expect(uid, (int, type(None)), "uid")
+    if uid is None:
+        return None
+    gid = expect(gid, (int, type(None)), "gid")
+    groups = expect(groups, tuple, "groups")
+    for group in groups:
+        expect(group, int, "group id")
+    return rules_users.Claim(uid, uid if gid is None else gid, groups)
