@@ -106,7 +106,11 @@ class MasterConfig:
     dead_after: float = 10.0
     """A worker silent this long is dead and its chunks are re-replicated."""
     snapshot_every: int = 1000
-    """Mutations between snapshots; the journal is rotated after each."""
+    """Mutations at least between snapshots (and a journal a quarter of the snapshot's
+    size: nodes/master/snapshots.py); the journal is rotated after each."""
+    journal_reserve: int = MIB
+    """Bytes kept allocated past the journal's end: when they cannot be kept (the metadata
+    disk is full) changes are refused with ENOSPC, except deletions, which use them."""
     open_registration: bool = False
     """Accept `dfs register` without the join token from loopback peers (the local cluster)."""
     gc_grace: float = 600.0
@@ -177,6 +181,7 @@ class MasterConfig:
         _require(1 <= self.replication <= 5, "replication must be between 1 and 5")
         _require(self.dead_after > self.heartbeat_interval, "dead_after must exceed the heartbeat")
         _require(self.snapshot_every >= 1, "snapshot_every must be at least 1")
+        _require(self.journal_reserve >= 0, "journal_reserve must not be negative")
         return self
 
     @property

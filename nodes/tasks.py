@@ -5,7 +5,8 @@ each call, until stopped. ``interval`` is a number, or a callable asked before e
 when the pause depends on what the last pass found (a reconnect backoff, a pass that
 starts at most every N seconds); a callable that answers 0 runs the action at once. An
 action that raises is logged with its traceback and the loop goes on: a bug in one pass
-must not end a node's housekeeping for good. The action reads time from its owner's
+must not end a node's housekeeping for good (NotLeader, leadership moving during a pass,
+is only noted). The action reads time from its owner's
 injected clock, so the same action is tested by calling ``tick()`` by hand.
 
 Inside a long action, ``wait(seconds)`` pauses without delaying ``stop()``.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+
+from dfs import errors
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class Task:
         """One pass of the action, its failure logged (what the thread does each interval)."""
         try:
             self.action()
+        except errors.NotLeader as exc:  # leadership moved under it: the next pass sees it
+            log.info("%s: %s", self.name, exc)
         except Exception:
             log.exception("%s failed", self.name)
 

@@ -14,6 +14,7 @@ from helpers import SteppedClock
 
 from dfs import auth, errors
 from dfs.config import MasterConfig
+from dfs.journal import encode
 from dfs.namespace import entries
 from dfs.namespace.entries import Entry, Record
 from dfs.namespace.model import ROOT_INO, Namespace
@@ -74,25 +75,32 @@ class FakeLeadership:
 
 
 class Leader:
-    """The leader's half: its namespace, and a commit that replicates before applying."""
+    """The leader's half, as MasterState does it: under the lock each entry is applied and
+    handed to the replication stream; outside it, wait until the standby covers them."""
 
     def __init__(self, peer: InProcessPeer) -> None:
         self.ns = Namespace()
         self.lock = threading.RLock()
         self.leadership = FakeLeadership()
         self.replicator = Replicator(peer, "shadow", self.leadership, self.lock,
-                                     SteppedClock(), self.ns.to_json)
+                                     SteppedClock(), lambda: encode(self.ns.to_json()),
+                                     lambda: self.ns.seq, standby_marked=lambda: False)
+        self.replicator.reset(leading=True, epoch=EPOCH)
+        self.replicator.start()
 
     def commit(self, *batch: Entry) -> None:
         with self.lock:
-            records = [Record(self.ns.seq + 1 + i, EPOCH, e) for i, e in enumerate(batch)]
-            self.replicator.replicate(records)
-            for record in records:
+            term = self.replicator.term
+            for entry in batch:
+                record = Record(self.ns.seq + 1, EPOCH, entry)
                 self.ns.apply(record)
+                self.replicator.submit(record.seq, record.to_line())
+            seq = self.ns.seq
+        self.replicator.wait(seq, term)  # acknowledged only past this
 
 
 def mkdir(name: str, ino: int) -> entries.Mkdir:
-    return entries.Mkdir(parent=ROOT_INO, name=name, ino=ino, owner="admin", mode=0o755,
+    return entries.Mkdir(parent=ROOT_INO, name=name, ino=ino, uid=0, gid=0, mode=0o755,
                          time_ns=1)
 
 
@@ -119,11 +127,11 @@ def test_entries_arrive_in_order_and_are_journaled(standby: MasterState,
                                                    peer: InProcessPeer, tmp_path: Path) -> None:
     leader = Leader(peer)
     started(leader)  # the first commit finds the standby out of sync: a snapshot first
-    assert peer.calls[:2] == ["peer_install", "peer_replicate"]
+    assert peer.calls[:3] == ["peer_ping", "peer_install", "peer_replicate"]
     assert leader.replicator.describe() == "in sync"
     for i in range(20):
         leader.commit(mkdir(f"d{i}", 2 + i))
-    leader.commit(mkdir("x", 30), mkdir("y", 31))  # a group commit: one call, in order
+    leader.commit(mkdir("x", 30), mkdir("y", 31))  # a group commit: in order
     assert standby.seq == leader.ns.seq == 24
     assert standby.ns.to_json() == leader.ns.to_json()
     assert leader.leadership.marks == []
@@ -166,10 +174,10 @@ def test_an_unreachable_standby_without_a_majority_stops_the_leader(
     started(leader)
     peer.down = True
     leader.leadership.majority = False
-    with pytest.raises(errors.Unavailable):
+    with pytest.raises(errors.Unavailable):  # never acknowledged
         leader.commit(mkdir("never", 2))
     assert leader.leadership.stepped_down == [EPOCH]
-    assert leader.ns.seq == 2  # not applied, so never acknowledged
+    assert standby.seq == 2
 
 
 def test_a_standby_of_a_newer_epoch_refuses_and_the_leader_steps_down(

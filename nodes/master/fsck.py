@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 from dfs import auth, errors, rpc, wire
 from dfs.namespace.model import ROOT_INO, Inode, Namespace
@@ -40,7 +41,7 @@ Scan = dict[int, tuple[str, bool]]  # chunk id -> (kind, checksums good) on one 
 
 
 class Fsck:
-    def __init__(self, lock: threading.RLock, require_serving: Callable[[], None],
+    def __init__(self, lock: AbstractContextManager[object], require_serving: Callable[[], None],
                  workers: WorkerTable, namespace: Callable[[], Namespace],
                  secret: bytes) -> None:
         """``lock``: the metadata lock; ``namespace()``: the namespace served now (a

@@ -1,26 +1,34 @@
-"""Synchronous replication from the leader to its standby (DESIGN section 5).
+"""Replication from the leader to its standby (DESIGN section 5), as a stream.
 
-Leader side, ``Replicator.replicate(records)`` runs inside the leader's commit, after its
-own journal write and before the change is applied or acknowledged:
+Leader side, ``Replicator``:
 
-- standby in sync: send the entries, wait for its fsynced ack;
-- standby unreachable, behind, or refusing: first record "standby stale from entry i" on a
-  majority of the standby's electorate (Leadership.mark_standby_stale); only then go on
-  alone. If even that fails, the entry is not acknowledged (Unavailable) and the leader
-  steps down: it cannot prove it still leads.
+- ``submit(seq, line)`` (metadata lock held, right after the entry was journaled and
+  applied) queues the entry; the replication thread sends everything queued in one call
+  (``peer_replicate`` with several lines) while the committing threads fsync our own
+  journal: the two fsyncs run in parallel, and entries decided meanwhile share a call.
+- ``wait(seq, term)`` (no lock) returns once ``seq`` is *covered*: fsynced by the standby
+  (its answer), or the standby marked stale on a majority of its electorate
+  (Leadership.mark_standby_stale), whatever comes first. An entry is acknowledged only then
+  (nodes/master/durability.py). If neither is possible the leader steps down and the wait
+  raises: the change is not acknowledged.
+- A call that fails, times out or finds the standby behind ("gap") marks the standby stale
+  from its first entry before anything after it is covered. A newer epoch ("old") makes
+  the leader step down.
+- A new term starts out of sync: the thread first sends a full snapshot under the metadata
+  lock (``_install_locked``: nothing is written meanwhile, so the standby then holds every
+  entry), or, if the standby cannot take it, marks it stale. ``sync()`` (the master-sync
+  task) does the same for a standby marked stale once it answers again, and lifts the
+  marks. A snapshot is simpler than a journal tail and always right, also for an old
+  leader whose journal holds entries nobody acknowledged.
 
-``sync()`` (called by its own thread while the standby is out of sync) sends a full
-snapshot of the namespace under the metadata lock and clears the stale marks; then the
-standby is in sync again. A snapshot is simpler than a journal tail and always right,
-also for an old leader whose journal holds entries nobody acknowledged.
+Everything a term does is tagged with ``term`` (bumped by ``reset``): an answer or a wait
+from an earlier term never counts in a later one.
 
-Standby side, ``Standby``: the peer calls (nodes/master/cluster_service.py) write to the
-standby's own journal/snapshot with an fsync before answering.
+Standby side, ``Standby``: the peer calls (nodes/master/cluster_service.py) journal and apply
+under the standby's metadata lock, whose release waits for the fsync, before answering.
 
 Entries travel as journal lines (``Record.to_line`` / ``Record.from_line``), snapshots as
-the namespace's JSON.
-
-Thread-safety: the leader calls ``replicate`` with the metadata lock held; ``sync`` takes it.
+dfs.journal.encode'd JSON (written to disk by the standby as they came).
 """
 
 from __future__ import annotations
@@ -28,17 +36,25 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from dfs import errors
-from dfs.namespace.entries import Json, Record
+from dfs.namespace.entries import Record
 from dfs.namespace.model import Namespace
 from nodes.master.election import LEADER, VoterLink
 from nodes.master.links import PeerAnswer
 from nodes.master.voter import Voter
 
 log = logging.getLogger(__name__)
+
+BATCH_LINES = 2000  # entries in one replicate call, at most
+BATCH_BYTES = 1 << 20  # and bytes of them (the peer link's frames stay small)
+WAIT_LIMIT = 30.0  # seconds a commit waits for the standby before failing (never reached
+# in practice: a silent standby is marked stale after one call's timeout)
+RETRY = 0.2  # seconds before trying again to reach a standby that must be synced
 
 
 class Peer(Protocol):
@@ -63,17 +79,49 @@ class LeaderSide(Protocol):
 class Replicator:
     def __init__(self, peer: Peer | None, peer_id: str | None, leadership: LeaderSide,
                  lock: threading.RLock, clock: Callable[[], float],
-                 snapshot: Callable[[], Json]) -> None:
-        """``snapshot()``: the namespace as applied so far, as JSON (lock held)."""
+                 snapshot: Callable[[], bytes], written: Callable[[], int],
+                 standby_marked: Callable[[], bool] = lambda: True) -> None:
+        """``lock``: the metadata lock, raw (no durability wait); ``snapshot()``: the
+        namespace as applied so far (lock held); ``written()``: the last entry journaled;
+        ``standby_marked()``: whether our own voter holds a stale mark for the standby
+        (then the other voters may too, from an earlier term)."""
         self.peer = peer  # None when there is no standby
         self.peer_id = peer_id
         self.leadership = leadership
         self.lock = lock
         self.clock = clock
         self.snapshot = snapshot
+        self.written = written
+        self.standby_marked = standby_marked
+        self.cond = threading.Condition()  # guards everything below
+        self.term = 0
+        self.epoch = 0
+        self.leading = False
         self.in_sync = False
         self.marked_from: int | None = None  # the entry the standby is marked stale from
         self.uncleared: set[str] = set()  # voters that may still hold a stale mark we lifted
+        # (kept across terms: finish_clearing tells them once the standby is in sync)
+        self.acked = 0  # the last entry the standby fsynced in this term
+        self.queue: list[tuple[int, str]] = []  # (seq, line) to send, in order
+        self.first: int | None = None  # the first entry written in this term
+        self.wanted = False  # a new term or entries: the standby must be synced or marked
+        self.waiting = 0
+        self.failure: errors.DfsError | None = None
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.peer is not None and self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="master-replicate",
+                                           daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
 
     def describe(self) -> str:
         if self.peer is None:
@@ -82,54 +130,221 @@ class Replicator:
             return "in sync"
         return f"stale from entry {self.marked_from}" if self.marked_from else "catching up"
 
-    def reset(self) -> None:
-        """A new term: nothing is known about the standby yet."""
-        self.in_sync = False
-        self.marked_from = None
-        self.uncleared = set()
+    def reset(self, leading: bool = False, epoch: int = 0) -> None:
+        """A new term: nothing is known about the standby yet; waits of the old one fail."""
+        with self.cond:
+            self.term += 1
+            self.epoch = epoch
+            self.leading = self.wanted = leading
+            self.in_sync = False
+            self.marked_from = None
+            self.acked = 0
+            self.queue = []
+            self.first = None
+            self.failure = None
+            self.cond.notify_all()
 
-    def replicate(self, records: Sequence[Record]) -> None:
-        """Leader, metadata lock held: put ``records`` (already in our journal, not yet
-        applied) on the standby, or mark it stale first. Raises if neither is possible."""
+    # --- the committing threads ------------------------------------------------------------
+
+    def submit(self, seq: int, line: str) -> None:
+        """Metadata lock held: entry ``seq`` was journaled and applied; send it."""
         if self.peer is None:
             return
-        first = records[0].seq
-        if not self.in_sync and self.marked_from is None:
-            try:  # a standby that is there (say, just started) is simply brought in sync
-                self._install_locked(self.peer)
-            except errors.NotLeader:
-                raise
-            except errors.DfsError as exc:
-                log.info("standby cannot be synced now (%s)", exc)
-        if self.in_sync:
+        with self.cond:
+            if self.first is None:
+                self.first = seq
+            if self.in_sync:
+                self.queue.append((seq, line))
+                if len(self.queue) == 1:  # else the thread is busy and takes it next
+                    self.cond.notify_all()
+            elif self.marked_from is None:
+                self.wanted = True  # the snapshot that syncs the standby will carry it
+                self.cond.notify_all()
+
+    def covered(self, seq: int, term: int) -> bool:
+        """Entry ``seq`` needs nothing more from the standby in ``term``."""
+        return self.peer is None or (term == self.term and (
+            self.marked_from is not None or seq <= self.acked))
+
+    def wait(self, seq: int, term: int) -> None:
+        """Return once entry ``seq`` of ``term`` is covered (no lock held). Raises NotLeader
+        or Unavailable if it cannot be: the change must not be acknowledged."""
+        if self.peer is None:
+            return
+        deadline = time.monotonic() + WAIT_LIMIT
+        with self.cond:
+            self.waiting += 1
+            if not self.in_sync and self.marked_from is None:
+                self.cond.notify_all()  # the thread syncs or marks the standby for us
             try:
-                answer, value = self.peer.replicate(self.leadership.epoch,
-                                                    tuple(r.to_line() for r in records))
-                if answer == "ok":
+                while not self.covered(seq, term):
+                    if term != self.term:
+                        raise errors.NotLeader("leadership changed before the change was "
+                                               "durable on both metadata servers: retry")
+                    if self.failure is not None:
+                        raise type(self.failure)(str(self.failure))
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise errors.Unavailable("the standby did not answer in time: retry")
+                    self.cond.wait(left)
+            finally:
+                self.waiting -= 1
+
+    # --- the replication thread ------------------------------------------------------------
+
+    def _work(self) -> bool:
+        """cond held: is there something to send, or a standby to sync or mark?"""
+        if not self.leading or self.failure is not None:
+            return False  # a failed term does nothing more: the next one starts afresh
+        if self.in_sync:
+            return bool(self.queue)
+        return self.marked_from is None and (self.wanted or self.waiting > 0)
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopped and not self._work():
+                    self.cond.wait()
+                if self.stopped:
                     return
-                if answer == "old":
-                    self.leadership.step_down(value)
-                    raise errors.NotLeader("a newer leader exists")
-                log.warning("standby is behind (at entry %s): marking it stale", value)
-            except errors.NotLeader:
-                raise
-            except errors.Unavailable as exc:
-                log.warning("standby unreachable (%s): marking it stale from entry %d", exc, first)
-            self.in_sync = False
-        if self.marked_from is None:
-            if not self.leadership.mark_standby_stale(first):
-                self.leadership.step_down(self.leadership.epoch)
-                raise errors.Unavailable("lost contact with a majority of voters: retry")
-            self.marked_from = first
+                term, epoch = self.term, self.epoch
+                batch: list[tuple[int, str]] | None = None
+                if self.in_sync:
+                    size = count = 0
+                    for _seq, line in self.queue:
+                        if count and (count >= BATCH_LINES or size + len(line) > BATCH_BYTES):
+                            break
+                        count, size = count + 1, size + len(line)
+                    batch, self.queue = self.queue[:count], self.queue[count:]
+            try:
+                if batch is not None:
+                    self._send(term, epoch, batch)
+                elif not self._establish(term):
+                    with self.cond:
+                        self.cond.wait(RETRY)
+            except Exception:  # never let the stream die: every wait would hang
+                log.exception("replication to the standby failed")
+                with self.cond:
+                    self.cond.wait(RETRY)
+
+    def _send(self, term: int, epoch: int, batch: list[tuple[int, str]]) -> None:
+        assert self.peer is not None
+        why: object = None
+        try:
+            answer, value = self.peer.replicate(epoch, tuple(line for _seq, line in batch))
+        except errors.DfsError as exc:
+            answer, value, why = "failed", 0, exc
+        first, last = batch[0][0], batch[-1][0]
+        with self.cond:
+            if term != self.term:
+                return
+            if answer == "ok":
+                self.acked = max(self.acked, last)
+                self.cond.notify_all()
+                return
+            if answer == "old":
+                self.failure = errors.NotLeader("a newer leader exists")
+                self.cond.notify_all()
+            else:
+                self.in_sync = False
+                self.queue = []
+        if answer == "old":
+            self.leadership.step_down(value)
+        elif answer == "gap":
+            log.warning("standby is behind (at entry %s): marking it stale", value)
+            self._mark(term, first)
+        else:
+            log.warning("standby unreachable (%s): marking it stale from entry %d", why, first)
+            self._mark(term, first)
+
+    def _mark(self, term: int, first: int) -> None:
+        """Record "standby stale from ``first``" on a majority, or step down."""
+        ok = self.leadership.mark_standby_stale(first)
+        with self.cond:
+            if term != self.term:
+                return
+            if ok:
+                if self.marked_from is None:
+                    self.marked_from = first
+            else:
+                self.failure = errors.Unavailable("lost contact with a majority of voters: retry")
+            self.cond.notify_all()
+        if not ok:
+            self.leadership.step_down(self.epoch)
+
+    def _establish(self, term: int) -> bool:
+        """A term's start, or entries waiting while out of sync: bring the standby in
+        sync with a snapshot, or mark it stale. -> False to try again a little later."""
+        assert self.peer is not None
+        try:
+            self.peer.ping()  # outside the lock: a dead standby must not hold up clients
+            with self.lock:
+                with self.cond:
+                    if term != self.term or self.in_sync:
+                        return True
+                if not self.leadership.serving(self.clock()):
+                    return False
+                self._install_locked(term)
+            return True
+        except errors.NotLeader:
+            return True
+        except errors.DfsError as exc:
+            log.info("standby cannot be synced now (%s)", exc)
+        with self.cond:
+            first = self.first if self.first is not None else self.written() + 1
+        self._mark(term, first)
+        return True
+
+    def sync(self) -> None:
+        """A standby marked stale (or not reached yet): once it answers, bring it back in
+        sync with a snapshot and lift the marks. The master-sync task calls this."""
+        if self.peer is None or self.in_sync:
+            return
+        self.peer.ping()  # raises Unavailable while it is away
+        with self.lock:
+            with self.cond:
+                term = self.term
+                if self.in_sync or not self.leading:
+                    return
+            if not self.leadership.serving(self.clock()):
+                return
+            self._install_locked(term)
+
+    def _install_locked(self, term: int) -> None:
+        """Metadata lock held: send the whole namespace as applied so far. Nothing is
+        written meanwhile, so the standby then holds every entry; the voters hear so
+        before we call it in sync."""
+        assert self.peer is not None
+        seq = self.written()
+        answer, value = self.peer.install(self.epoch, self.snapshot())
+        if answer == "old":
+            self.leadership.step_down(value)
+            raise errors.NotLeader("a newer leader exists")
+        with self.cond:
+            marked = self.marked_from is not None
+        uncleared = self.uncleared
+        if marked or self.standby_marked():  # maybe from an earlier term: lift them all
+            uncleared = self.leadership.clear_standby_stale()
+        with self.cond:
+            if term != self.term:
+                return
+            self.uncleared = uncleared
+            self.marked_from = None
+            self.in_sync = True
+            self.acked = max(self.acked, seq)
+            self.queue = []
+            self.wanted = False
+            self.cond.notify_all()
+        log.info("standby in sync at entry %s", value)
 
     def tell_new_voter(self, link: VoterLink) -> bool:
         """A worker about to become a voter must first hold the standby's stale mark, if
         there is one: else a stale standby could win with the newcomers' votes."""
-        if self.marked_from is None or self.peer_id is None:
+        marked = self.marked_from
+        if marked is None or self.peer_id is None:
             return True
         try:
-            granted, _epoch = link.mark_stale(self.leadership.epoch, self.peer_id,
-                                              self.marked_from)
+            granted, _epoch = link.mark_stale(self.leadership.epoch, self.peer_id, marked)
             return granted
         except errors.DfsError:
             return False
@@ -139,50 +354,22 @@ class Replicator:
         if self.uncleared:
             self.uncleared = self.leadership.clear_standby_stale(only=self.uncleared)
 
-    def sync(self) -> None:
-        """Bring the standby up to date with a snapshot; clear the stale marks.
-
-        A quick ping first, outside the metadata lock: a dead or paused standby must not
-        hold up the clients for a snapshot's timeout."""
-        if self.peer is None or self.in_sync:
-            return
-        self.peer.ping()
-        with self.lock:
-            if not self.leadership.serving(self.clock()):
-                return
-            self._install_locked(self.peer)
-
-    def _install_locked(self, peer: Peer) -> None:
-        """Metadata lock held: send the whole namespace as applied so far. An entry being
-        committed right now is not in it yet: ``replicate`` sends it next."""
-        snapshot = json.dumps(self.snapshot(), separators=(",", ":")).encode()
-        answer, value = peer.install(self.leadership.epoch, snapshot)
-        if answer == "old":
-            self.leadership.step_down(value)
-            raise errors.NotLeader("a newer leader exists")
-        # Still under the lock, so nothing new is acknowledged meanwhile: the standby
-        # holds every entry, and the voters hear so before we call it in sync.
-        if self.marked_from is not None:
-            self.uncleared = self.leadership.clear_standby_stale()
-            self.marked_from = None
-        self.in_sync = True
-        log.info("standby in sync at entry %s", value)
-
 
 # --- the standby's side ----------------------------------------------------------------------
 
 class ReplicaStore(Protocol):
     """What the standby side needs of its metadata server (MasterState)."""
 
-    lock: threading.RLock
-
+    @property
+    def lock(self) -> AbstractContextManager[object]:
+        """The metadata lock: its release waits until what was written is fsynced."""
     @property
     def seq(self) -> int:
         """The last entry applied."""
     def append_and_apply(self, records: Sequence[Record]) -> None:
-        """Journal (fsynced) and apply ``records``; lock held."""
-    def replace_namespace(self, ns: Namespace) -> None:
-        """Persist ``ns`` as our snapshot and serve it from now on; lock held."""
+        """Journal and apply ``records``; lock held (durable once it is released)."""
+    def replace_namespace(self, ns: Namespace, snapshot: bytes) -> None:
+        """Persist ``snapshot`` (the JSON of ``ns``) and serve ``ns`` from now on; lock held."""
 
 
 class StandbyRole(Protocol):
@@ -219,13 +406,14 @@ class Standby:
         return None
 
     def replicate(self, epoch: int, lines: tuple[str, ...]) -> PeerAnswer:
-        """Append and apply entries from the leader. -> ("ok", seq) / ("gap", seq)."""
+        """Append and apply entries from the leader, fsynced before the answer (the lock's
+        release waits for it). -> ("ok", seq) / ("gap", seq)."""
         refused = self._accept(epoch)
         if refused is not None:
             return refused
+        records = [Record.from_line(line) for line in lines]
         store = self.store
         with store.lock:
-            records = [Record.from_line(line) for line in lines]
             if not records:
                 return "ok", store.seq
             if records[0].seq != store.seq + 1:
@@ -240,6 +428,6 @@ class Standby:
             return refused
         ns = Namespace.from_json(json.loads(snapshot))
         with self.store.lock:
-            self.store.replace_namespace(ns)
+            self.store.replace_namespace(ns, snapshot)
             log.info("installed the leader's snapshot at entry %d (epoch %d)", ns.seq, epoch)
             return "ok", ns.seq

@@ -3,14 +3,18 @@
 The master and the shadow master are this same code in two roles (``config.role``); which
 one leads is decided by leases and votes (nodes/master/election.py), never by the role name.
 Only the serving leader answers clients and changes anything; the standby receives every
-journal entry synchronously (nodes/master/replication.py) and answers clients NotLeader.
+journal entry (nodes/master/replication.py) and answers clients NotLeader.
 
 Threads: rpyc gives each connection its own thread and its own ``MasterService``; they all
-share one ``MasterState`` whose ``lock`` guards the namespace, the journal and the worker
-table. The ``master-elect`` task renews leases or runs elections, ``master-sync`` re-syncs
-the standby, and the ``master-tick`` task, on the leader only, finds dead workers, queues
-repairs and collects garbage (nodes/master/main.py). Every mutation is validated, journaled
-(fsynced) here and on the standby, applied, and only then acknowledged: ``commit``.
+share one ``MasterState`` whose ``lock`` (nodes/master/durability.py) guards the namespace,
+the journal and the worker table; leaving it waits until what it guarded is durable. The
+``master-elect`` task renews leases or runs elections, ``master-sync`` re-syncs the
+standby, ``master-replicate`` streams entries to it, and the ``master-tick`` task, on the
+leader only, finds dead workers, queues repairs and collects garbage (nodes/master/main.py).
+Every mutation is validated, journaled and applied under the lock (``commit``), then
+fsynced here and on the standby in parallel, shared with the mutations decided meanwhile
+(group commit), and only then acknowledged.
+Snapshots are written by a child process (nodes/master/snapshots.py).
 
 Time comes from two injected clocks: ``clock`` (monotonic) for liveness and leases,
 ``wall`` (seconds since the epoch) for what entries record: pending-chunk and trash expiry.
@@ -29,11 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dfs import auth, errors, tls
 from dfs.config import Address, MasterConfig
 from dfs.fsutil import open_private, private_dir
-from dfs.journal import Journal
+from dfs.journal import Journal, encode
 from dfs.namespace import entries, rules_data, rules_trash, rules_users
 from dfs.namespace.entries import Entry, Record
 from dfs.namespace.inode import ADMIN_NAME
 from dfs.namespace.model import Namespace
+from nodes.master.durability import MetadataLock
 from nodes.master.election import LEADER, Electorate, Leadership
 from nodes.master.events import EventLog
 from nodes.master.fsck import Fsck
@@ -41,6 +46,7 @@ from nodes.master.links import Link, PeerLink
 from nodes.master.login_limits import LoginLimits
 from nodes.master.placement import WorkerTable
 from nodes.master.replication import Replicator, Standby
+from nodes.master.snapshots import Compactor
 from nodes.master.voter import Voter
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ JOIN_TOKEN_FILE = "join-token"
 ADMIN_AUTH_FILE = "admin-auth.txt"
 ROLES = ("master", "shadow")
 SYNC_REPORT_EVERY = 10.0  # seconds between "standby not in sync yet" log lines
+# Entries that free space or keep the cluster running: written into the journal's reserve
+# when the metadata disk is full (dfs/journal.py), where every other change is refused.
+ESSENTIAL = frozenset({"unlink", "purge", "unpend", "voter", "member"})
 
 
 class MasterState:
@@ -62,14 +71,16 @@ class MasterState:
         # nanoseconds for the times inodes record; a stepped ``wall`` in tests steps them too
         self.wall_ns: Callable[[], int] = (
             time.time_ns if wall is time.time else lambda: int(wall() * 1_000_000_000))
-        self.lock = threading.RLock()
+        self.lock = MetadataLock()
+        self.lock.barrier = self._barrier
+        self.committed = threading.local()  # .term: the term this thread last committed in
         private_dir(config.data_dir)
         private_dir(config.metadata_dir)
         self.join_token = config.join_token or self._load_or_create_join_token()
         self.chunk_secret = auth.chunk_secret(self.join_token)
         self.voter_secret = auth.voter_secret(self.join_token)
         self.tls_pin = self._start_tls()
-        self.journal = Journal(config.metadata_dir)
+        self.journal = Journal(config.metadata_dir, config.journal_reserve)
         self.ns = self.journal.load()
         chunk_size = self.ns.chunk_size or config.chunk_size
         self.workers = WorkerTable(config.replication, config.dead_after, chunk_size)
@@ -87,8 +98,12 @@ class MasterState:
                                      executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
         self.leadership.on_change = self._role_changed
         self.peer = peer
-        self.replicator = Replicator(peer, self.peer_id, self.leadership, self.lock, clock,
-                                     lambda: self.ns.to_json())
+        self.replicator = Replicator(peer, self.peer_id, self.leadership, self.lock.raw, clock,
+                                     lambda: encode(self.ns.to_json()),
+                                     lambda: self.journal.written_seq,
+                                     lambda: self.peer_id in self.voter.stale)
+        self.replicator.start()
+        self.compactor = Compactor(self.journal, config.snapshot_every, clock)
         self.standby = Standby(self.voter, self.leadership, self)
         self.login_limits = LoginLimits.from_config(config, clock)
         self.fsck = Fsck(self.lock, self.require_serving, self.workers, lambda: self.ns,
@@ -160,7 +175,7 @@ class MasterState:
             self.workers.chunk_size = self.ns.chunk_size
 
     def _role_changed(self, role: str, epoch: int) -> None:
-        self.replicator.reset()
+        self.replicator.reset(leading=role == LEADER, epoch=epoch)
         if role == LEADER:
             log.info("%s leads epoch %d at entry %d", self.me, epoch, self.ns.seq)
 
@@ -178,20 +193,50 @@ class MasterState:
     # --- journaled mutations ----------------------------------------------------------
 
     def commit(self, entry: Entry) -> list[int]:
-        """Journal ``entry`` here and on the standby, apply it, return the chunk ids it
-        freed. Lock held. Raises (nothing acknowledged) if we cannot prove we lead."""
+        """Journal ``entry`` (not yet fsynced), apply it and send it to the standby; return
+        the chunk ids it freed. Lock held: leaving the lock waits until it is durable here
+        and on the standby (_barrier). Raises, changing nothing, if we cannot prove we
+        lead (NotLeader) or the metadata disk is full (NoSpace)."""
         if not self.serving():
             raise errors.NotLeader("not the leader any more", self.leader_address())
         record = Record(self.ns.seq + 1, self.epoch, entry)
-        self.journal.append([record])
-        self.replicator.replicate([record])
+        line = record.to_line()
+        self.journal.write([line], record.seq, essential=entry.op in ESSENTIAL)
+        freed = self._apply([record])
+        self.replicator.submit(record.seq, line)
+        self.committed.term = self.replicator.term
         self.events.mutation(record)
-        return self._apply([record])
+        return freed
 
     def append_and_apply(self, records: Sequence[Record]) -> None:
-        """Standby, lock held: journal (fsynced) and apply what the leader sent."""
-        self.journal.append(list(records))
+        """Standby, lock held: journal and apply what the leader sent (fsynced when the
+        lock is left, before the answer)."""
+        self.journal.write([r.to_line() for r in records], records[-1].seq, essential=True)
         self._apply(records)
+
+    def _barrier(self) -> Callable[[], None] | None:
+        """The lock's outermost hold ends (lock held): what must be durable before the
+        holder may answer. Everything written so far, since the holder may have seen it;
+        with the standby too if we lead, or if this thread committed as leader."""
+        seq = self.journal.written_seq
+        term = getattr(self.committed, "term", None)
+        self.committed.term = None
+        if term is None and self.leadership.role == LEADER:
+            term = self.replicator.term
+        if self.journal.synced_seq >= seq and (term is None
+                                               or self.replicator.covered(seq, term)):
+            return None
+        return lambda: self._wait_durable(seq, term)
+
+    def _wait_durable(self, seq: int, term: int | None) -> None:
+        """No lock held: fsync ours (shared) while the standby gets it, then wait for it."""
+        try:
+            self.journal.sync_to(seq)
+        except errors.Unavailable:
+            self.leadership.step_down(self.epoch)  # the standby may lead: it has them
+            raise
+        if term is not None:
+            self.replicator.wait(seq, term)
 
     def _apply(self, records: Sequence[Record]) -> list[int]:
         freed: list[int] = []
@@ -199,13 +244,13 @@ class MasterState:
             freed += self.ns.apply(record)
             if isinstance(record.entry, (entries.Voter, entries.Member)):
                 self.after_load()
-        if self.journal.entries_since_snapshot >= self.config.snapshot_every:
-            self.journal.snapshot(self.ns)
+        self.compactor.maybe_start()
         return freed
 
-    def replace_namespace(self, ns: Namespace) -> None:
-        """Standby, lock held: the leader's snapshot becomes ours."""
-        self.journal.snapshot(ns)
+    def replace_namespace(self, ns: Namespace, snapshot: bytes) -> None:
+        """Standby, lock held: the leader's snapshot (``snapshot``, the JSON of ``ns``)
+        becomes ours, on disk first."""
+        self.journal.install(snapshot, ns.seq)
         self.ns = ns
         self.after_load()
 
@@ -270,6 +315,8 @@ class MasterState:
     def tick(self) -> None:
         """Placement work: only the serving leader decides anything."""
         with self.lock:
+            self._heal_journal()
+            self.compactor.maybe_start()  # a snapshot that failed is tried again
             if not self.serving():
                 return
             self.admit_workers()
@@ -308,9 +355,25 @@ class MasterState:
                 log.info("standby not in sync yet: %s", exc)
                 self.next_sync_report = now + SYNC_REPORT_EVERY
 
+    def _heal_journal(self) -> None:
+        """Lock held: after a failed fsync nothing in the journal can be trusted; a
+        snapshot of what we hold makes the disk agree with memory again."""
+        if not self.journal.broken:
+            return
+        try:
+            self.journal.snapshot(self.ns)
+            log.warning("metadata journal healed by a snapshot at entry %d", self.ns.seq)
+        except errors.DfsError as exc:
+            log.info("metadata journal still broken: %s", exc)
+
     def snapshot_and_close(self) -> None:
-        with self.lock:
+        self.compactor.stop()
+        self.replicator.stop()
+        with self.lock.raw:
             if self.ns.initialised:
-                self.journal.snapshot(self.ns)
+                try:
+                    self.journal.snapshot(self.ns)
+                except errors.DfsError as exc:  # the journal keeps everything
+                    log.warning("no snapshot at shutdown: %s", exc)
             self.journal.close()
         self.events.close()
