@@ -246,6 +246,9 @@ class ClientConfig:
     key: str
     cache_dir: str = ""
     """On-disk chunk cache; empty disables it."""
+    renew_every: float = 120.0
+    """Seconds between an open file's renewals of its uploaded, uncommitted chunks (the
+    master frees them after its gc_grace, 600 s by default): well under that."""
     cache_bytes: int = 512 * MIB
     piece_size: int = MIB
     """Bytes per data call to a worker: rpyc is fastest at about 1 MiB."""

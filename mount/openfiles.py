@@ -34,6 +34,7 @@ class Committer:
         self.chunk_pool = client.chunk_pool
         self.write_budget = client.write_budget
         self.read_buffers = client.read_buffers
+        self.renewer = client.renewer
         self.stat: Stat | None = None
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult:

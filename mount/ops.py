@@ -85,6 +85,8 @@ STATFS_BLOCK = 4096
 NAME_MAX = 255
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
+TOLD_AT_FLUSH = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                           errno.EFBIG})  # a close's failures the application saw
 MODE_BITS = 0o7777  # what a mode may ask for (the kernel applied the umask already)
 NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
 KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
@@ -448,7 +450,9 @@ class DfsOperations:
             try:
                 of.file.close()
             except errors.DfsError as exc:  # flush already reported it to the closer
-                log.error("%s: changes lost at release: %s", of.path, exc.message)
+                told = exc.errno in TOLD_AT_FLUSH  # full, over quota, not allowed: expected
+                log.log(logging.INFO if told else logging.ERROR,
+                        "%s: changes lost at release: %s", of.path, exc.message)
             if not self.files.by_ino:  # nothing open: freed buffers go back to the system
                 HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
         return 0

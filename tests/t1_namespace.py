@@ -82,6 +82,7 @@ EXAMPLES = [
     e.Group("staff", None),
     e.SetGroups("alice", (50, 60)),
     e.Alloc("alice", 1, 2, 9e12),
+    e.Renew("alice", (1, 2), 9.5e12),
     e.SetChunks(3, 1500, CHUNKS, T),
     e.Put(False, 1, "g", 3, A, A, 0o600, 1500, T, CHUNKS),
     e.Unpend((1, 2)),

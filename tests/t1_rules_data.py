@@ -150,6 +150,20 @@ def test_abandoned_and_expired_allocations_are_unpended(fs):
     assert rules_data.expired_allocations(fs.ns, WALL + 601).chunk_ids == (1, 2)
 
 
+def test_a_writer_renews_its_uncommitted_chunks_and_only_its_own(fs):
+    """A file open longer than gc_grace keeps its uploaded chunks (dfs/client/renewer.py)."""
+    fs.do(rules_data.alloc(fs.ns, ALICE, 2, WALL, 600))
+    fs.do(rules_data.alloc(fs.ns, BOB, 1, WALL, 600))
+    assert rules_data.renew(fs.ns, BOB.name, (1, 2, "x", 99), WALL + 500, 600) is None
+    renew = rules_data.renew(fs.ns, ALICE.name, (1, 2, 3, True), WALL + 500, 600)
+    assert renew.chunk_ids == (1, 2) and renew.expires == WALL + 1100
+    fs.do(renew)
+    assert rules_data.expired_allocations(fs.ns, WALL + 601).chunk_ids == (3,)  # bob's only
+    fs.do(rules_data.expired_allocations(fs.ns, WALL + 601))
+    assert rules_data.expired_allocations(fs.ns, WALL + 1101).chunk_ids == (1, 2)
+    assert fs.ns.usage.held(ALICE.uid).pending_chunks == 2  # still booked to her
+
+
 def test_reading_needs_read_permission_and_not_a_directory(fs):
     fs.create(ALICE, "/f", 0o640)
     with pytest.raises(errors.PermissionDenied):

@@ -16,7 +16,9 @@ from dfs import chunks, errors
 from dfs.chunks import MAX_FILE_SIZE
 from dfs.client.files import DfsFile
 from dfs.client.memory import ReadBuffers, WriteBudget
+from dfs.client.renewer import Renewer
 from dfs.config import MIB, ClientConfig
+from dfs.retry import poll
 from dfs.wire import ChunkRef, FileLayout, PutResult, ReadChunk, Replica, Stat
 
 CS = 64 * 1024  # chunk size
@@ -31,6 +33,8 @@ class Workers:
         self.stores = 0
         self.loads = 0
         self.fail = None  # an error to raise from the next stores
+        self.renewed = []  # chunk ids of each renew call
+        self.abandoned = []  # chunk ids of each abandon call
         self.lock = threading.Lock()
 
     def store_chunk(self, path, index, data, target=None):
@@ -41,6 +45,14 @@ class Workers:
             cid = len(self.bytes) + 1
             self.bytes[cid] = bytes(data)
         return ReadChunk(ChunkRef(cid, 1, len(data), chunks.crc(data), index), REPLICA, "t")
+
+    def renew(self, chunk_ids):
+        with self.lock:
+            self.renewed.append(tuple(chunk_ids))
+
+    def abandon(self, chunk_ids):
+        with self.lock:
+            self.abandoned.append(tuple(chunk_ids))
 
     def load_chunk(self, chunk, use_cache=True):
         with self.lock:
@@ -53,10 +65,11 @@ class Workers:
 class Client:
     """What a DfsFile needs of its client; ``commit`` keeps the layout for the next open."""
 
-    def __init__(self, budget=MIB, read_buffers=4 * CS, parallel=2):
+    def __init__(self, budget=MIB, read_buffers=4 * CS, parallel=2, renew_every=3600.0):
         self.config = ClientConfig(masters=(("h", 1),), user="alice", key="k" * 64,
                                    write_back_bytes=budget, read_buffer_bytes=read_buffers,
-                                   parallel_chunks=parallel)
+                                   parallel_chunks=parallel, renew_every=renew_every)
+        self.renewer = Renewer(renew_every)
         self.transfer = Workers()
         self.chunk_pool = ThreadPoolExecutor(8)
         self.write_budget = WriteBudget(budget, deadline=20.0)
@@ -404,3 +417,30 @@ def test_an_old_snapshot_with_dense_chunk_lists_loads_with_every_index():
     again = Namespace.from_json(json.loads(json.dumps(ns.to_json())))  # written sparse
     assert again.resolve("/f").chunks == f.chunks
     assert ns.to_json()["inodes"][1]["chunks"] == [[1, 1, 1024, 11, 0], [2, 1, 476, 22, 1]]
+
+
+def test_an_open_file_renews_its_uncommitted_chunks_until_it_commits():
+    """A file open longer than the master's gc_grace must not lose its uploaded chunks:
+    the renewer asks for them to be kept every renew_every seconds (here 0.05)."""
+    client = Client(renew_every=0.05)
+    f = client.open(7)
+    f.pwrite(0, bytes(range(256)) * (2 * CS // 256))  # two full chunks: uploaded at once
+    f.pwrite(2 * CS, b"x")
+    kept = poll(lambda: len(client.transfer.renewed) >= 2, 10.0, 0.01)
+    assert kept and set(client.transfer.renewed[-1]) == {1, 2}
+    f.close()
+    calls = len(client.transfer.renewed)
+    f.keep_new_chunks(force=True)  # committed: nothing is left to keep
+    assert len(client.transfer.renewed) == calls
+    client.renewer.stop()
+
+
+def test_a_close_that_fails_gives_its_uploaded_chunks_back():
+    client = Client()
+    f = client.open(8)
+    f.pwrite(0, bytes(range(256)) * (CS // 256))  # one full chunk: uploaded
+    f.pwrite(CS, b"tail")
+    client.commit = lambda *a: (_ for _ in ()).throw(errors.NoSpace("full"))
+    with pytest.raises(errors.NoSpace):
+        f.close()
+    assert client.transfer.abandoned == [(1, 2)]  # both stored chunks, handed back at once

@@ -31,6 +31,7 @@ from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
 from dfs.client.files import DfsFile
 from dfs.client.memory import ReadBuffers, WriteBudget
+from dfs.client.renewer import Renewer
 from dfs.client.transfer import Transfer
 from dfs.config import Address, ClientConfig, default, parse_addresses
 from dfs.retry import RetryPolicy
@@ -98,6 +99,7 @@ class DfsClient:
         self.write_budget = WriteBudget(config.write_back_bytes,
                                         config.failover_deadline + config.timeout)
         self.read_buffers = ReadBuffers(config.read_buffer_bytes)
+        self.renewer = Renewer(config.renew_every)  # open files' uncommitted chunks
         self._chunk_size: int | None = None
 
     @classmethod
@@ -120,6 +122,7 @@ class DfsClient:
         if not self.owns_resources:  # a view made by acting_as: only its master link
             self.master.close()
             return
+        self.renewer.stop()
         self.chunk_pool.shutdown(wait=True, cancel_futures=True)
         self.transfer.close()
         self.master.close()

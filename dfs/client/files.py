@@ -27,7 +27,9 @@ Thread-safe: one lock per file (the mount may call from several threads).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from typing import Protocol
@@ -35,6 +37,7 @@ from typing import Protocol
 from dfs import chunks, errors, wire
 from dfs.chunks import MAX_FILE_SIZE
 from dfs.client.memory import ReadBuffers, WriteBudget
+from dfs.client.renewer import Renewer
 from dfs.client.transfer import Transfer
 from dfs.config import ClientConfig
 from dfs.wire import FileLayout, PutResult, ReadChunk, WrittenChunk
@@ -42,6 +45,8 @@ from dfs.wire import FileLayout, PutResult, ReadChunk, WrittenChunk
 PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
 SEEK_DATA, SEEK_HOLE = 3, 4  # os.SEEK_DATA, os.SEEK_HOLE on Linux
 BytesLike = bytes | bytearray | memoryview
+
+log = logging.getLogger(__name__)
 
 
 class FileClient(Protocol):
@@ -52,6 +57,7 @@ class FileClient(Protocol):
     chunk_pool: ThreadPoolExecutor
     write_budget: WriteBudget
     read_buffers: ReadBuffers
+    renewer: Renewer
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult: ...
 
@@ -79,6 +85,7 @@ class DfsFile:
         self.read_ids: set[int] = set()  # chunk ids this file put in the read buffers
         self.prefetching: dict[int, tuple[Future[None], int]] = {}  # index -> (task, bytes)
         self.last_read_index = -1
+        self.renewed = time.monotonic()  # when the new chunks were last kept pending
 
     # --- streaming interface ------------------------------------------------------------
 
@@ -327,6 +334,7 @@ class DfsFile:
                                                index, data)
         future.add_done_callback(lambda _f: self.budget.poke())
         self.uploads[index] = (data, future)
+        self.client.renewer.watch(self)  # until it commits, its new chunks must be kept
 
     def _finish_upload(self, index: int) -> None:
         data, future = self.uploads[index]
@@ -340,6 +348,27 @@ class DfsFile:
             self.budget.give(len(data), self)
         self.refs[index] = stored
         self.new.add(index)
+
+    def keep_new_chunks(self, force: bool = False) -> None:
+        """Renew the uploaded, uncommitted chunks every ``renew_every`` seconds, so a file
+        open for longer than the master's gc_grace keeps them (dfs/client/renewer.py calls
+        this with ``force`` from its thread: it gives up if the file is busy)."""
+        if not self.lock.acquire(blocking=not force):
+            return
+        try:
+            self._reap()  # uploads that finished meanwhile are new chunks too
+            now = time.monotonic()
+            if not self.new or (not force and
+                                now - self.renewed < self.client.config.renew_every):
+                return
+            self.renewed = now
+            ids = sorted(self.refs[i].ref.chunk_id for i in self.new if i in self.refs)
+            try:
+                self.client.transfer.renew(ids)
+            except errors.DfsError as exc:  # tried again later; the commit decides
+                log.warning("%s: could not keep its new chunks pending: %s", self.path, exc)
+        finally:
+            self.lock.release()
 
     def _reap(self) -> None:
         """Take in the uploads that have finished (their bytes go back to the budget)."""
@@ -414,9 +443,25 @@ class DfsFile:
                 return
             try:
                 self.flush()
+            except errors.DfsError:
+                self._give_back_new()  # never committed: their room is free again now
+                raise
             finally:
                 self.closed = True
                 self._let_go()
+
+    def _give_back_new(self) -> None:
+        """After a failed close: hand the uploaded, uncommitted chunks back to the master
+        now instead of holding their room (on a full cluster, say) until its gc_grace."""
+        self._reap()
+        ids = sorted(self.refs[i].ref.chunk_id for i in self.new if i in self.refs)
+        self.new.clear()
+        if ids:
+            try:
+                self.client.transfer.abandon(ids)
+            except errors.DfsError as exc:
+                log.info("%s: uncommitted chunks left for the master to free: %s",
+                         self.path, exc)
 
     def _let_go(self) -> None:
         """Give back every byte this file holds: buffers, uploads, read buffers."""

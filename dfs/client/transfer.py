@@ -80,6 +80,9 @@ class Reservations:
                 log.debug("unused chunk ids not handed back (freed later): %s", exc)
 
 
+RENEW_BATCH = 4096  # chunk ids per renew call (the master's MAX_CHUNKS_PER_CALL)
+
+
 class Transfer:
     def __init__(self, master: MasterLink, workers: WorkerLinks, cache: ChunkCache | None,
                  piece_size: int, threads: int) -> None:
@@ -89,6 +92,17 @@ class Transfer:
         self.piece_size = piece_size
         self.pool = ThreadPoolExecutor(max_workers=threads * 2, thread_name_prefix="dfs-io")
         self.reservations = Reservations(master)
+
+    def renew(self, chunk_ids: list[int]) -> None:
+        """Keep these uploaded, uncommitted chunks pending (an open file's): the master
+        frees pending chunks after its gc_grace, and a file may stay open far longer."""
+        for start in range(0, len(chunk_ids), RENEW_BATCH):
+            self.master.call("renew", tuple(chunk_ids[start:start + RENEW_BATCH]))
+
+    def abandon(self, chunk_ids: list[int]) -> None:
+        """These uploaded chunks will never be committed: free them now."""
+        for start in range(0, len(chunk_ids), RENEW_BATCH):
+            self.master.call("abandon", tuple(chunk_ids[start:start + RENEW_BATCH]))
 
     # --- upload ----------------------------------------------------------------------
 

@@ -344,6 +344,21 @@ class Alloc(Entry):
 
 
 @dataclass(frozen=True)
+class Renew(Entry):
+    """A writer still holding uploaded, uncommitted chunks (a file open a long time) keeps
+    them: those of ``chunk_ids`` pending for ``owner`` now expire at ``expires``."""
+
+    op: ClassVar[str] = "renew"
+    owner: str
+    chunk_ids: tuple[int, ...]
+    expires: float
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        return cls(**{**data, "chunk_ids": tuple(data["chunk_ids"])})
+
+
+@dataclass(frozen=True)
 class SetChunks(Entry):
     """Commit: file ``ino``'s content becomes exactly ``chunks``."""
 
@@ -395,7 +410,7 @@ class Unpend(Entry):
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
     Init, AddUser, Group, SetGroups, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink,
-    Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, SetChunks, Put, Unpend)
+    Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, Renew, SetChunks, Put, Unpend)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 

@@ -56,6 +56,7 @@ from dfs.namespace.entries import (
     Put,
     Record,
     Rename,
+    Renew,
     Restore,
     Revoke,
     SetAttr,
@@ -364,6 +365,10 @@ class Namespace:
                     self.pending[cid] = (e.owner, e.expires)
                 self.usage.pending(self.ids_of(e.owner)[0], e.count)
                 self.next_chunk_id = max(self.next_chunk_id, e.first + e.count)
+            case Renew():
+                for cid in e.chunk_ids:
+                    if self.pending.get(cid, (None,))[0] == e.owner:
+                        self.pending[cid] = (e.owner, e.expires)
             case SetChunks():
                 return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns, e.mode)
             case Put():

@@ -17,7 +17,7 @@ from dfs import errors
 from dfs.chunks import MAX_FILE_SIZE
 from dfs.namespace import access, quota, rules
 from dfs.namespace.access import Cred
-from dfs.namespace.entries import Alloc, Put, SetChunks, Unpend
+from dfs.namespace.entries import Alloc, Put, Renew, SetChunks, Unpend
 from dfs.namespace.inode import Inode, R, W, X
 from dfs.namespace.model import Namespace
 from dfs.namespace.usage import stored_bytes
@@ -128,6 +128,15 @@ def put(ns: Namespace, user: Cred, path: str, mode: int, refs: Sequence[ChunkRef
                              sum(r.length for r in refs))
     return Put(inode is None, parent.ino, name, inode.ino if inode else ns.next_ino, uid, gid,
                mode, size, now_ns, tuple(refs))
+
+
+def renew(ns: Namespace, user: str, chunk_ids: Sequence[object], wall_now: float,
+          gc_grace: float) -> Renew | None:
+    """The writer still holds these uploaded chunks (its file is open): the ones pending for
+    it get another ``gc_grace`` seconds. None: none of them is."""
+    mine = tuple(cid for cid in chunk_ids
+                 if type(cid) is int and ns.pending.get(cid, (None,))[0] == user)
+    return Renew(user, mine, wall_now + gc_grace) if mine else None
 
 
 def abandon(ns: Namespace, user: str, chunk_ids: Sequence[object]) -> Unpend | None:

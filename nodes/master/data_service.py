@@ -51,6 +51,24 @@ class DataEndpoints(Session):
                 for i, reps in enumerate(placements)])
 
     @boundary
+    def exposed_renew(self, chunk_ids: object) -> int:
+        """The client still holds these uploaded chunks in an open file: keep them pending
+        another gc_grace seconds. -> how many were still pending for this user."""
+        chunk_ids = expect(chunk_ids, tuple, "chunk ids")
+        if len(chunk_ids) > rules_data.MAX_CHUNKS_PER_CALL:
+            raise errors.InvalidArgument(
+                f"at most {rules_data.MAX_CHUNKS_PER_CALL} chunk ids per call")
+        with self.state.lock:
+            user = self._me()
+            self.state.require_serving()
+            entry = rules_data.renew(self.state.ns, user, chunk_ids, self.state.wall(),
+                                     self.state.config.gc_grace)
+            if entry is None:
+                return 0
+            self.state.commit(entry)
+            return len(entry.chunk_ids)
+
+    @boundary
     def exposed_abandon(self, chunk_ids: object) -> None:
         """The client gave up on these allocated chunks: free them now, not after gc_grace."""
         chunk_ids = expect(chunk_ids, tuple, "chunk ids")
