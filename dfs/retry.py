@@ -26,6 +26,9 @@ T = TypeVar("T")
 
 FIRST_DELAY = 0.05
 MAX_DELAY = 1.0
+WORKER_SUSPECT_SECONDS = 30.0
+"""How long a worker that failed a call is tried after its replicas' other workers (a
+worker cut off costs each read a timeout otherwise: dfs.client.connections.WorkerLinks)."""
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]

@@ -251,3 +251,23 @@ def test_poll_returns_the_first_truthy_answer_or_none_at_the_deadline():
     calls = []
     assert retry.poll(lambda: calls.append(1), 0.1, 0.01) is None
     assert 2 <= len(calls) <= 11  # tried again and again, and stopped at the deadline
+
+
+def test_a_worker_that_failed_is_tried_last_for_a_while():
+    """A worker cut off costs each read a timeout unless the client remembers it."""
+    import socket
+
+    from dfs.client.connections import WorkerLinks
+    from dfs.wire import Replica
+    with socket.socket() as s:  # a port that refuses: nobody listens on it any more
+        s.bind(("127.0.0.1", 0))
+        gone = s.getsockname()[1]
+    links = WorkerLinks(timeout=2.0)
+    dead, alive = Replica("w-dead", "127.0.0.1", gone, "chunks"), Replica("w-ok", "h", 1,
+                                                                          "backups")
+    assert links.order([dead, alive]) == [dead, alive]  # nothing known yet: as given
+    with pytest.raises(errors.WorkerUnavailable):
+        links.call(dead, "read", "t", 1, 0, 1)
+    assert links.order([dead, alive]) == [alive, dead]
+    assert links.order([dead]) == [dead]  # still tried when it is the only one
+    links.close()

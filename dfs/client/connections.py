@@ -27,7 +27,7 @@ import rpyc
 
 from dfs import errors, rpc
 from dfs.config import Address
-from dfs.retry import Backoff, Clock, RetryPolicy, Sleep
+from dfs.retry import WORKER_SUSPECT_SECONDS, Backoff, Clock, RetryPolicy, Sleep
 from dfs.wire import Replica
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,7 @@ class WorkerLinks:
         self.timeout = timeout
         self.pools: dict[Address, _Pool] = {}
         self.lock = threading.Lock()
+        self.suspects: dict[Address, float] = {}  # worker -> until when it is tried last
 
     def _pool(self, address: Address) -> _Pool:
         with self.lock:
@@ -250,20 +251,39 @@ class WorkerLinks:
         """One call on a worker; transport failures become WorkerUnavailable. A pooled
         connection that fails in transport is retried once on a fresh one: workers close
         connections left idle (nodes/server_limits.py), and a worker that is really gone
-        refuses the fresh connection at once."""
+        refuses the fresh connection at once. A worker that failed so is suspect for a
+        while (``order`` puts it last), so each read does not wait for it again."""
         address = (replica.host, replica.port)
         pool = self._pool(address)
         pooled = pool.take()
         if pooled is not None:
             try:
-                return self._call_on(pool, pooled, replica, name, args)
+                return self._answered(address, self._call_on(pool, pooled, replica, name,
+                                                             args))
             except errors.WorkerUnavailable:
                 pass  # most likely closed by the worker while idle: once more, afresh
         try:
             conn = rpc.connect(*address, timeout=self.timeout)
+            return self._answered(address, self._call_on(pool, conn, replica, name, args))
         except errors.Unavailable as exc:
+            with self.lock:
+                self.suspects[address] = time.monotonic() + WORKER_SUSPECT_SECONDS
+            if isinstance(exc, errors.WorkerUnavailable):
+                raise
             raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
-        return self._call_on(pool, conn, replica, name, args)
+
+    def _answered(self, address: Address, result: Any) -> Any:
+        if address in self.suspects:
+            with self.lock:
+                self.suspects.pop(address, None)
+        return result
+
+    def order(self, replicas: Sequence[Replica]) -> list[Replica]:
+        """``replicas`` with the ones that failed lately last (still tried, if all did)."""
+        now = time.monotonic()
+        with self.lock:
+            late = {a for a, until in self.suspects.items() if until > now}
+        return sorted(replicas, key=lambda r: (r.host, r.port) in late)
 
     @staticmethod
     def _call_on(pool: _Pool, conn: rpyc.Connection, replica: Replica, name: str,

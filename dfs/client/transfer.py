@@ -195,7 +195,7 @@ class Transfer:
             if cached is not None:
                 return cached
         problems = []
-        for replica in chunk.replicas:
+        for replica in self.workers.order(chunk.replicas):
             try:
                 data = self._fetch(chunk, replica)
                 if len(data) != ref.length or chunks.crc(data) != ref.crc:
