@@ -10,6 +10,7 @@ from dfs.journal import Journal
 from dfs.namespace import entries as e
 from dfs.namespace.access import Cred
 from dfs.namespace.entries import Record, entry_from_json
+from dfs.namespace.inode import MAX_PATH_BYTES
 from dfs.namespace.model import Namespace, split_path
 from dfs.wire import ChunkRef
 
@@ -21,7 +22,7 @@ from dfs.wire import ChunkRef
     ("/a\0b", errors.InvalidPath),
     ("relative/path", errors.InvalidPath),
     ("/" + "x" * 300, errors.NameTooLong),
-    ("/" + "/".join(["abcd"] * 1000), errors.NameTooLong),
+    ("/" + "/".join(["abcd"] * (MAX_PATH_BYTES // 5 + 1)), errors.NameTooLong),
     (b"/bytes", errors.InvalidPath),
 ])
 def test_bad_paths_are_refused_with_a_clear_error(path, error):

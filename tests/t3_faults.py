@@ -11,6 +11,7 @@ from conftest import TEST_CHUNK, chunk_files, cluster_config, random_bytes, sha2
 
 from dfs import auth, errors
 from dfs.local.cluster import LocalCluster, wait_for
+from dfs.namespace.inode import MAX_PATH_BYTES
 
 C = TEST_CHUNK
 
@@ -208,7 +209,7 @@ def test_other_users_cannot_read_list_or_delete(shared_cluster):
     ("/a/../etc", errors.InvalidPath),
     ("/nul\0byte", errors.InvalidPath),
     ("/" + "n" * 300, errors.NameTooLong),
-    ("/" + "d/" * 2500 + "f", errors.NameTooLong),
+    ("/" + "d/" * (MAX_PATH_BYTES // 2) + "f", errors.NameTooLong),
     ("/missing/parent/file", errors.FileNotFound),
     ("no-leading-slash", errors.InvalidPath),
 ])

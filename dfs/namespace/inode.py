@@ -14,7 +14,10 @@ from dfs.wire import ChunkRef, Stat
 ROOT_INO = 1
 ADMIN_NAME = "admin"  # the first user, made with the cluster: its admin
 MAX_NAME_BYTES = 255
-MAX_PATH_BYTES = 4096
+# A path the master resolves: far above PATH_MAX (4096), because the kernel limits only the
+# path a program passes, relative to its working directory: in a folder deep inside the
+# mount, a PATH_MAX-long relative path names a longer path from the mount's root.
+MAX_PATH_BYTES = 64 * 1024
 MAX_SYMLINK_BYTES = 4096
 
 R, W, X = 4, 2, 1
