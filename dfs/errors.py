@@ -134,6 +134,25 @@ class NotSupported(DfsError):
     errno = _errno.ENOTSUP
 
 
+class NoAttribute(DfsError):
+    """No extended attribute of that name (getxattr, removexattr, XATTR_REPLACE)."""
+
+    errno = _errno.ENODATA
+
+
+class OutOfRange(DfsError):
+    """An extended attribute's name is empty or longer than 255 bytes, or an answer does
+    not fit the caller's buffer (as the kernel says: ERANGE)."""
+
+    errno = _errno.ERANGE
+
+
+class TooBig(DfsError):
+    """An extended attribute's value is longer than 64 KiB (XATTR_SIZE_MAX: E2BIG)."""
+
+    errno = _errno.E2BIG
+
+
 class Unavailable(DfsError):
     """A node cannot be reached or cannot serve right now."""
 

@@ -32,10 +32,17 @@ class Stat(NamedTuple):
     uid: int = 0  # POSIX owner and group ids, as the mount shows them
     gid: int = 0
     rdev: int = 0  # a device's number
+    xattrs: int = 0  # XATTR_USER | XATTR_SECURITY: namespaces it has extended attributes in
 
     @property
     def is_dir(self) -> bool:
         return self.kind == "d"
+
+
+XATTR_USER, XATTR_SECURITY = 1, 2
+"""Stat.xattrs bits: the inode has ``user.*`` / ``security.*`` attributes (names anyone who
+reaches it may list), so a mount answers "none" for the others without asking. Whether it
+has ``trusted.*`` ones is never said: only the superuser may know."""
 
 
 class DirEntry(NamedTuple):

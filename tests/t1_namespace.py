@@ -77,6 +77,8 @@ EXAMPLES = [
     e.SetAttr(3, T, mode=0o644),
     e.SetAttr(3, T, 0o600, 10002, 10002, 5, 6),
     e.SetAttr(3, T, gid=77),
+    e.SetXattr(3, "user.mime", b"\x00text/plain\xff", T, rid="r5"),
+    e.SetXattr(3, "user.mime", None, T),
     e.SetChunks(3, 1500, CHUNKS, T, 0o755),
     e.Member("w1", "draining"),
     e.Group("staff", 50),

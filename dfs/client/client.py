@@ -189,8 +189,18 @@ class DfsClient:
                 self.rm(child)
         self.rmdir(path)
 
-    def rename(self, src: str, dst: str) -> None:
-        self._call("rename", src, dst)
+    def rename(self, src: str, dst: str, flags: int = 0) -> None:
+        """``flags`` as renameat2(2): RENAME_NOREPLACE (1: refuse an existing ``dst``,
+        FileExists) or RENAME_EXCHANGE (2: swap the two names), decided atomically."""
+        if flags:
+            self.master.call("rename", src, dst, flags=flags)
+        else:
+            self._call("rename", src, dst)
+
+    def mknod(self, path: str, kind: str, mode: int = 0o644, rdev: int = 0) -> wire.Stat:
+        """A special file, metadata only: "p" fifo, "s" socket, "c"/"b" device numbered
+        ``rdev`` (the superuser only); "f" an empty file."""
+        return wire.stat_from_wire(self._call("mknod", path, kind, mode, rdev))
 
     def chmod(self, path: str, mode: int) -> wire.Stat:
         return wire.stat_from_wire(self._call("setattr", path, mode))
@@ -234,6 +244,25 @@ class DfsClient:
 
     def link(self, existing: str, path: str) -> wire.Stat:
         return wire.stat_from_wire(self._call("link", existing, path))
+
+    # extended attributes (the rules: dfs/namespace/rules_xattr.py)
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        """The whole value of attribute ``name``; NoAttribute (ENODATA) if it has none."""
+        value: bytes = self._call("getxattr", path, name)
+        return value
+
+    def listxattr(self, path: str) -> list[str]:
+        """The attribute names this caller may see (trusted.* only to the superuser)."""
+        return list(self._call("listxattr", path))
+
+    def setxattr(self, path: str, name: str, value: bytes, flags: int = 0) -> wire.Stat:
+        """``flags``: os.XATTR_CREATE (FileExists if set), os.XATTR_REPLACE (NoAttribute if
+        not). -> the new stat (ctime changed)."""
+        return wire.stat_from_wire(self._call("setxattr", path, name, bytes(value), flags))
+
+    def removexattr(self, path: str, name: str) -> wire.Stat:
+        return wire.stat_from_wire(self._call("removexattr", path, name))
 
     def statfs(self) -> StatFs:
         """(total bytes, free bytes, chunk size, files) of the whole cluster."""

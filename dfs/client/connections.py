@@ -37,7 +37,7 @@ SUSPECT_SECONDS = 10.0
 # Requests that must not take effect twice: each carries a request id, kept the same across
 # retries, so a retry after a failover gets the first attempt's answer, not FileExists.
 ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "link", "unlink", "rmdir", "rename",
-                       "trash_move"})
+                       "trash_move", "setxattr", "removexattr"})
 # The schedule between rounds over the metadata servers; each call sets its deadline.
 FAILOVER = RetryPolicy(deadline=None)
 

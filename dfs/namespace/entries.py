@@ -21,6 +21,7 @@ How a metadata server uses them (nodes/master/state.py, replication.py)::
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -329,6 +330,30 @@ class SetAttr(Entry):
         return cls(**legacy(data))
 
 
+@dataclass(frozen=True)
+class SetXattr(Entry):
+    """setxattr / removexattr: inode ``ino``'s extended attribute ``name`` becomes ``value``
+    (None: removed), ctime ``time_ns`` (dfs/namespace/rules_xattr.py decided it may). In
+    JSON the value is base64 ("value" left out when removed)."""
+
+    op: ClassVar[str] = "setxattr"
+    ino: int
+    name: str
+    value: bytes | None
+    time_ns: int
+
+    def to_json(self) -> Json:
+        data = super().to_json()
+        if self.value is not None:
+            data["value"] = base64.b64encode(self.value).decode()
+        return data
+
+    @classmethod
+    def decode(cls, data: Json) -> Entry:
+        value = data.get("value")
+        return cls(**{**data, "value": None if value is None else base64.b64decode(value)})
+
+
 # --- data ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -410,13 +435,14 @@ class Unpend(Entry):
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
     Init, AddUser, Group, SetGroups, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink,
-    Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, Renew, SetChunks, Put, Unpend)
+    Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, Renew, SetChunks, Put, Unpend,
+    SetXattr)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 
 def named_ino(entry: Entry) -> int:
     """The inode an entry names (0 if none): what a retry of its request is answered with."""
-    if isinstance(entry, (Mkdir, Create, Symlink, Link, SetAttr, SetChunks, Put)):
+    if isinstance(entry, (Mkdir, Create, Symlink, Link, SetAttr, SetChunks, Put, SetXattr)):
         return entry.ino
     return 0
 

@@ -3,13 +3,14 @@ names and paths. The namespace itself, and how it changes, is in dfs/namespace/m
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dfs import errors
 from dfs.namespace.access import Owned
 from dfs.namespace.entries import Json, chunks_from_json
-from dfs.wire import ChunkRef, Stat
+from dfs.wire import XATTR_SECURITY, XATTR_USER, ChunkRef, Stat
 
 ROOT_INO = 1
 ADMIN_NAME = "admin"  # the first user, made with the cluster: its admin
@@ -39,6 +40,9 @@ class Inode:
     children: dict[str, int] = field(default_factory=dict)  # name -> ino (directories)
     target: str = ""  # symlinks
     rdev: int = 0  # devices
+    # extended attributes, name -> value (dfs/namespace/rules_xattr.py): on the inode, so
+    # every hard link, a rename, the trash, snapshots and the journal keep them
+    xattrs: dict[str, bytes] = field(default_factory=dict)
 
     def owned(self) -> Owned:
         return Owned(self.uid, self.gid, self.mode, self.kind == "d")
@@ -47,7 +51,24 @@ class Inode:
         """``owner``: the owner's name to show (Namespace.stat fills it in)."""
         return Stat(self.ino, self.kind, self.mode, owner or str(self.uid), self.size,
                     self.atime_ns, self.mtime_ns, self.ctime_ns, self.nlink,
-                    sum(c.length for c in self.chunks), self.uid, self.gid, self.rdev)
+                    sum(c.length for c in self.chunks), self.uid, self.gid, self.rdev,
+                    self.xattr_kinds())
+
+    def xattr_kinds(self) -> int:
+        """Stat.xattrs: the namespaces (user., security.) this inode has attributes in."""
+        kinds = 0
+        for name in self.xattrs:
+            kinds |= XATTR_USER if name.startswith("user.") else (
+                XATTR_SECURITY if name.startswith("security.") else 0)
+        return kinds
+
+    def set_xattr(self, name: str, value: bytes | None, time_ns: int) -> None:
+        """Extended attribute ``name`` becomes ``value`` (None: removed); ctime changes."""
+        if value is None:
+            self.xattrs.pop(name, None)
+        else:
+            self.xattrs[name] = value
+        self.ctime_ns = time_ns
 
     def to_json(self) -> Json:
         data: Json = {"ino": self.ino, "kind": self.kind, "uid": self.uid, "gid": self.gid,
@@ -55,6 +76,8 @@ class Inode:
                       "ctime_ns": self.ctime_ns, "nlink": self.nlink}
         if self.rdev:
             data["rdev"] = self.rdev
+        if self.xattrs:  # values in base64: JSON has no bytes
+            data["xattrs"] = {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()}
         if self.kind == "f":
             data["size"] = self.size
             data["chunks"] = [list(c) for c in self.chunks]
@@ -70,6 +93,7 @@ class Inode:
         """``ids_of(name)``: (uid, gid) of a user, for JSON from before POSIX ids."""
         data = dict(data)
         data["chunks"] = list(chunks_from_json(data.get("chunks", [])))
+        data["xattrs"] = {k: base64.b64decode(v) for k, v in data.get("xattrs", {}).items()}
         if "owner" in data:
             data["uid"], data["gid"] = ids_of(data.pop("owner"))
         return cls(**data)

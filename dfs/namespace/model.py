@@ -63,6 +63,7 @@ from dfs.namespace.entries import (
     SetChunks,
     SetGroups,
     SetQuota,
+    SetXattr,
     Symlink,
     Unlink,
     Unpend,
@@ -360,6 +361,8 @@ class Namespace:
                 return self._rename(e)
             case SetAttr():
                 self._setattr(e)
+            case SetXattr():
+                self.inodes[e.ino].set_xattr(e.name, e.value, e.time_ns)
             case Alloc():
                 for cid in range(e.first, e.first + e.count):
                     self.pending[cid] = (e.owner, e.expires)

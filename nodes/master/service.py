@@ -3,6 +3,7 @@ method, grouped by who calls it:
 
 - nodes/master/user_service.py     login and users (hello, login, register, Auth_Host, users_*)
 - nodes/master/fs_service.py       the namespace (stat, listdir, mkdir ... rename, setattr, trash)
+- nodes/master/xattr_service.py    extended attributes (getxattr, listxattr, setxattr, removexattr)
 - nodes/master/data_service.py     file data (allocate, abandon, commit, put, layout, report_bad)
 - nodes/master/cluster_service.py  workers, the other metadata server, status, statfs, fsck
 - nodes/master/events_service.py   the audit log (events, admin)
@@ -21,8 +22,9 @@ from nodes.master.events_service import EventEndpoints
 from nodes.master.fs_service import FsEndpoints
 from nodes.master.member_service import MemberEndpoints
 from nodes.master.user_service import UserEndpoints
+from nodes.master.xattr_service import XattrEndpoints
 
 
-class MasterService(ClusterEndpoints, UserEndpoints, FsEndpoints, DataEndpoints,
+class MasterService(ClusterEndpoints, UserEndpoints, XattrEndpoints, FsEndpoints, DataEndpoints,
                     MemberEndpoints, EventEndpoints):
     """The exposed methods (one service object per connection, see Session)."""
