@@ -11,6 +11,7 @@ from dfs.namespace.access import (
     X,
     chmod_mode,
     chown_allowed,
+    may_drop_set_id,
     may_unlink_in_sticky,
     mode_after_chown,
     mode_after_write,
@@ -95,6 +96,19 @@ def test_chmod_of_set_gid_outside_the_group_is_dropped():
     assert chmod_mode(ALICE, file(gid=1001), 0o2755) == 0o0755
     assert chmod_mode(ALICE, file(gid=50), 0o2755) == 0o2755
     assert chmod_mode(ROOT, file(gid=1001), 0o102755) == 0o2755  # type bits never stored
+
+
+@pytest.mark.parametrize("cred, node, mode, allowed", [
+    (BOB, file(mode=0o6777), 0o0777, True),  # FUSE's "kill privileges" before BOB's write
+    (BOB, file(mode=0o6767), 0o2767, True),  # set-gid without group x: only set-uid goes
+    (BOB, file(mode=0o6767), 0o0767, False),  # more than a write would clear
+    (BOB, file(mode=0o6777), 0o0775, False),  # any other change: only the owner
+    (BOB, file(mode=0o6755), 0o0755, False),  # BOB may not write it
+    (BOB, file(mode=0o0777), 0o0777, False),  # nothing to clear: an ordinary chmod
+    (ROOT, file(mode=0o6777), 0o0777, False),  # the superuser's write keeps them
+])
+def test_a_writer_may_only_drop_what_a_write_drops(cred, node, mode, allowed):
+    assert may_drop_set_id(cred, node, mode) is allowed
 
 
 @pytest.mark.parametrize("cred, node, to_now, allowed", [

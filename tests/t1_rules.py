@@ -172,6 +172,23 @@ def test_chown_clears_set_id_bits_and_chmod_outside_the_group_drops_set_gid(fs):
     assert fs.ns.resolve("/tool").mode == 0o755
 
 
+def test_a_writer_may_drop_the_set_id_bits_a_write_drops_and_nothing_else(fs):
+    # FUSE sends a chmod as the writer before a non-owner's write or truncate of a
+    # set-id file (the kernel's "kill privileges"): allowed, as that write clears them
+    fs.create(ALICE, "/tool", 0o777)
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/tool", T, mode=0o6777))
+    for mode in (0o777 | 0o4000, 0o755, 0o6777):
+        with pytest.raises(errors.NotPermitted):
+            rules.set_attributes(fs.ns, BOB, "/tool", T, mode=mode)
+    fs.do(rules.set_attributes(fs.ns, BOB, "/tool", T + 3, mode=0o777))
+    tool = fs.ns.resolve("/tool")
+    assert (tool.mode, tool.uid, tool.ctime_ns) == (0o777, ALICE.uid, T + 3)
+    fs.create(ALICE, "/private", 0o755)
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/private", T, mode=0o6755))
+    with pytest.raises(errors.NotPermitted):  # bob may not write it
+        rules.set_attributes(fs.ns, BOB, "/private", T, mode=0o755)
+
+
 def test_setting_times_to_now_needs_write_permission_and_explicit_times_ownership(fs):
     fs.create(ALICE, "/f", 0o644)
     with pytest.raises(errors.PermissionDenied):

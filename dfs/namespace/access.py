@@ -114,6 +114,16 @@ def mode_after_write(cred: Cred, node: Owned) -> int:
     return mode_after_chown(node)
 
 
+def may_drop_set_id(cred: Cred, node: Owned, mode: int) -> bool:
+    """A chmod by a non-owner that only clears the set-id bits a write by ``cred`` would
+    clear (``mode_after_write``), from a caller who may write the file: how FUSE asks the
+    file system to "kill privileges" before such a caller's write or truncate (the kernel
+    sends it as the writer). It gives no power a write does not: accepted, as on ext4 the
+    write itself clears them."""
+    after = mode_after_write(cred, node)
+    return (mode & 0o7777) == after != node.mode and permitted(cred, node, W)
+
+
 def times_allowed(cred: Cred, node: Owned, to_now: bool) -> bool:
     """utimensat(2): setting both times to now needs ownership or write permission;
     setting any explicit time needs ownership."""

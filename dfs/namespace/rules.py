@@ -217,11 +217,15 @@ def set_attributes(ns: Namespace, user: Cred, path: str, now_ns: int, mode: int 
     groups), chown (chown(2): only the superuser gives a file away, the owner may pick one
     of their groups; a non-directory loses its set-id bits), utimens (utimensat(2): setting
     both times to now, ``to_now``, needs ownership or write permission; any explicit time,
-    ownership). Every change updates ctime."""
+    ownership). Every change updates ctime. A non-owner who may write may make the one
+    chmod a write makes (access.may_drop_set_id: FUSE's "kill privileges")."""
     inode = ns.resolve(path, user)
     owned = inode.owned()
     new_mode = None
-    if mode is not None:
+    if mode is not None and not access.owns(user, owned) and access.may_drop_set_id(
+            user, owned, mode):
+        new_mode = mode & 0o7777  # a writer's "kill privileges" (FUSE, before a write)
+    elif mode is not None:
         ns.require_owner(user, inode, path)
         new_mode = access.chmod_mode(user, owned, mode)
     if uid is not None or gid is not None:

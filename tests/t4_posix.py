@@ -1,0 +1,474 @@
+"""t4: POSIX owners, groups and modes through a real mount, checked by processes of other
+uids (DESIGN.md sections 6 and 7; issue 11).
+
+An admin key's mount (``LocalCluster.admin_auth_file``) is a trusted host's: allow_other,
+default_permissions, and every request acts as the process that made it. Each check runs
+a child Python (``subprocess.run(user=, group=, extra_groups=, umask=)``: setresgid,
+setgroups and setresuid before exec) as a uid that has no passwd entry (2001, 2002, ...)
+and reports ``ok`` or the errno name of each operation; the kernel (default_permissions)
+and the master must both agree with what ext4 answers. A normal user's mount is checked
+too: other local uids cannot enter it, and its files show the DFS user's ids.
+"""
+
+import errno
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from t4_mount import Mounted, dfs_ids, pytestmark  # noqa: F401 (skip without FUSE)
+
+from dfs import errors
+from dfs.retry import poll
+
+# the children's Python: any uid may run the system's (this one may live in root's home)
+CHILD_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+OWNER, OTHER, THIRD = 2001, 2002, 2003  # uids without passwd entries
+TEAM, STRANGERS = 3000, 4000  # group ids
+
+PRELUDE = """
+import errno, os, sys
+args = sys.argv[1:]
+def attempt(f, *a, **k):
+    try:
+        f(*a, **k)
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def write(path, data=b"x", flags=os.O_WRONLY):
+    fd = os.open(path, flags, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+def say(*words):
+    print(*words)
+"""
+
+
+def as_user(uid, code, *args, gid=None, groups=(), umask=0o022):
+    """Run ``code`` (Python, after PRELUDE; ``args`` as ``args``) as ``uid``:``gid`` (gid
+    defaults to uid) with exactly ``groups`` as supplementary groups. -> its printed words."""
+    done = subprocess.run([CHILD_PYTHON, "-c", PRELUDE + code, *map(str, args)],
+                          user=uid, group=uid if gid is None else gid,
+                          extra_groups=list(groups), umask=umask, cwd="/",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"child as {uid} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout.split()
+
+
+def attempt(uid, expression, *args, **ids):
+    """'ok' or the errno name of one expression evaluated as ``uid``."""
+    words = as_user(uid, f"say(attempt(lambda: {expression}))", *args, **ids)
+    return words[0]
+
+
+class AdminMount(Mounted):
+    """`dfs mount` with the cluster's admin key: allow_other, each caller as itself."""
+
+    def __init__(self, cluster, path):
+        self.cluster, self.path, self.auth = cluster, str(path), cluster.admin_auth_file
+        self.timeout, self.cache_dir, self.pid = 20.0, "", None
+
+
+@pytest.fixture(scope="module")
+def open_dir():
+    """A temp folder every uid may pass through (pytest's own are root's 0700)."""
+    base = tempfile.mkdtemp(prefix="dfs-posix-")
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def admin_mount(shared_cluster, open_dir):
+    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
+        yield m
+
+
+@pytest.fixture
+def here(admin_mount, request):
+    """A fresh folder of root's, 0755, for one test."""
+    path = admin_mount.join(request.node.name)
+    os.mkdir(path, 0o755)
+    os.chmod(path, 0o755)
+    return path
+
+
+def make(path, mode, uid=0, gid=0, data=b"data"):
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+    return path
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+# --- the kernel and the master agree ---------------------------------------------------------
+
+def build(root):
+    """The same small tree under ``root`` (a path in the mount), made by root."""
+    os.mkdir(root, 0o755)
+    for name, mode, uid, gid in (("priv", 0o700, OWNER, OWNER), ("team", 0o770, OWNER, TEAM),
+                                 ("sticky", 0o1777, 0, 0), ("ro", 0o555, 0, 0)):
+        os.mkdir(os.path.join(root, name))
+        os.chown(os.path.join(root, name), uid, gid)
+        os.chmod(os.path.join(root, name), mode)
+    make(os.path.join(root, "priv", "f"), 0o644, OWNER, OWNER)
+    make(os.path.join(root, "team", "f"), 0o660, OWNER, TEAM)
+    make(os.path.join(root, "sticky", "a"), 0o666, OWNER, OWNER)
+    make(os.path.join(root, "sticky", "b"), 0o666, OTHER, OTHER)
+    make(os.path.join(root, "f640"), 0o640, OWNER, TEAM)
+    make(os.path.join(root, "f077"), 0o077, OWNER, TEAM)
+    os.chmod(os.path.join(root, "ro"), 0o755)
+    make(os.path.join(root, "ro", "f"), 0o666, OWNER, OWNER)
+    os.chmod(os.path.join(root, "ro"), 0o555)
+
+
+# (who, groups, operation, path(s), errno name as ext4 answers)
+CASES = [
+    (OWNER, (), "stat", "priv/f", "ok"),
+    (OTHER, (), "stat", "priv/f", "EACCES"),
+    (OTHER, (TEAM,), "listdir", "team", "ok"),
+    (THIRD, (), "listdir", "team", "EACCES"),
+    (OTHER, (TEAM,), "create", "team/new", "ok"),
+    (THIRD, (), "create", "team/new", "EACCES"),
+    (OWNER, (), "create", "ro/new", "EACCES"),
+    (OWNER, (), "mkdir", "ro/d", "EACCES"),
+    (OWNER, (), "unlink", "ro/f", "EACCES"),
+    (OTHER, (), "unlink", "sticky/a", "EPERM"),
+    (OTHER, (), "rename", "sticky/a sticky/c", "EPERM"),
+    (OTHER, (), "rename", "sticky/b sticky/a", "EPERM"),
+    (OTHER, (), "unlink", "sticky/b", "ok"),
+    (OTHER, (TEAM,), "read", "f640", "ok"),
+    (OTHER, (TEAM,), "write", "f640", "EACCES"),
+    (THIRD, (), "read", "f640", "EACCES"),
+    (OWNER, (), "read", "f077", "EACCES"),
+    (OTHER, (TEAM,), "read", "f077", "ok"),
+    (OTHER, (TEAM,), "chmod", "f640", "EPERM"),
+    (OWNER, (TEAM,), "chown_user", "f640", "EPERM"),
+    (OWNER, (), "chown_group", "f640", "EPERM"),
+    (OTHER, (), "touch", "f640", "EACCES"),
+    (OTHER, (TEAM,), "touch", "team/f", "ok"),
+    (OTHER, (TEAM,), "set_times", "team/f", "EPERM"),
+    (OWNER, (), "set_times", "f077", "ok"),
+    (OWNER, (), "rmdir", "priv", "EACCES"),  # / is root's 0755
+]
+
+KERNEL_CODE = {  # the operation as a local program makes it, through the mount
+    "stat": "os.stat(args[0])", "listdir": "os.listdir(args[0])",
+    "create": "write(args[0], flags=os.O_CREAT | os.O_EXCL | os.O_WRONLY)",
+    "mkdir": "os.mkdir(args[0])", "unlink": "os.unlink(args[0])",
+    "rmdir": "os.rmdir(args[0])", "rename": "os.rename(args[0], args[1])",
+    "read": "read(args[0])", "write": "write(args[0])", "chmod": "os.chmod(args[0], 0o777)",
+    "chown_user": f"os.chown(args[0], {OTHER}, -1)",
+    "chown_group": f"os.chown(args[0], -1, {STRANGERS})",
+    "touch": "os.utime(args[0])", "set_times": "os.utime(args[0], (1, 2))"}
+
+
+def master_call(client, operation, paths):
+    """The same operation asked of the master alone (no kernel in between)."""
+    def write(path):
+        with client.open(path, "r+b") as f:
+            f.write(b"x")
+    calls = {
+        "stat": client.stat, "listdir": client.listdir,
+        "create": lambda p: client.create(p, 0o644), "mkdir": lambda p: client.mkdir(p, 0o755),
+        "unlink": client.rm, "rmdir": client.rmdir, "rename": client.rename,
+        "read": client.read_bytes, "write": write,
+        "chmod": lambda p: client.chmod(p, 0o777),
+        "chown_user": lambda p: client.chown(p, OTHER, None),
+        "chown_group": lambda p: client.chown(p, None, STRANGERS),
+        "touch": lambda p: client.utimens(p, to_now=True),
+        "set_times": lambda p: client.utimens(p, 1, 2)}
+    try:
+        calls[operation](*paths)
+        return "ok"
+    except errors.DfsError as exc:
+        return errno.errorcode[exc.errno]
+
+
+def test_the_kernel_and_the_master_answer_alike(admin_mount, here, shared_cluster):
+    """Each case twice, on two copies of one tree: through the mount (the kernel's
+    default_permissions, then the master) and asked of the master directly, acting as the
+    same ids (an admin key's act_as): both must answer as ext4 does."""
+    kernel_root, master_root = os.path.join(here, "k"), os.path.join(here, "m")
+    build(kernel_root)
+    build(master_root)
+    inside = "/" + os.path.relpath(master_root, admin_mount.path)
+    answers = []
+    with shared_cluster.admin_client() as admin:
+        for uid, groups, operation, names, expected in CASES:
+            paths = names.split()
+            through_mount = attempt(uid, KERNEL_CODE[operation],
+                                    *(os.path.join(kernel_root, p) for p in paths),
+                                    groups=groups)
+            view = admin.acting_as(uid, uid, groups)
+            try:
+                direct = master_call(view, operation, [f"{inside}/{p}" for p in paths])
+            finally:
+                view.close()
+            answers.append((uid, groups, operation, names, expected, through_mount, direct))
+    wrong = [a for a in answers if not a[4] == a[5] == a[6]]
+    assert not wrong, "\n".join(f"{a[:4]}: ext4 {a[4]}, mount {a[5]}, master {a[6]}"
+                                 for a in wrong)
+
+
+# --- owner, group, other ----------------------------------------------------------------------
+
+def test_owner_group_and_other_classes(here):
+    f = make(os.path.join(here, "f"), 0o640, OWNER, TEAM)
+    assert attempt(OWNER, "read(args[0])", f) == "ok"
+    assert attempt(OWNER, "write(args[0])", f) == "ok"
+    # a supplementary group gives the group's bits; the primary group too
+    assert attempt(OTHER, "read(args[0])", f, groups=[TEAM]) == "ok"
+    assert attempt(OTHER, "write(args[0])", f, groups=[TEAM]) == "EACCES"
+    assert attempt(OTHER, "read(args[0])", f, gid=TEAM) == "ok"
+    assert attempt(OTHER, "read(args[0])", f, groups=[STRANGERS]) == "EACCES"
+    assert attempt(THIRD, "read(args[0])", f) == "EACCES"
+    # the first class that matches decides: an owner denied by the owner bits is denied
+    # though "other" allows, and so is a group member
+    g = make(os.path.join(here, "g"), 0o077, OWNER, TEAM)
+    assert attempt(OWNER, "read(args[0])", g) == "EACCES"
+    assert attempt(OTHER, "read(args[0])", g, groups=[TEAM]) == "ok"
+    h = make(os.path.join(here, "h"), 0o607, OWNER, TEAM)
+    assert attempt(OTHER, "read(args[0])", h, groups=[TEAM]) == "EACCES"
+    assert attempt(THIRD, "read(args[0])", h) == "ok"
+
+
+def test_directory_search_read_and_write_bits(here):
+    d = os.path.join(here, "d")
+    os.mkdir(d)
+    make(os.path.join(d, "inside"), 0o644, OWNER, OWNER)
+    os.chown(d, OWNER, TEAM)
+    os.chmod(d, 0o750)
+    inside = os.path.join(d, "inside")
+    assert attempt(OTHER, "os.stat(args[0])", inside, groups=[TEAM]) == "ok"
+    assert attempt(OTHER, "os.listdir(args[0])", d, groups=[TEAM]) == "ok"
+    assert attempt(OTHER, "write(args[0] + '/new', flags=os.O_CREAT | os.O_WRONLY)", d,
+                   groups=[TEAM]) == "EACCES"
+    assert attempt(THIRD, "os.stat(args[0])", inside) == "EACCES"
+    assert attempt(THIRD, "os.listdir(args[0])", d) == "EACCES"
+    os.chmod(d, 0o711)  # search without read: known names only
+    assert attempt(THIRD, "os.stat(args[0])", inside) == "ok"
+    assert attempt(THIRD, "os.listdir(args[0])", d) == "EACCES"
+    os.chmod(d, 0o744)  # read without search: names, but no entry is reached
+    assert attempt(THIRD, "os.stat(args[0])", inside) == "EACCES"
+    assert attempt(OWNER, "write(args[0] + '/mine', flags=os.O_CREAT | os.O_WRONLY)",
+                   d) == "ok"
+    assert os.stat(os.path.join(d, "mine")).st_uid == OWNER
+
+
+def test_new_files_belong_to_the_caller(here):
+    os.chmod(here, 0o777)
+    words = as_user(OWNER, """
+write(args[0], flags=os.O_CREAT | os.O_WRONLY)
+os.mkdir(args[1])
+os.symlink("f", args[2])
+for p in args:
+    st = os.lstat(p)
+    say(st.st_uid, st.st_gid)
+""", *(os.path.join(here, n) for n in ("f", "d", "l")), gid=TEAM, groups=[STRANGERS])
+    assert words == [str(OWNER), str(TEAM)] * 3
+    for name in ("f", "d", "l"):  # and the master agrees (not just the kernel's cache)
+        st = os.lstat(os.path.join(here, name))
+        assert (st.st_uid, st.st_gid) == (OWNER, TEAM)
+
+
+# --- sticky directories ----------------------------------------------------------------------
+
+def test_sticky_directory_keeps_others_from_removing_or_renaming(here):
+    shared = os.path.join(here, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o1777)
+    mine = os.path.join(shared, "mine")
+    as_user(OWNER, "write(args[0], flags=os.O_CREAT | os.O_WRONLY)", mine)
+    os.chmod(mine, 0o666)
+    assert attempt(OTHER, "os.unlink(args[0])", mine) == "EPERM"
+    assert attempt(OTHER, "os.rename(args[0], args[0] + '2')", mine) == "EPERM"
+    theirs = os.path.join(shared, "theirs")
+    as_user(OTHER, "write(args[0], flags=os.O_CREAT | os.O_WRONLY)", theirs)
+    assert attempt(OTHER, "os.rename(args[0], args[1])", theirs, mine) == "EPERM"  # replace
+    assert attempt(OTHER, "write(args[0])", mine) == "ok"  # writing is the mode's business
+    assert attempt(OWNER, "os.rename(args[0], args[0] + '2')", mine) == "ok"
+    assert attempt(OWNER, "os.unlink(args[0] + '2')", mine) == "ok"
+    # the directory's owner may remove anything in it
+    os.chown(shared, THIRD, THIRD)
+    assert attempt(THIRD, "os.unlink(args[0])", theirs) == "ok"
+    assert os.listdir(shared) == []
+
+
+def test_without_sticky_anyone_with_write_removes(here):
+    d = os.path.join(here, "open")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    f = make(os.path.join(d, "f"), 0o600, OWNER, OWNER)
+    assert attempt(OTHER, "os.unlink(args[0])", f) == "ok"
+
+
+# --- chown and chgrp ----------------------------------------------------------------------
+
+def test_chown_by_non_root_refused_and_chgrp_to_own_group_allowed(here):
+    f = make(os.path.join(here, "f"), 0o644, OWNER, OWNER)
+    assert attempt(OWNER, "os.chown(args[0], int(args[1]), -1)", f, OTHER,
+                   groups=[TEAM]) in ("EPERM",)
+    assert attempt(OWNER, "os.chown(args[0], -1, int(args[1]))", f, STRANGERS,
+                   groups=[TEAM]) == "EPERM"
+    assert attempt(OTHER, "os.chown(args[0], -1, int(args[1]))", f, TEAM,
+                   groups=[TEAM]) == "EPERM"  # not the owner
+    assert attempt(OWNER, "os.chown(args[0], -1, int(args[1]))", f, TEAM,
+                   groups=[TEAM]) == "ok"
+    assert os.stat(f).st_gid == TEAM
+    # chown to oneself (no change) is allowed, as it is on ext4
+    assert attempt(OWNER, "os.chown(args[0], int(args[1]), -1)", f, OWNER) == "ok"
+    os.chown(f, OTHER, STRANGERS)  # root gives it away
+    st = os.stat(f)
+    assert (st.st_uid, st.st_gid) == (OTHER, STRANGERS)
+
+
+def test_chmod_only_by_the_owner(here):
+    f = make(os.path.join(here, "f"), 0o666, OWNER, TEAM)
+    assert attempt(OTHER, "os.chmod(args[0], 0o777)", f, groups=[TEAM]) == "EPERM"
+    assert attempt(OWNER, "os.chmod(args[0], 0o600)", f) == "ok"
+    assert mode_of(f) == 0o600
+    # the owner outside the file's group cannot set its set-gid bit: it is dropped
+    assert attempt(OWNER, "os.chmod(args[0], 0o2755)", f) == "ok"
+    assert mode_of(f) == 0o755
+    assert attempt(OWNER, "os.chmod(args[0], 0o2755)", f, groups=[TEAM]) == "ok"
+    assert mode_of(f) == 0o2755
+
+
+# --- set-gid directories, umask ----------------------------------------------------------------
+
+def test_set_gid_directory_passes_its_group_and_bit(here):
+    team = os.path.join(here, "team")
+    os.mkdir(team)
+    os.chown(team, 0, TEAM)
+    os.chmod(team, 0o2777)
+    words = as_user(OWNER, """
+os.mkdir(args[0] + "/sub", 0o755)
+write(args[0] + "/f", flags=os.O_CREAT | os.O_WRONLY)
+os.mkdir(args[0] + "/sub/deeper")
+for p in ("/sub", "/f", "/sub/deeper"):
+    st = os.stat(args[0] + p)
+    say(st.st_gid, oct(st.st_mode & 0o7777))
+""", team)  # OWNER is not in TEAM: the set-gid directory's group is given all the same
+    assert words == [str(TEAM), "0o2755", str(TEAM), "0o644", str(TEAM), "0o2755"]
+
+
+def test_umask_is_honoured(here):
+    os.chmod(here, 0o777)
+    words = as_user(OWNER, """
+write(args[0] + "/f", flags=os.O_CREAT | os.O_WRONLY)
+os.mkdir(args[0] + "/d")
+os.mkdir(args[0] + "/d700", 0o700)
+fd = os.open(args[0] + "/x", os.O_CREAT | os.O_WRONLY, 0o755); os.close(fd)
+for n in ("f", "d", "d700", "x"):
+    say(oct(os.stat(args[0] + "/" + n).st_mode & 0o7777))
+""", here, umask=0o027)
+    assert words == ["0o640", "0o750", "0o700", "0o750"]
+    words = as_user(OWNER, "os.mkdir(args[0]); say(oct(os.stat(args[0]).st_mode & 0o7777))",
+                    os.path.join(here, "open"), umask=0)
+    assert words == ["0o777"]
+
+
+# --- times ---------------------------------------------------------------------------------
+
+def test_utimensat_rules(here):
+    f = make(os.path.join(here, "f"), 0o666, OWNER, OWNER)
+    assert attempt(OTHER, "os.utime(args[0])", f) == "ok"  # touch: write permission
+    assert attempt(OTHER, "os.utime(args[0], (1, 2))", f) == "EPERM"
+    assert attempt(OTHER, "os.utime(args[0], ns=(1, 2))", f) == "EPERM"
+    assert attempt(OWNER, "os.utime(args[0], (1000, 2000))", f) == "ok"
+    st = os.stat(f)
+    assert (st.st_atime, st.st_mtime) == (1000, 2000)
+    g = make(os.path.join(here, "g"), 0o644, OWNER, OWNER)
+    assert attempt(OTHER, "os.utime(args[0])", g) == "EACCES"
+    assert attempt(OTHER, "os.utime(args[0], (1, 2))", g) == "EPERM"
+    os.utime(g, (5, 6))  # root may
+    assert os.stat(g).st_mtime == 6
+
+
+def test_ctime_changes_with_every_change(here):
+    f = make(os.path.join(here, "f"), 0o666, OWNER, OWNER)
+
+    def changed(action, name=f):
+        before = os.stat(f).st_ctime_ns
+        action()
+        return os.stat(name).st_ctime_ns > before
+
+    assert changed(lambda: os.chmod(f, 0o664))
+    assert changed(lambda: os.chown(f, OTHER, -1))
+    assert changed(lambda: os.utime(f, (1, 2)))
+    assert changed(lambda: as_user(OTHER, "write(args[0], b'more')", f))
+    assert changed(lambda: os.truncate(f, 1))
+    moved = f + ".moved"
+    assert changed(lambda: os.rename(f, moved), moved)
+    os.rename(moved, f)
+    # a new link: at once through the new name; the old name's attributes are the kernel's
+    # own for up to the attribute timeout (it sees one inode per name: see the report)
+    before = os.stat(f).st_ctime_ns
+    os.link(f, f + ".link")
+    assert os.stat(f + ".link").st_ctime_ns > before
+    assert poll(lambda: os.stat(f).st_ctime_ns > before and os.stat(f).st_nlink == 2,
+                10, 0.1)
+    before = os.stat(f).st_ctime_ns
+    data = open(f, "rb").read()
+    assert data and os.stat(f).st_ctime_ns == before  # reading changes nothing
+
+
+# --- set-id bits cleared -------------------------------------------------------------------
+
+def test_set_id_bits_cleared_on_write_by_non_owner(here):
+    f = make(os.path.join(here, "f"), 0o6777, OWNER, TEAM)
+    assert attempt(OTHER, "write(args[0], b'changed')", f) == "ok"
+    assert mode_of(f) == 0o777
+    # set-gid without group x (mandatory-locking marker) stays, set-uid goes
+    g = make(os.path.join(here, "g"), 0o6766, OWNER, TEAM)
+    assert attempt(OTHER, "write(args[0], b'changed')", g) == "ok"
+    assert mode_of(g) == 0o2766
+    # truncation by a writer clears them too
+    h = make(os.path.join(here, "h"), 0o4777, OWNER, TEAM)
+    assert attempt(OTHER, "os.truncate(args[0], 0)", h) == "ok"
+    assert mode_of(h) == 0o777
+
+
+def test_set_id_bits_cleared_on_chown(here):
+    f = make(os.path.join(here, "f"), 0o6755, OWNER, TEAM)
+    os.chown(f, OTHER, -1)
+    assert mode_of(f) == 0o755
+    g = make(os.path.join(here, "g"), 0o6755, OWNER, OWNER)
+    assert attempt(OWNER, "os.chown(args[0], -1, int(args[1]))", g, TEAM,
+                   groups=[TEAM]) == "ok"
+    assert mode_of(g) == 0o755
+    d = os.path.join(here, "d")  # a directory keeps them
+    os.mkdir(d)
+    os.chmod(d, 0o3775)
+    os.chown(d, OWNER, TEAM)
+    assert mode_of(d) == 0o3775
+
+
+# --- a normal user's mount ---------------------------------------------------------------------
+
+def test_a_users_mount_is_its_own(shared_cluster, open_dir):
+    with Mounted(shared_cluster, os.path.join(open_dir, "carol"), user="carol") as m:
+        uid, gid = dfs_ids(m)
+        home = m.join("home", "carol")
+        f = os.path.join(home, "f")
+        with open(f, "w") as out:
+            out.write("hi")
+        st = os.stat(f)
+        assert (st.st_uid, st.st_gid) == (uid, gid)
+        # no allow_other: another local uid cannot even look at the folder
+        for local in (OWNER, THIRD):
+            assert attempt(local, "os.stat(args[0])", m.path) == "EACCES"
+            assert attempt(local, "os.listdir(args[0])", m.path) == "EACCES"
