@@ -124,6 +124,10 @@ class MasterConfig:
     """(host, port) of the other metadata server, or None to run alone."""
     lease: float = 3.0
     """Seconds a voter's lease lasts; a failover takes about one lease."""
+    lock_lease: float = 15.0
+    """Seconds a mount's file locks (flock, fcntl) outlive its last call to the leader:
+    a mount renews them every quarter of it, a dead one's are freed after it. Also the
+    grace period of a new leader, in which mounts reclaim their locks (nodes/master/locks.py)."""
     join_token: str = ""
     """The cluster's join token; empty: read (or create) DATA/join-token."""
     tls: bool | None = None
@@ -175,6 +179,7 @@ class MasterConfig:
         _require(self.role in ("master", "shadow"), "role must be master or shadow")
         _require(self.role == "master" or self.peer, "a shadow needs --peer (the master)")
         _require(0.5 <= self.lease <= 60, "lease must be between 0.5 and 60 seconds")
+        _require(1 <= self.lock_lease <= 600, "lock lease must be between 1 and 600 seconds")
         _require(0 <= self.port < 65536, "master port out of range")
         _require(BLOCK_SIZE <= self.chunk_size <= 64 * MIB and self.chunk_size % BLOCK_SIZE == 0,
                  f"chunk size must be a multiple of {BLOCK_SIZE} between 64 KiB and 64 MiB")
@@ -305,6 +310,8 @@ class ClusterConfig:
     heartbeat_interval: float = default(MasterConfig, "heartbeat_interval")
     snapshot_every: int = default(MasterConfig, "snapshot_every")
     lease: float = default(MasterConfig, "lease")
+    lock_lease: float = default(MasterConfig, "lock_lease")
+    """The masters' --lock-lease (MasterConfig.lock_lease)."""
     trash_seconds: float = default(MasterConfig, "trash_seconds")
     """How long deleted files stay in the trash (the masters' --trash-hours)."""
     scrub_bytes_per_second: int = default(WorkerConfig, "scrub_bytes_per_second")

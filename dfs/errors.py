@@ -220,6 +220,25 @@ class StaleToken(DfsError):
     errno = _errno.EACCES
 
 
+class WouldBlock(DfsError):
+    """A lock that another holder's lock stands in the way of, asked for without waiting."""
+
+    errno = _errno.EAGAIN
+
+
+class Interrupted(DfsError):
+    """A wait for a lock ended by a signal to the waiting process."""
+
+    errno = _errno.EINTR
+
+
+class LockLost(DfsError):
+    """Too many locks (per session, or sessions per user), or a lock that could not be
+    reclaimed after a failover: ENOLCK, as a full lock table says it."""
+
+    errno = _errno.ENOLCK
+
+
 def like(exc: DfsError, message: str) -> DfsError:
     """A new error of ``exc``'s own class (so its errno) saying ``message``: a failure
     reported again later stays what it was (ENOSPC stays ENOSPC, not EIO)."""

@@ -424,6 +424,41 @@ def members_from_wire(data: Wire) -> list[WorkerMember]:
     return [WorkerMember(*m) for m in data]
 
 
+LOCK_EOF = 1 << 63
+"""A lock range's end when it runs to the end of the file, however long it grows."""
+
+
+class LockRange(NamedTuple):
+    start: int
+    end: int  # exclusive; LOCK_EOF: to the end of the file
+    type: str  # "r" shared, "w" exclusive
+
+
+class LockAnswer(NamedTuple):
+    """The leader's answer to a lock request (nodes/master/locks.py)."""
+
+    granted: bool  # for lock_renew: whether the leader knows the session
+    holder: LockRange | None  # the other owner's lock in the way
+    holder_pid: int  # its process, when it is the asking session's own; else 0
+    grace: float  # > 0: the leader's grace period after a failover: ask again then
+    lease: float  # seconds a session's locks outlive its last call
+    version: int  # the highest version's ``held`` is the current one
+    held: tuple[LockRange, ...]  # the owner's ranges on the file after the request
+
+
+# lock answer: (granted, (start, end, type) | None, pid, grace, lease, version, (range, ...))
+
+def lock_answer_to_wire(a: LockAnswer) -> Wire:
+    return (a.granted, None if a.holder is None else tuple(a.holder), a.holder_pid,
+            float(a.grace), float(a.lease), a.version, tuple(tuple(r) for r in a.held))
+
+
+def lock_answer_from_wire(data: Wire) -> LockAnswer:
+    granted, holder, pid, grace, lease, version, held = data
+    return LockAnswer(bool(granted), None if holder is None else LockRange(*holder), pid,
+                      grace, lease, version, tuple(LockRange(*r) for r in held))
+
+
 def plain(value: object) -> object:
     """Deep-convert lists/dicts to tuples of pairs so they cross by value (for small dicts)."""
     if isinstance(value, dict):

@@ -76,7 +76,8 @@ def cmd_master(args: argparse.Namespace) -> int:
                           heartbeat_interval=args.heartbeat, snapshot_every=args.snapshot_every,
                           open_registration=args.open_registration, role=args.role,
                           peer=parse_address(args.peer) if args.peer else None,
-                          lease=args.lease, join_token=read_token(args),
+                          lease=args.lease, lock_lease=args.lock_lease,
+                          join_token=read_token(args),
                           trash_seconds=args.trash_hours * 3600, low_space=args.low_space,
                           low_space_bytes=args.low_space_bytes,
                           login_failures=args.login_failures, login_window=args.login_window,
@@ -230,6 +231,9 @@ def add_commands(sub: Subparsers) -> None:
         token_options(p, "the cluster's join token (a shadow needs the master's)")
         p.add_argument("--lease", type=float, default=master_default("lease"),
                        help="voter lease in seconds")
+        p.add_argument("--lock-lease", type=float, default=master_default("lock_lease"),
+                       help="seconds a mount's file locks outlive its last call (a dead "
+                            "mount's are freed after it); also a new leader's grace period")
         p.add_argument("--chunk-size", type=int, default=master_default("chunk_size"),
                        help="bytes per chunk, fixed when the cluster is initialised")
         p.add_argument("--dead-after", type=float, default=master_default("dead_after"),

@@ -124,7 +124,8 @@ class LocalCluster:
         return ["--chunk-size", str(c.chunk_size), "--dead-after", str(c.dead_after),
                 "--heartbeat", str(c.heartbeat_interval), "--snapshot-every",
                 str(c.snapshot_every), "--lease", str(c.lease), "--open-registration",
-                "--trash-hours", repr(c.trash_seconds / 3600), "--low-space", repr(c.low_space),
+                "--lock-lease", repr(c.lock_lease), "--trash-hours",
+                repr(c.trash_seconds / 3600), "--low-space", repr(c.low_space),
                 *self._metrics_options()]
 
     def _metrics_options(self) -> list[str]:

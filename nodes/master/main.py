@@ -37,7 +37,9 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
              Task("master-metrics", collector.tick, config.tick_interval),
              Task("master-elect", state.elect, config.lease / 6),  # several tries per lease
              Task("master-sync", state.sync_standby, SYNC_INTERVAL),
-             Task("trash-pressure", TrashPressure(state).tick, config.tick_interval)]
+             Task("trash-pressure", TrashPressure(state).tick, config.tick_interval),
+             Task("master-locks", lambda: state.locks.tick(
+                 state.leadership.term if state.serving() else None), config.tick_interval)]
     for loop in loops:
         loop.start()
     log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,

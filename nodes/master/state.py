@@ -43,6 +43,7 @@ from nodes.master.election import LEADER, Electorate, Leadership
 from nodes.master.events import EventLog
 from nodes.master.fsck import Fsck
 from nodes.master.links import Link, PeerLink
+from nodes.master.locks import Locks
 from nodes.master.login_limits import LoginLimits
 from nodes.master.placement import WorkerTable
 from nodes.master.replication import Replicator, Standby
@@ -106,6 +107,7 @@ class MasterState:
         self.compactor = Compactor(self.journal, config.snapshot_every, clock)
         self.standby = Standby(self.voter, self.leadership, self)
         self.login_limits = LoginLimits.from_config(config, clock)
+        self.locks = Locks(config.lock_lease, clock)  # file locks: leader's memory only
         self.fsck = Fsck(self.lock, self.require_serving, self.workers, lambda: self.ns,
                          self.voter_secret)
         self.started = clock()
