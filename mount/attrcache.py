@@ -9,6 +9,13 @@ changes this mount makes itself update or drop the entries they touch at once. O
 exists is cached: a name that is not there is always asked for (another client may have
 just created it, and close-to-open consistency promises it is visible).
 
+Hard links: the cache knows which of its paths name the same inode. A change seen through
+one name (link, unlink, chmod, a write) updates the others too, or expires them when the
+new attributes are not known (an unlink: one link fewer), and ``on_stale`` is told each
+such path: the mount makes the kernel drop what it cached of that name (libfuse gives each
+name its own kernel inode, so the kernel would show the old link count through the other
+names for a whole attribute timeout).
+
 Thread-safe: one lock around the dict; nothing slow happens under it.
 """
 
@@ -22,6 +29,11 @@ from collections.abc import Callable, Iterable
 from dfs.wire import DirEntry, Stat
 
 SWEEP_EVERY = 4096  # insertions between sweeps of expired entries
+EXPIRED = float("-inf")
+
+
+def _nothing(path: str) -> None:
+    """The on_stale of a cache nobody needs to hear from."""
 
 
 def parent_of(path: str) -> str:
@@ -29,11 +41,14 @@ def parent_of(path: str) -> str:
 
 
 class AttrCache:
-    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 on_stale: Callable[[str], None] = _nothing) -> None:
         self.ttl = ttl
         self.clock = clock
+        self.on_stale = on_stale  # called without the lock held
         self.guard = threading.Lock()
         self.stats: dict[str, tuple[float, Stat]] = {}  # path -> (expires, Stat)
+        self.names: dict[int, set[str]] = {}  # ino -> its paths in ``stats`` (hard links)
         self.inserts = 0
 
     # --- reading -------------------------------------------------------------------------
@@ -61,24 +76,64 @@ class AttrCache:
         if self.ttl <= 0:
             return
         with self.guard:
-            self._put(path, stat)
+            stale = self._put(path, stat)
+        self._tell(stale)
 
-    def _put(self, path: str, stat: Stat) -> None:
+    def _put(self, path: str, stat: Stat) -> list[str]:
+        """-> the other names of the inode whose cached attributes this changed."""
+        old = self.stats.get(path)
+        if old is not None and old[1].ino != stat.ino:
+            self._unname(path, old[1].ino)
         self.stats[path] = (self.clock() + self.ttl, stat)
+        names = self.names.setdefault(stat.ino, set())
+        names.add(path)
+        stale = []
+        for other in names:
+            if other != path and self.stats[other][1] != stat:
+                self.stats[other] = (self.stats[other][0], stat)  # the same inode
+                stale.append(other)
         self.inserts += 1
         if self.inserts % SWEEP_EVERY == 0:
             too_old = self.clock() - self.ttl
             for key in [k for k, (expires, _v) in self.stats.items() if expires < too_old]:
-                del self.stats[key]
+                self._pop(key)
+        return stale
+
+    def _pop(self, path: str) -> Stat | None:
+        item = self.stats.pop(path, None)
+        if item is None:
+            return None
+        self._unname(path, item[1].ino)
+        return item[1]
+
+    def _unname(self, path: str, ino: int) -> None:
+        names = self.names.get(ino)
+        if names is not None:
+            names.discard(path)
+            if not names:
+                del self.names[ino]
+
+    def _expire_others(self, ino: int, path: str) -> list[str]:
+        """The inode's other names are out of date (their Stat is kept for last_known)."""
+        stale = [p for p in self.names.get(ino, ()) if p != path]
+        for other in stale:
+            self.stats[other] = (EXPIRED, self.stats[other][1])
+        return stale
+
+    def _tell(self, stale: list[str]) -> None:
+        for path in stale:
+            self.on_stale(path)
 
     def put_listing(self, directory: str, entries: Iterable[DirEntry]) -> None:
         """Remember the attributes of a directory's entries: [DirEntry(name, stat)]."""
         if self.ttl <= 0:
             return
         base = directory.rstrip("/")
+        stale: list[str] = []
         with self.guard:
             for entry in entries:
-                self._put(f"{base}/{entry.name}", entry.stat)
+                stale.extend(self._put(f"{base}/{entry.name}", entry.stat))
+        self._tell(stale)
 
     # --- this mount's own changes ----------------------------------------------------------
 
@@ -88,38 +143,47 @@ class AttrCache:
             return
         parent = parent_of(path)
         with self.guard:
-            self._put(path, stat)
+            stale = self._put(path, stat)  # a hard link: the other names' nlink went up
             item = self.stats.get(parent)
             if item is not None:  # the parent's mtime moved with the new entry
                 self.stats[parent] = (item[0], item[1]._replace(
                     mtime_ns=stat.ctime_ns, ctime_ns=stat.ctime_ns))
+        self._tell(stale)
 
     def removed(self, path: str, tree: bool = False) -> None:
         """``path`` no longer exists (with ``tree``: nor anything that was below it)."""
         with self.guard:
-            self.stats.pop(path, None)
+            gone = self._pop(path)
+            stale = [] if gone is None else self._expire_others(gone.ino, path)  # one link less
             if tree:
                 self._drop_tree(path)
-            self.stats.pop(parent_of(path), None)  # mtime and, for directories, nlink changed
+            self._pop(parent_of(path))  # mtime and, for directories, nlink changed
+        self._tell(stale)
 
     def moved(self, old: str, new: str) -> None:
         """``old`` was renamed to ``new`` (replacing whatever ``new`` was)."""
+        stale: list[str] = []
         with self.guard:
-            for path in (old, new):
+            for path in (old, new):  # a replaced inode lost a link, the moved one its ctime
+                known = self.stats.get(path)
                 self._drop_tree(path)
-                self.stats.pop(parent_of(path), None)
+                if known is not None:
+                    stale.extend(self._expire_others(known[1].ino, path))
+                self._pop(parent_of(path))
+        self._tell(stale)
 
     def forget(self, path: str) -> None:
         """Drop what is known about ``path`` itself (its attributes changed)."""
         with self.guard:
-            self.stats.pop(path, None)
+            self._pop(path)
 
     def _drop_tree(self, path: str) -> None:
-        self.stats.pop(path, None)
+        self._pop(path)
         prefix = path.rstrip("/") + "/"
         for key in [k for k in self.stats if k.startswith(prefix)]:
-            del self.stats[key]
+            self._pop(key)
 
     def clear(self) -> None:
         with self.guard:
             self.stats.clear()
+            self.names.clear()

@@ -134,6 +134,17 @@ class OpenFiles:
                     of.path = new + of.path[len(old):]
                     of.file.path = of.path  # later chunk allocations name the new path
 
+    def exchanged(self, a: str, b: str) -> None:
+        """``a`` and ``b`` swapped places (RENAME_EXCHANGE): what was below one is below
+        the other."""
+        with self.guard:
+            for of in self.by_ino.values():
+                for old, new in ((a, b), (b, a)):
+                    if of.path == old or of.path.startswith(old.rstrip("/") + "/"):
+                        of.path = new + of.path[len(old):]
+                        of.file.path = of.path
+                        break
+
     def take_all(self) -> list[OpenFile]:
         """Empty the tables (unmount). -> every file that was open."""
         with self.guard:

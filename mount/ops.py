@@ -46,11 +46,12 @@ What the mount adds to the client, and nothing more:
 - **Timeouts**: the client is made with ``--timeout`` as both its per-call timeout and its
   failover deadline, so with a node unreachable an operation fails after about that long
   (ETIMEDOUT/EIO) instead of hanging, and works again as soon as the node is back.
+- **Special files, rename flags** (mount.special): mknod makes fifos, sockets and device
+  nodes (metadata at the master; the pipe or socket is the local kernel's); renameat2's
+  RENAME_NOREPLACE and RENAME_EXCHANGE are decided atomically by the master.
 - **Not supported**: extended attributes (libfuse answers ENOSYS once and the kernel then
-  returns ENOTSUP/EOPNOTSUPP without asking again), device files, fifos and sockets
-  (mknod: ENOSYS), RENAME_EXCHANGE (EINVAL; RENAME_NOREPLACE, as ``mv -n`` uses, is
-  honoured by a check before the rename), file locks across mounts (local to this
-  machine).
+  returns ENOTSUP/EOPNOTSUPP without asking again), file locks across mounts (local to
+  this machine).
 
 Threads: libfuse's loop threads call ``DfsOperations``; the client's pools upload and
 prefetch. The open-file table has its own lock (never held during an RPC), each DfsFile
@@ -72,7 +73,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from dfs import errors, wire
 from dfs.client.client import DfsClient
 from dfs.client.files import DfsFile
-from mount import binding
+from mount import binding, special
 from mount.attrcache import AttrCache
 from mount.callers import Callers
 from mount.memory import HEAP
@@ -89,7 +90,7 @@ TOLD_AT_FLUSH = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM
                            errno.EFBIG})  # a close's failures the application saw
 MODE_BITS = 0o7777  # what a mode may ask for (the kernel applied the umask already)
 NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
-KIND_BITS = {"d": stat_mod.S_IFDIR, "f": stat_mod.S_IFREG, "l": stat_mod.S_IFLNK}
+KIND_BITS = special.KIND_BITS
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
                 errno.EFBIG}
@@ -151,7 +152,8 @@ class DfsOperations:
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.cache_seconds = cache_seconds
-        self.attrs = AttrCache(cache_seconds)
+        # another name of a hard-linked inode changed: the kernel drops what it holds of it
+        self.attrs = AttrCache(cache_seconds, on_stale=lambda path: self.kernel_forget(path))
         self.files = OpenFiles()
         self.dir_lists: dict[int, Listing | None] = {}  # fh of an open directory -> entries()
         self.chunk_size: int = client.chunk_size
@@ -191,7 +193,8 @@ class DfsOperations:
         return {"st_ino": st.ino, "st_mode": KIND_BITS[st.kind] | st.mode,
                 "st_nlink": st.nlink, "st_uid": uid, "st_gid": gid, "st_size": size,
                 "st_blocks": (stored + 511) // 512, "st_blksize": binding.IO_SIZE,
-                "st_atime": st.atime_ns, "st_mtime": st.mtime_ns, "st_ctime": st.ctime_ns}
+                "st_atime": st.atime_ns, "st_mtime": st.mtime_ns, "st_ctime": st.ctime_ns,
+                "st_rdev": st.rdev}
 
     def _stat(self, path: str) -> wire.Stat:
         st = self.attrs.get(path)
@@ -273,20 +276,13 @@ class DfsOperations:
         self.attrs.removed(path)
 
     @operation
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        self.attrs.added(path, special.mknod(self.client, path, mode, dev))
+
+    @operation
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        known = binding.RENAME_NOREPLACE | binding.RENAME_EXCHANGE
-        if flags & binding.RENAME_EXCHANGE or flags & ~known:
-            raise FuseError(errno.EINVAL)
-        if flags & binding.RENAME_NOREPLACE:  # `mv -n`: checked here, so not atomic
-            try:
-                self.client.stat(new)
-            except errors.FileNotFound:
-                pass
-            else:
-                raise FuseError(errno.EEXIST)
-        self.client.rename(old, new)
-        self.attrs.moved(old, new)
-        self.files.renamed(old, new)
+        self.client.rename(old, new, flags)  # NOREPLACE, EXCHANGE: atomic at the master
+        special.renamed(self.attrs, self.files, old, new, flags)
         return 0
 
     @operation

@@ -205,6 +205,12 @@ class TrashOperations(DfsOperations):
         raise FuseError(errno.EPERM)
 
     @trash_operation
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        if self.trash_dir.locate(path) is None:
+            return super().mknod(path, mode, dev)
+        raise FuseError(errno.EPERM)
+
+    @trash_operation
     def link(self, path: str, existing: str) -> None:
         if self.trash_dir.locate(path) is None and self.trash_dir.locate(existing) is None:
             return super().link(path, existing)

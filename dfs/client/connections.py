@@ -36,7 +36,7 @@ POOL_SIZE = 8
 SUSPECT_SECONDS = 10.0
 # Requests that must not take effect twice: each carries a request id, kept the same across
 # retries, so a retry after a failover gets the first attempt's answer, not FileExists.
-ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "link", "unlink", "rmdir", "rename",
+ONCE_ONLY = frozenset({"mkdir", "create", "symlink", "mknod", "link", "unlink", "rmdir", "rename",
                        "trash_move", "setxattr", "removexattr"})
 # The schedule between rounds over the metadata servers; each call sets its deadline.
 FAILOVER = RetryPolicy(deadline=None)

@@ -239,6 +239,17 @@ class Symlink(NewInode):
 
 
 @dataclass(frozen=True)
+class Mknod(NewInode):
+    """A special file, metadata only: ``kind`` "p" (fifo), "s" (socket), "c" or "b" (a
+    character or block device numbered ``rdev``). A fifo's pipe and a socket's endpoint
+    are the local kernel's objects on the inode, as on NFS."""
+
+    op: ClassVar[str] = "mknod"
+    kind: str
+    rdev: int = 0
+
+
+@dataclass(frozen=True)
 class Link(Entry):
     """A new name ``name`` in ``parent`` for the existing inode ``ino``."""
 
@@ -303,6 +314,19 @@ class Rename(Entry):
     """Atomic move; replaces what is at the destination (the rules decided it may)."""
 
     op: ClassVar[str] = "rename"
+    src_parent: int
+    src_name: str
+    dst_parent: int
+    dst_name: str
+    time_ns: int
+
+
+@dataclass(frozen=True)
+class Exchange(Entry):
+    """renameat2(RENAME_EXCHANGE): the two names swap their inodes, atomically (the rules
+    checked both exist and neither is inside the other)."""
+
+    op: ClassVar[str] = "exchange"
     src_parent: int
     src_name: str
     dst_parent: int
@@ -435,6 +459,7 @@ class Unpend(Entry):
 
 ENTRY_TYPES: tuple[type[Entry], ...] = (
     Init, AddUser, Group, SetGroups, SetQuota, Revoke, Voter, Member, Mkdir, Create, Symlink,
+    Mknod, Exchange,
     Link, Unlink, Restore, Purge, Rename, SetAttr, Alloc, Renew, SetChunks, Put, Unpend,
     SetXattr)
 BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
@@ -442,6 +467,8 @@ BY_OP: dict[str, type[Entry]] = {cls.op: cls for cls in ENTRY_TYPES}
 
 def named_ino(entry: Entry) -> int:
     """The inode an entry names (0 if none): what a retry of its request is answered with."""
+    if isinstance(entry, Mknod):
+        return entry.ino
     if isinstance(entry, (Mkdir, Create, Symlink, Link, SetAttr, SetChunks, Put, SetXattr)):
         return entry.ino
     return 0

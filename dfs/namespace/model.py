@@ -46,12 +46,14 @@ from dfs.namespace.entries import (
     Alloc,
     Create,
     Entry,
+    Exchange,
     Group,
     Init,
     Json,
     Link,
     Member,
     Mkdir,
+    Mknod,
     Purge,
     Put,
     Record,
@@ -349,6 +351,8 @@ class Namespace:
                 self._new_inode(e, "f")
             case Symlink():
                 self._new_inode(e, "l", target=e.target, size=len(e.target.encode()))
+            case Mknod():
+                self._new_inode(e, e.kind, rdev=e.rdev)
             case Link():
                 self._link(e)
             case Unlink():
@@ -359,6 +363,8 @@ class Namespace:
                 return self._purge(e)
             case Rename():
                 return self._rename(e)
+            case Exchange():
+                self._exchange(e)
             case SetAttr():
                 self._setattr(e)
             case SetXattr():
@@ -387,7 +393,7 @@ class Namespace:
                 raise TypeError(f"not a journal entry: {e!r}")
         return []
 
-    def _new_inode(self, e: Mkdir | Create | Symlink | Put, kind: str,
+    def _new_inode(self, e: Mkdir | Create | Symlink | Mknod | Put, kind: str,
                    **extra: Any) -> tuple[Inode, Inode]:
         t = e.time_ns
         uid, gid = (e.uid, e.gid) if e.legacy_owner is None else self.ids_of(e.legacy_owner)
@@ -488,6 +494,25 @@ class Namespace:
             d.mtime_ns = d.ctime_ns = t
         moved.ctime_ns = t
         return freed
+
+    def _exchange(self, e: Exchange) -> None:
+        """The two names swap inodes; a directory that changes parent moves a link (its
+        "..") from one parent's count to the other's."""
+        src_parent = self.inodes[e.src_parent]
+        dst_parent = self.inodes[e.dst_parent]
+        a, b = src_parent.children[e.src_name], dst_parent.children[e.dst_name]
+        src_parent.children[e.src_name], dst_parent.children[e.dst_name] = b, a
+        self.parents.drop(a, src_parent.ino)
+        self.parents.drop(b, dst_parent.ino)
+        self.parents.add(a, dst_parent.ino)
+        self.parents.add(b, src_parent.ino)
+        for ino, left, joined in ((a, src_parent, dst_parent), (b, dst_parent, src_parent)):
+            if self.inodes[ino].kind == "d" and left is not joined:
+                left.nlink -= 1
+                joined.nlink += 1
+            self.inodes[ino].ctime_ns = e.time_ns
+        for d in (src_parent, dst_parent):
+            d.mtime_ns = d.ctime_ns = e.time_ns
 
     def _setattr(self, e: SetAttr) -> None:
         inode = self.inodes[e.ino]

@@ -23,7 +23,18 @@ from typing import TypeVar
 from dfs import errors
 from dfs.namespace import access, quota, rules_trash
 from dfs.namespace.access import Cred
-from dfs.namespace.entries import Create, Entry, Link, Mkdir, Rename, SetAttr, Symlink, Unlink
+from dfs.namespace.entries import (
+    Create,
+    Entry,
+    Exchange,
+    Link,
+    Mkdir,
+    Mknod,
+    Rename,
+    SetAttr,
+    Symlink,
+    Unlink,
+)
 from dfs.namespace.inode import MAX_SYMLINK_BYTES, Inode, R, W, X, split_path
 from dfs.namespace.model import Namespace
 
@@ -129,6 +140,32 @@ def symlink(ns: Namespace, user: Cred, path: str, target: str, now_ns: int) -> S
     return Symlink(parent.ino, name, ns.next_ino, uid, gid, 0o777, now_ns, target)
 
 
+SPECIAL_KINDS = ("p", "s", "c", "b")  # fifo, socket, character and block device
+DEVICE_KINDS = ("c", "b")
+MAX_RDEV = (1 << 32) - 1  # what FUSE carries (the kernel's 32-bit encoding of dev_t)
+
+
+def mknod(ns: Namespace, user: Cred, path: str, kind: str, mode: int, rdev: int,
+          now_ns: int) -> Mknod | Create:
+    """mknod(2): a fifo or a socket (metadata only: the pipe or the listening socket is the
+    local kernel's), or a device (only the superuser: EPERM otherwise, as Linux without
+    CAP_MKNOD) numbered ``rdev``; a regular file ("f") is an empty file, as create. The
+    name must be free and the directory w+x; the new inode counts against the quota."""
+    if kind not in (*SPECIAL_KINDS, "f"):
+        raise errors.InvalidArgument(f"cannot make a file of type {kind!r}")
+    if not 0 <= rdev <= MAX_RDEV:
+        raise errors.InvalidArgument(f"bad device number {rdev}")
+    parent, name = _free_name(ns, user, path)
+    if kind in DEVICE_KINDS and not user.superuser:
+        raise errors.NotPermitted(f"{path}: only the superuser makes device files")
+    quota.check_new_inodes(ns, user.uid)
+    uid, gid, mode = new_owner(user, parent, mode, is_dir=False)
+    if kind == "f":
+        return Create(parent.ino, name, ns.next_ino, uid, gid, mode, now_ns)
+    return Mknod(parent.ino, name, ns.next_ino, uid, gid, mode, now_ns, kind,
+                 rdev if kind in DEVICE_KINDS else 0)
+
+
 def link(ns: Namespace, user: Cred, existing: str, path: str, now_ns: int) -> Link:
     """A hard link: not to a directory; as Linux with protected_hardlinks (its default),
     the owner may link anything, others only a regular file they may read and write that
@@ -179,29 +216,79 @@ def _is_below(parts: list[str], ancestor_parts: list[str]) -> bool:
     return len(parts) > len(ancestor_parts) and parts[:len(ancestor_parts)] == ancestor_parts
 
 
-def rename(ns: Namespace, user: Cred, src: str, dst: str, now_ns: int) -> Rename | None:
+RENAME_NOREPLACE = 1  # renameat2(2) flags (linux/fs.h)
+RENAME_EXCHANGE = 2
+
+
+def rename(ns: Namespace, user: Cred, src: str, dst: str, now_ns: int,
+           flags: int = 0) -> Rename | Exchange | None:
     """Atomic; replaces ``dst`` as POSIX rename does: a file by a file, an empty directory
     by a directory; never a directory into itself. None: nothing to do (``src`` and ``dst``
-    name the same inode: POSIX leaves both names)."""
-    src_parent, src_name, moved = _removable(ns, user, src)
+    name the same inode: POSIX leaves both names). ``flags`` as renameat2(2):
+    RENAME_NOREPLACE refuses an existing ``dst`` (EEXIST, even the same inode), and
+    RENAME_EXCHANGE swaps the two names (both must exist; see ``exchange``)."""
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == (RENAME_NOREPLACE
+                                                                   | RENAME_EXCHANGE):
+        raise errors.InvalidArgument(f"bad rename flags {flags:#x}")
+    if flags & RENAME_EXCHANGE:
+        return exchange(ns, user, src, dst, now_ns)
+    src_parent, src_name = ns.resolve_parent(src, user)
+    moved = _existing(ns, src_parent, src_name, src)
     dst_parent, dst_name = ns.resolve_parent(dst, user)
-    ns.require(user, dst_parent, W | X, dst)
+    target = ns.lookup(dst_parent, dst_name)
+    if flags & RENAME_NOREPLACE and target is not None:
+        raise errors.FileExists(f"{dst} already exists")
     if moved.kind == "d" and _is_below(split_path(dst), split_path(src)):
         raise errors.InvalidArgument(f"cannot move {src} inside itself")
-    if moved.kind == "d" and dst_parent is not src_parent:
-        ns.require(user, moved, W, src)  # its ".." changes: as Linux, write permission on it
-    target = ns.lookup(dst_parent, dst_name)
+    if target is not None and _is_below(split_path(src), split_path(dst)):
+        raise errors.DirectoryNotEmpty(f"{dst} is not empty: {src} is inside it")
     if target is not None and target.ino == moved.ino:
-        return None
-    if target is not None:
+        return None  # as Linux, before any permission check
+    ns.check_removable(user, src_parent, moved, src)
+    if target is None:
+        ns.require(user, dst_parent, W | X, dst)
+    else:
         ns.check_removable(user, dst_parent, target, dst)
         if target.kind == "d" and moved.kind != "d":
             raise errors.IsADirectory(f"{dst} is a directory")
         if target.kind != "d" and moved.kind == "d":
             raise errors.NotADirectory(f"{dst} is not a directory")
-        if target.kind == "d" and target.children:
-            raise errors.DirectoryNotEmpty(f"{dst} is not empty")
+    if moved.kind == "d" and dst_parent is not src_parent:
+        ns.require(user, moved, W, src)  # its ".." changes: as Linux, write permission on it
+    if target is not None and target.kind == "d" and target.children:
+        raise errors.DirectoryNotEmpty(f"{dst} is not empty")
     return Rename(src_parent.ino, src_name, dst_parent.ino, dst_name, now_ns)
+
+
+def _existing(ns: Namespace, parent: Inode, name: str, path: str) -> Inode:
+    child = ns.lookup(parent, name)
+    if child is None:
+        raise errors.FileNotFound(f"{path}: no such file or directory")
+    return child
+
+
+def exchange(ns: Namespace, user: Cred, src: str, dst: str, now_ns: int) -> Exchange | None:
+    """renameat2(RENAME_EXCHANGE): ``src`` and ``dst`` (both must exist, of any kinds) swap
+    places atomically. Each name is taken out of its directory and another put in, so both
+    directories need w+x and the sticky rule holds for both entries; a directory that
+    changes parent needs write permission on itself (its ".."); neither may be inside the
+    other (EINVAL, as Linux). None: both name the same inode (nothing changes)."""
+    src_parent, src_name = ns.resolve_parent(src, user)
+    a = _existing(ns, src_parent, src_name, src)
+    dst_parent, dst_name = ns.resolve_parent(dst, user)
+    b = _existing(ns, dst_parent, dst_name, dst)
+    src_parts, dst_parts = split_path(src), split_path(dst)
+    if _is_below(dst_parts, src_parts) or _is_below(src_parts, dst_parts):
+        raise errors.InvalidArgument(f"cannot exchange {src} and {dst}: one is inside the other")
+    if a.ino == b.ino:
+        return None  # as Linux, before any permission check
+    ns.check_removable(user, src_parent, a, src)
+    ns.check_removable(user, dst_parent, b, dst)
+    if src_parent is not dst_parent:
+        for inode, path in ((a, src), (b, dst)):
+            if inode.kind == "d":
+                ns.require(user, inode, W, path)
+    return Exchange(src_parent.ino, src_name, dst_parent.ino, dst_name, now_ns)
 
 
 # --- attributes -------------------------------------------------------------------------------

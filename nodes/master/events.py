@@ -57,8 +57,9 @@ WARN_EVERY = 600.0  # seconds: at most one "dropping events" warning in this lon
 DETAIL: dict[str, tuple[str, ...]] = {
     # method -> the arguments recorded (by parameter name); the others never are
     "mkdir": ("path", "mode"), "create": ("path", "mode"), "symlink": ("path", "target"),
+    "mknod": ("path", "kind", "mode", "rdev"), "rename": ("src", "dst", "flags"),
     "link": ("existing", "path"), "unlink": ("path",), "rmdir": ("path",),
-    "rename": ("src", "dst"), "setattr": ("path", "mode", "uid", "gid"),
+    "setattr": ("path", "mode", "uid", "gid"),
     "trash_move": ("path",), "trash_restore": ("path", "trash_id"),
     "trash_purge": ("trash_id",), "allocate": ("path", "count"), "commit": ("ino", "size"),
     "put": ("path", "size"), "register": ("name",), "Auth_Host": ("name",),

@@ -90,6 +90,18 @@ class FsEndpoints(Session):
                           made=True)
 
     @boundary
+    def exposed_mknod(self, path: object, kind: object, mode: object = 0o644, rdev: object = 0,
+                      rid: object = None) -> wire.Wire:
+        """A fifo ("p"), socket ("s") or device ("c", "b": the superuser only, numbered
+        ``rdev``), metadata only; "f" makes an empty file (rules.mknod)."""
+        path = as_path(path)
+        kind = expect(kind, str, "kind")
+        mode = expect(mode, int, "mode")
+        rdev = expect(rdev, int, "rdev")
+        return self._once(rid, lambda ns, user, now: rules.mknod(ns, user, path, kind, mode, rdev,
+                                                                 now), made=True)
+
+    @boundary
     def exposed_link(self, existing: object, path: object, rid: object = None) -> wire.Wire:
         existing, path = as_path(existing), as_path(path)
         return self._once(rid, lambda ns, user, now: rules.link(ns, user, existing, path, now),
@@ -112,10 +124,13 @@ class FsEndpoints(Session):
         self._remove(path, want_dir=True, rid=rid)
 
     @boundary
-    def exposed_rename(self, src: object, dst: object, rid: object = None) -> None:
-        """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory)."""
+    def exposed_rename(self, src: object, dst: object, rid: object = None,
+                       flags: object = 0) -> None:
+        """Atomic; replaces ``dst`` as POSIX rename does (an empty directory by a directory).
+        ``flags``: renameat2's RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2)."""
         src, dst = as_path(src), as_path(dst)
-        self._once(rid, lambda ns, user, now: rules.rename(ns, user, src, dst, now))
+        flags = expect(flags, int, "flags")
+        self._once(rid, lambda ns, user, now: rules.rename(ns, user, src, dst, now, flags))
 
     @boundary
     def exposed_setattr(self, path: object, mode: object = None, uid: object = None,

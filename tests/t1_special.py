@@ -1,0 +1,252 @@
+"""Pure units: special files (rules.mknod), renameat2's flags (rules.rename with
+RENAME_NOREPLACE, RENAME_EXCHANGE), the mount's attribute cache across hard links
+(mount.attrcache) and long paths, each as tables of cases with the errno ext4 answers.
+
+``Fs`` (tests/t1_rules.py) is a namespace with an admin (the superuser), alice and bob,
+changed only through rules + apply, whose root is 1777."""
+
+import errno
+
+import pytest
+from t1_rules import ADMIN, ALICE, BOB, T, Fs
+
+from dfs import errors
+from dfs.namespace import rules
+from dfs.namespace.entries import Create, Exchange, Mknod, Record, Rename, SetAttr, SetQuota
+from dfs.namespace.inode import MAX_PATH_BYTES, split_path
+from dfs.namespace.model import Namespace
+from dfs.wire import DirEntry, Stat
+from mount.attrcache import AttrCache
+
+NOREPLACE, EXCHANGE = rules.RENAME_NOREPLACE, rules.RENAME_EXCHANGE
+DEV = (8 << 8) | 1  # /dev/sda1's number
+
+
+@pytest.fixture
+def fs():
+    return Fs()
+
+
+def errno_of(call):
+    """None if ``call()`` passes, else the errno of the DfsError it raised."""
+    try:
+        call()
+    except errors.DfsError as exc:
+        return exc.errno
+    return None
+
+
+# --- mknod ------------------------------------------------------------------------------------
+
+MKNOD_CASES = [
+    # caller, kind, folder's mode (alice's folder), rdev, expected errno
+    (ALICE, "p", 0o755, 0, None),  # a fifo: anyone with w+x on the folder
+    (ALICE, "s", 0o755, 0, None),  # a socket
+    (BOB, "p", 0o755, 0, errno.EACCES),  # no w on alice's folder
+    (BOB, "p", 0o777, 0, None),
+    (BOB, "s", 0o773, 0, None),  # w+x is enough, r is not needed
+    (BOB, "s", 0o776, 0, errno.EACCES),  # no x
+    (ALICE, "c", 0o755, DEV, errno.EPERM),  # devices: the superuser only
+    (ALICE, "b", 0o755, DEV, errno.EPERM),
+    (BOB, "c", 0o755, DEV, errno.EACCES),  # EACCES comes before EPERM, as Linux
+    (ADMIN, "c", 0o755, DEV, None),
+    (ADMIN, "b", 0o700, DEV, None),
+    (ADMIN, "c", 0o755, -1, errno.EINVAL),
+    (ADMIN, "c", 0o755, 1 << 32, errno.EINVAL),  # more than FUSE's 32 bits
+    (ALICE, "d", 0o755, 0, errno.EINVAL),  # mkdir is not mknod
+    (ALICE, "l", 0o755, 0, errno.EINVAL),
+    (ALICE, "x", 0o755, 0, errno.EINVAL),
+    (ALICE, "f", 0o755, 0, None),  # mknod(S_IFREG): an empty file
+]
+
+
+@pytest.mark.parametrize("user, kind, folder_mode, rdev, expected", MKNOD_CASES)
+def test_mknod_rules(fs, user, kind, folder_mode, rdev, expected):
+    fs.mkdir(ALICE, "/d", folder_mode)
+    before = fs.ns.to_json()
+    made = errno_of(lambda: fs.do(rules.mknod(fs.ns, user, "/d/n", kind, 0o640, rdev, T)))
+    assert made == expected
+    if expected is not None:
+        assert fs.ns.to_json() == before  # a refused mknod changes nothing
+        return
+    inode = fs.ns.resolve("/d/n")
+    assert (inode.kind, inode.mode, inode.uid, inode.nlink) == (kind, 0o640, user.uid, 1)
+    assert inode.rdev == (rdev if kind in "cb" else 0)
+    assert fs.ns.stat(inode).kind == kind and fs.ns.stat(inode).rdev == inode.rdev
+
+
+def test_mknod_entries_and_what_they_leave(fs):
+    assert isinstance(rules.mknod(fs.ns, ALICE, "/f", "f", 0o600, 0, T), Create)
+    entry = rules.mknod(fs.ns, ALICE, "/p", "p", 0o644, DEV, T)
+    assert entry == Mknod(1, "p", fs.ns.next_ino, ALICE.uid, ALICE.gid, 0o644, T, "p", 0)
+    fs.do(entry)
+    fs.do(rules.mknod(fs.ns, ADMIN, "/sda1", "b", 0o660, DEV, T))
+    with pytest.raises(errors.FileExists):  # the name is taken, whatever the kind
+        rules.mknod(fs.ns, ALICE, "/p", "s", 0o644, 0, T)
+    # a snapshot keeps kind and device number
+    again = Namespace.from_json(fs.ns.to_json())
+    assert (again.resolve("/sda1").kind, again.resolve("/sda1").rdev) == ("b", DEV)
+    assert again.resolve("/p").kind == "p"
+    # special files hold no chunks; unlink removes them like files (no trash: not regular)
+    assert rules.remove(fs.ns, ALICE, "/p", False, T, 0.0, 3600.0).trash is None
+    fs.remove(ALICE, "/p")
+    with pytest.raises(errors.FileNotFound):
+        fs.ns.resolve("/p")
+
+
+def test_mknod_in_a_set_gid_folder_and_under_an_inode_quota(fs):
+    fs.mkdir(ALICE, "/team", 0o777)
+    fs.do(SetAttr(fs.ns.resolve("/team").ino, T, mode=0o2777, gid=500))
+    fs.do(rules.mknod(fs.ns, BOB, "/team/fifo", "p", 0o2755, 0, T))
+    fifo = fs.ns.resolve("/team/fifo")
+    assert fifo.gid == 500 and fifo.mode == 0o755  # bob is not in 500: set-gid dropped
+    held = fs.ns.usage.held(BOB.uid).inodes
+    fs.do(SetQuota("bob", None, held))
+    with pytest.raises(errors.QuotaExceeded):  # a special file is an inode like any other
+        rules.mknod(fs.ns, BOB, "/sock", "s", 0o755, 0, T)
+
+
+# --- rename flags -------------------------------------------------------------------------------
+
+def tree(fs):
+    """/a (alice, 0777) holding file f, folder sub/ with g, /b (bob, 0755) holding file h."""
+    fs.mkdir(ALICE, "/a", 0o777)
+    fs.create(ALICE, "/a/f")
+    fs.mkdir(ALICE, "/a/sub", 0o755)
+    fs.create(ALICE, "/a/sub/g")
+    fs.mkdir(BOB, "/b", 0o755)
+    fs.create(BOB, "/b/h")
+
+
+RENAME_CASES = [
+    # caller, src, dst, flags, expected errno
+    (ALICE, "/a/f", "/a/new", NOREPLACE, None),
+    (ALICE, "/a/f", "/a/sub/g", NOREPLACE, errno.EEXIST),
+    (ALICE, "/a/f", "/a/f", NOREPLACE, errno.EEXIST),  # even itself, as Linux
+    (BOB, "/a/f", "/a/sub/g", NOREPLACE, errno.EEXIST),  # EEXIST before permissions
+    (ALICE, "/a/f", "/a/new", NOREPLACE | EXCHANGE, errno.EINVAL),
+    (ALICE, "/a/f", "/a/new", 4, errno.EINVAL),  # RENAME_WHITEOUT: not for users
+    (ALICE, "/a/f", "/a/new", EXCHANGE, errno.ENOENT),  # both must exist
+    (ALICE, "/a/missing", "/a/f", EXCHANGE, errno.ENOENT),
+    (ALICE, "/a/f", "/a/sub", EXCHANGE, None),  # a file and a folder swap
+    (ALICE, "/a/sub", "/a/sub/g", EXCHANGE, errno.EINVAL),  # never into its own subtree
+    (ALICE, "/a/sub/g", "/a/sub", EXCHANGE, errno.EINVAL),
+    (ALICE, "/a/f", "/b/h", EXCHANGE, errno.EACCES),  # no w on bob's /b
+    (BOB, "/b/h", "/a/f", EXCHANGE, None),  # w on both folders: enough without sticky
+    (BOB, "/b/h", "/a/sub", EXCHANGE, errno.EACCES),  # sub changes parent: w on it too
+    (ALICE, "/a/sub/g", "/a/sub/g", EXCHANGE, None),  # itself: nothing to do
+    (ALICE, "/a/sub/g", "/a", 0, errno.ENOTEMPTY),  # onto its own ancestor
+    (ALICE, "/a/sub", "/a/sub/x", 0, errno.EINVAL),
+]
+
+
+@pytest.mark.parametrize("user, src, dst, flags, expected", RENAME_CASES)
+def test_rename_flag_rules(fs, user, src, dst, flags, expected):
+    tree(fs)
+    before = fs.ns.to_json()
+    assert errno_of(lambda: rules.rename(fs.ns, user, src, dst, T, flags)) == expected
+    assert fs.ns.to_json() == before  # deciding changes nothing
+
+
+def test_exchange_swaps_a_file_and_a_folder_across_folders(fs):
+    tree(fs)
+    f, sub = fs.ns.resolve("/a/f"), fs.ns.resolve("/a/sub")
+    b = fs.ns.resolve("/b")
+    fs.do(SetAttr(b.ino, T, mode=0o777))
+    a_links, b_links = fs.ns.resolve("/a").nlink, b.nlink
+    entry = rules.rename(fs.ns, ALICE, "/a/sub", "/b/h", T + 5, EXCHANGE)
+    assert isinstance(entry, Exchange)
+    h = fs.ns.resolve("/b/h")
+    fs.do(entry)
+    assert fs.ns.resolve("/b/h") is sub and fs.ns.resolve("/a/sub") is h
+    assert fs.ns.resolve("/b/h/g").kind == "f"  # the folder took its content along
+    assert (fs.ns.resolve("/a").nlink, b.nlink) == (a_links - 1, b_links + 1)  # its ".."
+    assert sub.ctime_ns == h.ctime_ns == b.mtime_ns == T + 5
+    assert fs.ns.resolve("/a/f") is f
+    assert fs.ns.reachable(ALICE, sub.ino) and fs.ns.parents[sub.ino] == {b.ino: 1}
+    assert fs.ns.parents[h.ino] == {fs.ns.resolve("/a").ino: 1}
+    # the journal line replays to the same tree
+    again = Namespace.from_json(fs.ns.to_json())
+    assert again.resolve("/b/h/g").ino == fs.ns.resolve("/b/h/g").ino
+    line = Record(99, 1, entry).to_line()
+    assert Record.from_line(line).entry == entry
+
+
+def test_exchange_in_a_sticky_folder_needs_both_entries_owned(fs):
+    fs.mkdir(ADMIN, "/tmp", 0o1777)
+    fs.create(ALICE, "/tmp/mine")
+    fs.create(BOB, "/tmp/his")
+    with pytest.raises(errors.NotPermitted):
+        rules.rename(fs.ns, ALICE, "/tmp/mine", "/tmp/his", T, EXCHANGE)
+    with pytest.raises(errors.NotPermitted):
+        rules.rename(fs.ns, BOB, "/tmp/mine", "/tmp/his", T, EXCHANGE)
+    fs.do(rules.rename(fs.ns, ADMIN, "/tmp/mine", "/tmp/his", T, EXCHANGE))
+    assert fs.ns.resolve("/tmp/mine").uid == BOB.uid
+
+
+def test_exchange_of_two_names_of_one_inode_changes_nothing(fs):
+    fs.create(ALICE, "/x")
+    fs.do(rules.link(fs.ns, ALICE, "/x", "/y", T))
+    assert rules.rename(fs.ns, ALICE, "/x", "/y", T, EXCHANGE) is None
+    assert rules.rename(fs.ns, BOB, "/x", "/y", T) is None  # plain rename: none either
+
+
+def test_noreplace_is_decided_with_the_rename(fs):
+    fs.create(ALICE, "/x")
+    assert isinstance(rules.rename(fs.ns, ALICE, "/x", "/y", T, NOREPLACE), Rename)
+
+
+# --- long paths -----------------------------------------------------------------------------
+
+def test_paths_longer_than_path_max_resolve_up_to_the_limit(fs):
+    """The kernel bounds a path a program passes (PATH_MAX, relative to its working folder),
+    not the depth of a tree: the master takes paths far longer than 4096 bytes."""
+    name = "n" * 255
+    path = ""
+    while len(path) + 256 < 3 * 4096:
+        path += "/" + name
+        fs.mkdir(ALICE, path)
+    fs.create(ALICE, path + "/f")
+    assert fs.ns.resolve(path + "/f").kind == "f"
+    assert len(split_path("/" + "/".join(["d"] * (MAX_PATH_BYTES // 2 - 1)))) > 0
+    with pytest.raises(errors.NameTooLong):
+        split_path("/" + "d" * MAX_PATH_BYTES)
+
+
+# --- the mount's attribute cache across hard links ---------------------------------------------
+
+def stat(ino, nlink=1, mode=0o644, size=0):
+    return Stat(ino, "f", mode, "alice", size, 1, 2, 3, nlink)
+
+
+def test_a_change_through_one_name_reaches_every_name_of_the_inode():
+    told = []
+    cache = AttrCache(ttl=1.0, clock=lambda: 0.0, on_stale=told.append)
+    cache.put_listing("/d", [DirEntry("a", stat(7)), DirEntry("x", stat(8))])
+    cache.added("/d/b", stat(7, nlink=2))  # link /d/a /d/b
+    assert cache.get("/d/a").nlink == 2 and told == ["/d/a"]
+    cache.put("/d/b", stat(7, nlink=2, mode=0o600))  # chmod through b
+    assert cache.get("/d/a").mode == 0o600 and told == ["/d/a", "/d/a"]
+    cache.put("/d/a", stat(7, nlink=2, mode=0o600))  # the same again: nobody is told
+    assert told == ["/d/a", "/d/a"]
+    cache.removed("/d/b")  # unlink b: a lost a link, its new attributes are not known
+    assert cache.get("/d/a") is None and cache.last_known("/d/a").nlink == 2
+    assert told == ["/d/a", "/d/a", "/d/a"]
+    assert cache.get("/d/x").ino == 8  # other inodes are left alone
+
+
+def test_a_rename_over_one_name_expires_the_others():
+    told = []
+    cache = AttrCache(ttl=1.0, clock=lambda: 0.0, on_stale=told.append)
+    cache.put("/a", stat(7, nlink=2))
+    cache.put("/b", stat(7, nlink=2))
+    cache.put("/c", stat(9))
+    cache.moved("/c", "/b")  # /b's inode lost a link
+    assert cache.get("/a") is None and told == ["/a"]
+    cache.put("/a", stat(7))
+    cache.put("/e", stat(3))  # a path that names another inode now
+    cache.put("/e", stat(7))
+    assert cache.names[7] == {"/a", "/e"} and 3 not in cache.names
+    cache.forget("/e")
+    cache.clear()
+    assert cache.names == {} and cache.stats == {}
