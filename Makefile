@@ -32,13 +32,14 @@ hosts-demo: $(STAMP)
 # fuse3 for the mount, libglib2.0-bin for `gio` (browsing as file managers do, in the
 # tests), iproute2 for `ip` (the hosts of tests/t5_*), chromium for the status page's test
 # in a real headless browser, git and rsync for the everyday programs run in a mount
-# (tests/t4_programs.py): installed with apt when missing (as root, or through sudo).
-SYSTEM_PACKAGES := fuse3 libglib2.0-bin iproute2 chromium git rsync
+# (tests/t4_programs.py), attr for setfattr/getfattr (tests/t4_xattr.py): installed with
+# apt when missing (as root, or through sudo).
+SYSTEM_PACKAGES := fuse3 libglib2.0-bin iproute2 chromium git rsync attr
 system-deps:
 	@if ! command -v fusermount3 >/dev/null 2>&1 || ! command -v gio >/dev/null 2>&1 || \
 	    ! PATH="$$PATH:/usr/sbin:/sbin" command -v ip >/dev/null 2>&1 || \
 	    ! command -v chromium >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1 || \
-	    ! command -v rsync >/dev/null 2>&1; then \
+	    ! command -v rsync >/dev/null 2>&1 || ! command -v setfattr >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
 	  else echo "missing $(SYSTEM_PACKAGES): apt-get install them as root"; exit 1; fi; \
 	  echo "installing $(SYSTEM_PACKAGES)"; \

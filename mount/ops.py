@@ -49,9 +49,11 @@ What the mount adds to the client, and nothing more:
 - **Special files, rename flags** (mount.special): mknod makes fifos, sockets and device
   nodes (metadata at the master; the pipe or socket is the local kernel's); renameat2's
   RENAME_NOREPLACE and RENAME_EXCHANGE are decided atomically by the master.
-- **Not supported**: extended attributes (libfuse answers ENOSYS once and the kernel then
-  returns ENOTSUP/EOPNOTSUPP without asking again), file locks across mounts (local to
+- **Not supported**: file locks across mounts (local to
   this machine).
+- **Extended attributes** (mount.xattrs): user.*, trusted.* (the superuser's) and
+  security.*, kept by the master with ext4's rules and limits; a get in a namespace the
+  inode's (cached) Stat says is empty answers ENODATA without a round trip.
 
 Threads: libfuse's loop threads call ``DfsOperations``; the client's pools upload and
 prefetch. The open-file table has its own lock (never held during an RPC), each DfsFile
@@ -78,6 +80,7 @@ from mount.attrcache import AttrCache
 from mount.callers import Callers
 from mount.memory import HEAP
 from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
+from mount.xattrs import Xattrs
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
 KIND_BITS = special.KIND_BITS
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
-                errno.EFBIG}
+                errno.EFBIG, errno.ENODATA, errno.ERANGE, errno.E2BIG, errno.EOPNOTSUPP}
 
 Attrs = dict[str, int]  # what mfusepy turns into a struct stat (st_* fields)
 Listing = list[tuple[str, Attrs]]  # a directory's (name, attributes), . and .. first
@@ -160,6 +163,7 @@ class DfsOperations:
         self.trace = log.isEnabledFor(logging.DEBUG)
         # drop the kernel's cached attrs and pages of a path: set by mount.lifecycle.run
         self.kernel_forget: binding.KernelForget = binding.forget_nothing
+        self.xattrs = Xattrs(self)  # the extended attributes' ops (mount.xattrs)
 
     @property
     def client(self) -> DfsClient:
@@ -451,4 +455,25 @@ class DfsOperations:
                         "%s: changes lost at release: %s", of.path, exc.message)
             if not self.files.by_ino:  # nothing open: freed buffers go back to the system
                 HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
+        return 0
+
+    # --- extended attributes (mount.xattrs; mfusepy handles sizes and ERANGE) ------------------
+
+    @operation
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        return self.xattrs.get(path, name)
+
+    @operation
+    def listxattr(self, path: str) -> list[str]:
+        return self.xattrs.names(path)
+
+    @operation
+    def setxattr(self, path: str, name: str, value: bytes, options: int,
+                 position: int = 0) -> int:
+        self.xattrs.set(path, name, value, options)
+        return 0
+
+    @operation
+    def removexattr(self, path: str, name: str) -> int:
+        self.xattrs.remove(path, name)
         return 0

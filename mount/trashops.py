@@ -72,6 +72,7 @@ class TrashOperations(DfsOperations):
                  uid: int | None = None, gid: int | None = None) -> None:
         super().__init__(client, cache_seconds, uid, gid)
         self.trash_dir = TrashDir(client, self.uid, self.gid, cache_seconds)
+        self.xattrs.virtual = lambda path: self.trash_dir.locate(path) is not None
         self.trash_handles: dict[int, bytes] = {}
 
     def _trash_attrs(self, area: str, name: str) -> Attrs:

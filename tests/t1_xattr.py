@@ -92,6 +92,19 @@ def test_who_may_set_get_and_remove_which_namespace(fs, who, path, name, set_err
         assert fs.ns.resolve(path).ctime_ns == T + 5
 
 
+def test_file_capabilities_go_with_a_write_by_anyone_who_may_write(fs):
+    for path in ("/shared", "/f"):
+        fs.do(rules_xattr.set_value(fs.ns, ADMIN, path, "security.capability", b"caps", 0, T))
+    with pytest.raises(errors.NotPermitted):  # set: the superuser's, as any security.*
+        rules_xattr.set_value(fs.ns, BOB, "/shared", "security.capability", b"x", 0, T)
+    with pytest.raises(errors.NotPermitted):  # bob may not write /f
+        rules_xattr.remove(fs.ns, BOB, "/f", "security.capability", T)
+    fs.do(rules_xattr.remove(fs.ns, BOB, "/shared", "security.capability", T))
+    fs.do(rules_xattr.remove(fs.ns, ALICE, "/f", "security.capability", T))  # the owner
+    with pytest.raises(errors.NotPermitted):  # other security.* stay the superuser's
+        rules_xattr.remove(fs.ns, BOB, "/shared", "security.s", T)
+
+
 def test_a_listing_shows_trusted_names_only_to_the_superuser(fs):
     for who in (ALICE, BOB, CAROL):  # no permission on the file is needed (as Linux)
         assert rules_xattr.names(fs.ns, who, "/priv") == ["user.a", "security.s"]

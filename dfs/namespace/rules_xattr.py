@@ -15,7 +15,9 @@ API agree:
   is ENODATA, setting EPERM.
 - ``security.*``: anyone who reaches the inode reads and lists them (no permission bits
   asked, as Linux with no security module); only the superuser sets or removes them
-  (commoncap's CAP_SYS_ADMIN: EPERM).
+  (commoncap's CAP_SYS_ADMIN: EPERM). One exception: ``security.capability`` is removed by
+  whoever may write the file or owns it, since the kernel itself removes it (as the writer)
+  when a file is written or chowned, and that write must not fail.
 - Listing needs no permission on the inode itself (Linux asks none): ``user.*`` and
   ``security.*`` names are shown to whoever reaches it.
 - Limits: a name of at most 255 bytes (longer or empty: ERANGE, as the syscall), a value
@@ -43,6 +45,7 @@ XATTR_SIZE_MAX = 65536  # bytes of one value (linux/limits.h)
 XATTR_SPACE = 65536  # bytes of one inode's names (+ a NUL each) and values
 XATTR_CREATE, XATTR_REPLACE = 1, 2  # linux/xattr.h
 USER, TRUSTED, SECURITY = "user.", "trusted.", "security."
+CAPABILITY = "security.capability"  # file capabilities: dropped by a write or a chown
 NAMESPACES = (USER, TRUSTED, SECURITY)
 
 
@@ -159,7 +162,9 @@ def set_value(ns: Namespace, user: Cred, path: str, name: str, value: bytes, fla
 def remove(ns: Namespace, user: Cred, path: str, name: str, now_ns: int) -> SetXattr:
     """removexattr: ENODATA if ``name`` (checked by check_name) is not set."""
     inode = ns.resolve(path, user)
-    _may_write(user, ns, inode, name, path)
+    if not (name == CAPABILITY and (access.owns(user, inode.owned())
+                                    or ns.allowed(user, inode, W))):
+        _may_write(user, ns, inode, name, path)
     if name not in inode.xattrs:
         raise errors.NoAttribute(f"{path}: no attribute {name}")
     return SetXattr(inode.ino, name, None, now_ns)

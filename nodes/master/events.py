@@ -60,6 +60,7 @@ DETAIL: dict[str, tuple[str, ...]] = {
     "mknod": ("path", "kind", "mode", "rdev"), "rename": ("src", "dst", "flags"),
     "link": ("existing", "path"), "unlink": ("path",), "rmdir": ("path",),
     "setattr": ("path", "mode", "uid", "gid"),
+    "setxattr": ("path", "name", "flags"), "removexattr": ("path", "name"),
     "trash_move": ("path",), "trash_restore": ("path", "trash_id"),
     "trash_purge": ("trash_id",), "allocate": ("path", "count"), "commit": ("ino", "size"),
     "put": ("path", "size"), "register": ("name",), "Auth_Host": ("name",),
