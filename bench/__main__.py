@@ -27,7 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="b_NAME (or NAME) to run; default: all")
     parser.add_argument("--keep", action="store_true", help="keep the temp work dir")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and one rep where a module has them "
+                             "(DFS_BENCH_QUICK=1: b_fs, b_fsdirs)")
     args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["DFS_BENCH_QUICK"] = "1"
 
     available = discover()
     wanted: list[str] = []

@@ -99,6 +99,12 @@ def fuse_class(mfusepy: Any) -> Any:
             name = "" if path is None else path.decode(self.encoding, self.errors)
             return self.operations.lseek(name, offset, whence, fip.contents.fh)
 
+        def lock(self, path: bytes | None, fip: Any, cmd: int, lock: Any) -> int:
+            # mfusepy passes only the handle: POSIX locks need the owner (one per process)
+            name = "" if path is None else path.decode(self.encoding, self.errors)
+            return self.operations.lock(name, fip.contents.fh, cmd, lock.contents,
+                                        fip.contents.lock_owner)
+
         def readdir_fuse_3(self, path: bytes, buf: Any, filler: Any, offset: int, fip: Any,
                            flags: int) -> int:
             found = self.operations.listing(path.decode(self.encoding, self.errors),
@@ -135,6 +141,17 @@ def kernel_forget(mfusepy: Any) -> KernelForget:
     return forget
 
 
+def interrupt_check(mfusepy: Any) -> Callable[[], bool]:
+    """-> interrupted(): has the kernel interrupted the request this FUSE thread serves
+    (its process got a signal)? libfuse's fuse_interrupted; a lock wait then ends (EINTR)."""
+    check = getattr(mfusepy._libfuse, "fuse_interrupted", None)
+    if check is None:
+        return lambda: False
+    check.argtypes = ()
+    check.restype = ctypes.c_int
+    return lambda: bool(check())
+
+
 def forget_nothing(path: str) -> None:
     """The kernel_forget of a mount without fuse_invalidate_path (and of tests)."""
 
@@ -152,6 +169,7 @@ def raise_read_ahead(device: str | None, mount_dir: str) -> None:
 def serve(mfusepy: Any, ops: DfsOperations, mount_dir: str,
           options: dict[str, str | bool]) -> None:
     """Run libfuse's multithreaded loop on ``mount_dir`` until it is unmounted."""
+    ops.file_locks.interrupted = interrupt_check(mfusepy)
     try:
         fuse_class(mfusepy)(ops, mount_dir, foreground=True, raw_fi=False, **options)
     except RuntimeError as exc:

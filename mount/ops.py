@@ -49,8 +49,8 @@ What the mount adds to the client, and nothing more:
 - **Special files, rename flags** (mount.special): mknod makes fifos, sockets and device
   nodes (metadata at the master; the pipe or socket is the local kernel's); renameat2's
   RENAME_NOREPLACE and RENAME_EXCHANGE are decided atomically by the master.
-- **Not supported**: file locks across mounts (local to
-  this machine).
+- **File locks** (mount.locks): flock and fcntl/lockf byte-range locks are held at the
+  leader, so mounts on two machines exclude each other; a dead mount's go after its lease.
 - **Extended attributes** (mount.xattrs): user.*, trusted.* (the superuser's) and
   security.*, kept by the master with ext4's rules and limits; a get in a namespace the
   inode's (cached) Stat says is empty answers ENODATA without a round trip.
@@ -75,9 +75,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from dfs import errors, wire
 from dfs.client.client import DfsClient
 from dfs.client.files import DfsFile
+from dfs.client.locks import LockSession
 from mount import binding, special
 from mount.attrcache import AttrCache
 from mount.callers import Callers
+from mount.locks import MountLocks
 from mount.memory import HEAP
 from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
 from mount.xattrs import Xattrs
@@ -96,7 +98,8 @@ NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
 KIND_BITS = special.KIND_BITS
 QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
-                errno.EFBIG, errno.ENODATA, errno.ERANGE, errno.E2BIG, errno.EOPNOTSUPP}
+                errno.EFBIG, errno.ENODATA, errno.ERANGE, errno.E2BIG, errno.EOPNOTSUPP,
+                errno.EAGAIN, errno.EINTR}
 
 Attrs = dict[str, int]  # what mfusepy turns into a struct stat (st_* fields)
 Listing = list[tuple[str, Attrs]]  # a directory's (name, attributes), . and .. first
@@ -165,6 +168,7 @@ class DfsOperations:
         self.kernel_forget: binding.KernelForget = binding.forget_nothing
         self.xattrs = Xattrs(self)  # the extended attributes' ops (mount.xattrs)
 
+        self.file_locks = MountLocks(LockSession(client))  # flock, fcntl (mount.locks)
     @property
     def client(self) -> DfsClient:
         """The client to ask for this request: on an admin's mount, a view acting as the
@@ -183,6 +187,7 @@ class DfsOperations:
             except errors.DfsError as exc:
                 log.error("%s: could not save on unmount: %s", of.path, exc.message)
         if self.callers is not None:
+        self.file_locks.close()
             self.callers.close()
         self.base_client.close()
 
@@ -454,6 +459,7 @@ class DfsOperations:
                 log.log(logging.INFO if told else logging.ERROR,
                         "%s: changes lost at release: %s", of.path, exc.message)
             if not self.files.by_ino:  # nothing open: freed buffers go back to the system
+            self._unlock_at_release(of.ino, fh)
                 HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
         return 0
 
@@ -464,6 +470,29 @@ class DfsOperations:
         return self.xattrs.get(path, name)
 
     @operation
+    # --- file locks (mount.locks) ---------------------------------------------------------------
+
+    @operation
+    def lock(self, path: str, fh: int, cmd: int, lock: Any, lock_owner: int | None = None
+             ) -> int:
+        """fcntl/lockf: F_GETLK, F_SETLK, F_SETLKW; ``lock_owner``: the process's (libfuse3,
+        through mount.binding; without it, the handle: a per-open-file owner)."""
+        owner = fh if lock_owner is None else lock_owner
+        self.file_locks.fcntl(self.client, self._handle(fh).ino, cmd,
+                              getattr(lock, "contents", lock), owner)
+        return 0
+
+    @operation
+    def flock(self, path: str, fh: int, op: int) -> int:
+        self.file_locks.flock(self.client, self._handle(fh).ino, fh, op)
+        return 0
+
+    def _unlock_at_release(self, ino: int, fh: int) -> None:
+        try:
+            self.file_locks.released(self.client, ino, fh)
+        except errors.DfsError as exc:  # its lease ends it if the leader cannot be told
+            log.warning("flock of inode %d not released at close: %s", ino, exc.message)
+
     def listxattr(self, path: str) -> list[str]:
         return self.xattrs.names(path)
 

@@ -9,7 +9,7 @@ import pytest
 from dfs import errors
 from dfs.wire import LOCK_EOF, LockRange
 from nodes.master import locks
-from nodes.master.locks import LockTable, Locks, clash, replace
+from nodes.master.locks import Locks, LockTable, clash, replace
 
 ALICE, BOB = ("alice", 1), ("bob", 2)
 S1, S2 = "a" * 32, "b" * 32  # two mounts' sessions
