@@ -167,8 +167,8 @@ class DfsOperations:
         # drop the kernel's cached attrs and pages of a path: set by mount.lifecycle.run
         self.kernel_forget: binding.KernelForget = binding.forget_nothing
         self.xattrs = Xattrs(self)  # the extended attributes' ops (mount.xattrs)
-
         self.file_locks = MountLocks(LockSession(client))  # flock, fcntl (mount.locks)
+
     @property
     def client(self) -> DfsClient:
         """The client to ask for this request: on an admin's mount, a view acting as the
@@ -186,8 +186,8 @@ class DfsOperations:
                 of.file.close()
             except errors.DfsError as exc:
                 log.error("%s: could not save on unmount: %s", of.path, exc.message)
-        if self.callers is not None:
         self.file_locks.close()
+        if self.callers is not None:
             self.callers.close()
         self.base_client.close()
 
@@ -452,6 +452,7 @@ class DfsOperations:
     def release(self, path: str, fh: int) -> int:
         of = self.files.drop(fh)
         if of is not None:
+            self._unlock_at_release(of.ino, fh)
             try:
                 of.file.close()
             except errors.DfsError as exc:  # flush already reported it to the closer
@@ -459,17 +460,9 @@ class DfsOperations:
                 log.log(logging.INFO if told else logging.ERROR,
                         "%s: changes lost at release: %s", of.path, exc.message)
             if not self.files.by_ino:  # nothing open: freed buffers go back to the system
-            self._unlock_at_release(of.ino, fh)
                 HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
         return 0
 
-    # --- extended attributes (mount.xattrs; mfusepy handles sizes and ERANGE) ------------------
-
-    @operation
-    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        return self.xattrs.get(path, name)
-
-    @operation
     # --- file locks (mount.locks) ---------------------------------------------------------------
 
     @operation
@@ -493,6 +486,13 @@ class DfsOperations:
         except errors.DfsError as exc:  # its lease ends it if the leader cannot be told
             log.warning("flock of inode %d not released at close: %s", ino, exc.message)
 
+    # --- extended attributes (mount.xattrs; mfusepy handles sizes and ERANGE) ------------------
+
+    @operation
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        return self.xattrs.get(path, name)
+
+    @operation
     def listxattr(self, path: str) -> list[str]:
         return self.xattrs.names(path)
 
