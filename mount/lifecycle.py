@@ -27,7 +27,7 @@ from dfs import auth, errors, paths
 from dfs.client import DfsClient
 from dfs.config import MIB, ClientConfig, default
 from dfs.retry import poll
-from mount import binding, logfile, records
+from mount import binding, logfile, records, symfollow
 from mount.callers import Callers
 from mount.memory import HEAP
 from mount.trashops import TrashOperations
@@ -49,8 +49,9 @@ def _unescape_mountinfo(text: str) -> str:
     return text.encode().decode("unicode_escape") if "\\" in text else text
 
 
-def _mountinfo(mount_dir: str) -> tuple[str, str] | None:
-    """("major:minor", file system type) of what is mounted on ``mount_dir`` (Linux)."""
+def _mountinfo(mount_dir: str) -> tuple[str, str, list[str]] | None:
+    """("major:minor", file system type, per-mount options) of what is mounted on
+    ``mount_dir`` (Linux)."""
     target = os.path.realpath(mount_dir)
     try:
         with open("/proc/self/mountinfo") as f:
@@ -61,8 +62,14 @@ def _mountinfo(mount_dir: str) -> tuple[str, str] | None:
         fields = line.split()
         if len(fields) > 4 and _unescape_mountinfo(fields[4]) == target:
             after = fields[fields.index("-", 6) + 1:] if "-" in fields[6:] else []
-            return fields[2], after[0] if after else ""
+            return fields[2], after[0] if after else "", fields[5].split(",")
     return None
+
+
+def mount_options(mount_dir: str) -> list[str]:
+    """The per-mount options of ``mount_dir`` ("nosuid", "nosymfollow"...; Linux)."""
+    found = _mountinfo(mount_dir)
+    return found[2] if found else []
 
 
 def mount_device(mount_dir: str) -> str | None:
@@ -113,15 +120,35 @@ def make_client(auth_file: str, timeout: float, cache_dir: str | None = None,
     return DfsClient.from_auth_file(auth_file, **options)
 
 
-def _raise_read_ahead(mount_dir: str) -> None:
-    if wait_until(lambda: is_mounted(mount_dir), MOUNT_DEADLINE, 0.02):
-        binding.raise_read_ahead(mount_device(mount_dir), mount_dir)
+def _when_live(mount_dir: str, nosymfollow: bool, failed: list[str]) -> None:
+    """Once the folder is mounted: nosymfollow (mount.symfollow; failing, the folder is
+    unmounted again and ``failed`` says why), then a bigger read-ahead."""
+    if not wait_until(lambda: is_mounted(mount_dir), MOUNT_DEADLINE, 0.02):
+        return
+    if nosymfollow:
+        try:
+            symfollow.apply(mount_dir, mount_options(mount_dir))
+        except errors.DfsError as exc:
+            log.error("%s: unmounting again", exc.message)
+            failed.append(exc.message)
+            subprocess.run(fusermount_argv(mount_dir), stdin=subprocess.DEVNULL,
+                           capture_output=True)
+            return
+    binding.raise_read_ahead(mount_device(mount_dir), mount_dir)
+
+
+def is_live(mount_dir: str, nosymfollow: bool) -> bool:
+    """Mounted, and with nosymfollow set if asked for."""
+    return is_mounted(mount_dir) and (not nosymfollow
+                                      or symfollow.OPTION in mount_options(mount_dir))
 
 
 def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
         cache_dir: str | None = None, debug: bool = False,
-        memory: dict[str, int] | None = None) -> int:
+        memory: dict[str, int] | None = None, nosymfollow: bool = False) -> int:
     """Serve ``mount_dir`` in this process until it is unmounted."""
+    if nosymfollow:
+        symfollow.check_possible()
     HEAP.limit_arenas()  # before the client's threads start (mount/memory.py)
     mfusepy = binding.import_mfusepy()
     mount_dir = os.path.realpath(mount_dir)
@@ -149,15 +176,16 @@ def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
     records.write_record(mount_dir, {"pid": pid, "dir": mount_dir,
                                      "auth": os.path.abspath(auth_file),
                                      "log": records.log_path(mount_dir)})
-    threading.Thread(target=_raise_read_ahead, args=(mount_dir,), name="dfs-readahead",
-                     daemon=True).start()
+    failed: list[str] = []
+    threading.Thread(target=_when_live, args=(mount_dir, nosymfollow, failed),
+                     name="dfs-readahead", daemon=True).start()
     log.info("mounting %s on %s as %s", client.config.masters, mount_dir, client.user)
     try:
         binding.serve(mfusepy, ops, mount_dir, options)
     finally:
         records.remove_record(mount_dir, pid)
         log.info("%s unmounted: mount process %d ends", mount_dir, pid)
-    return 0
+    return 1 if failed else 0
 
 
 # --- starting one in the background -----------------------------------------------------------
@@ -179,18 +207,23 @@ def _tail(path: str, lines: int = 15) -> str:
 
 def mount_background(mount_dir: str, auth_file: str | None = None,
                      timeout: float = DEFAULT_TIMEOUT, cache_dir: str | None = None,
-                     debug: bool = False, memory: dict[str, int] | None = None) -> int:
+                     debug: bool = False, memory: dict[str, int] | None = None,
+                     nosymfollow: bool = False) -> int:
     """Start a detached mount process; return its pid once ``mount_dir`` is live."""
     mount_dir = os.path.realpath(mount_dir)
     auth_file = os.path.abspath(auth_file or paths.default_auth_file())
     _say(clean_dead(mount_dir, "dfs mount"))  # one that died: unmounted, said so
     check_mountable(mount_dir, auth_file)
+    if nosymfollow:
+        symfollow.check_possible()
     log_path = records.log_path(mount_dir)
     argv = [sys.executable, "-m", "dfs.cli", *(["--debug"] if debug else []), "mount",
             mount_dir, "--foreground", "--auth", auth_file, "--timeout", str(timeout),
             "--log-file", log_path]
     if cache_dir is not None:
         argv += ["--cache-dir", cache_dir]
+    if nosymfollow:
+        argv.append("--nosymfollow")
     for flag, _dest, key in MEMORY_FLAGS:
         if memory and key in memory:
             argv += [flag, str(memory[key] / MIB)]
@@ -201,9 +234,9 @@ def mount_background(mount_dir: str, auth_file: str | None = None,
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, env=_child_env(), cwd="/",
                                  start_new_session=True)
-    wait_until(lambda: is_mounted(mount_dir) or child.poll() is not None,
+    wait_until(lambda: is_live(mount_dir, nosymfollow) or child.poll() is not None,
                MOUNT_DEADLINE + timeout, 0.02)
-    if is_mounted(mount_dir):
+    if is_live(mount_dir, nosymfollow):
         return child.pid
     if child.poll() is not None:
         raise errors.Unavailable(f"the mount of {mount_dir} exited at start; "
@@ -289,13 +322,14 @@ def cmd_mount(args: argparse.Namespace) -> int:
     memory = {key: int(value * MIB) for _flag, dest, key in MEMORY_FLAGS
               if (value := getattr(args, dest, None)) is not None}
     auth_file = os.path.abspath(args.auth or paths.default_auth_file())
+    nosymfollow = bool(getattr(args, "nosymfollow", False))
     if args.foreground:
         mount_dir = os.path.realpath(args.dir)
         if getattr(args, "log_file", None):  # started by `dfs mount`: log to the kept file
             logfile.log_to(args.log_file, args.debug)
         check_mountable(mount_dir, auth_file)
-        return run(mount_dir, auth_file, timeout, cache_dir, args.debug, memory)
-    mount_background(args.dir, auth_file, timeout, cache_dir, args.debug, memory)
+        return run(mount_dir, auth_file, timeout, cache_dir, args.debug, memory, nosymfollow)
+    mount_background(args.dir, auth_file, timeout, cache_dir, args.debug, memory, nosymfollow)
     print(f"mounted DFS on {os.path.realpath(args.dir)} (dfs umount {args.dir} to unmount)")
     print(f"its log: {records.log_path(args.dir)}")
     return 0

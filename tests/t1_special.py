@@ -6,16 +6,19 @@ RENAME_NOREPLACE, RENAME_EXCHANGE), the mount's attribute cache across hard link
 changed only through rules + apply, whose root is 1777."""
 
 import errno
+import os
 
 import pytest
-from t1_rules import ADMIN, ALICE, BOB, T, Fs
+from t1_rules import ADMIN, ALICE, BOB, Fs, T
 
 from dfs import errors
+from dfs.cli import output
 from dfs.namespace import rules
 from dfs.namespace.entries import Create, Exchange, Mknod, Record, Rename, SetAttr, SetQuota
 from dfs.namespace.inode import MAX_PATH_BYTES, split_path
 from dfs.namespace.model import Namespace
 from dfs.wire import DirEntry, Stat
+from mount import symfollow
 from mount.attrcache import AttrCache
 
 NOREPLACE, EXCHANGE = rules.RENAME_NOREPLACE, rules.RENAME_EXCHANGE
@@ -250,3 +253,29 @@ def test_a_rename_over_one_name_expires_the_others():
     cache.forget("/e")
     cache.clear()
     assert cache.names == {} and cache.stats == {}
+
+
+# --- how the command line shows them; who may ask for nosymfollow --------------------------
+
+@pytest.mark.parametrize("kind, mode, shown", [
+    ("p", 0o644, "prw-r--r--"), ("s", 0o755, "srwxr-xr-x"), ("c", 0o660, "crw-rw----"),
+    ("b", 0o600, "brw-------"), ("d", 0o1777, "drwxrwxrwt"), ("d", 0o1770, "drwxrwx--T"),
+    ("f", 0o4755, "-rwsr-xr-x"), ("f", 0o2644, "-rw-r-Sr--"), ("l", 0o777, "lrwxrwxrwx"),
+])
+def test_ls_l_mode_strings(kind, mode, shown):
+    assert output.mode_string(Stat(1, kind, mode, "x", 0, 0, 0, 0, 1)) == shown
+
+
+def test_a_device_shows_its_numbers_instead_of_a_size():
+    for major, minor in ((1, 3), (8, 17), (300, 70000), (5000, 3)):
+        rdev = os.makedev(major, minor)
+        assert output.device_numbers(rdev) == (major, minor)
+        assert output.size_or_device(Stat(1, "c", 0o600, "x", 0, 0, 0, 0, 1, rdev=rdev)) == \
+            f"{major}, {minor}"
+    assert output.size_or_device(Stat(1, "f", 0o600, "x", 1234, 0, 0, 0, 1)) == "1234"
+
+
+def test_nosymfollow_is_refused_to_a_user_who_cannot_remount(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(errors.NotPermitted, match="needs root"):
+        symfollow.check_possible()

@@ -10,7 +10,7 @@ import time
 
 from dfs import errors
 from dfs.cli.common import Subparsers, client_command, open_client, remote_path
-from dfs.cli.output import mode_string
+from dfs.cli.output import device_numbers, mode_string, size_or_device
 from dfs.progress import progress_bar
 from dfs.wire import DirEntry
 
@@ -86,8 +86,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.long:
             s = entry.stat
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.mtime_ns / 1e9))
-            print(f"{mode_string(s)} {s.nlink:>3} {s.owner:<10} {s.gid:<6} {s.size:>12} {when} "
-                  f"{name}")
+            print(f"{mode_string(s)} {s.nlink:>3} {s.owner:<10} {s.gid:<6} "
+                  f"{size_or_device(s):>12} {when} {name}")
         else:
             print(name)
     return 0
@@ -157,6 +157,8 @@ def cmd_stat(args: argparse.Namespace) -> int:
           f"  mode: {mode_string(s)} ({s.mode:04o})\n owner: {s.owner} (uid {s.uid})\n"
           f" group: {s.gid}\n inode: {s.ino}\n links: {s.nlink}\n"
           f"modify: {time.ctime(s.mtime_ns / 1e9)}")
+    if s.kind in ("c", "b"):
+        print("device: %d, %d" % device_numbers(s.rdev))
     return 0
 
 

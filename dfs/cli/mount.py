@@ -59,6 +59,8 @@ def add_commands(sub: Subparsers) -> None:
                    help="seconds before an operation fails while a node is unreachable")
     p.add_argument("--cache-dir", default=None, help="on-disk chunk cache ('' disables it)")
     p.add_argument("--log-file", default=None, help=argparse.SUPPRESS)  # set by `dfs mount`
+    p.add_argument("--nosymfollow", action="store_true",
+                   help="the kernel follows no symlink in the folder (root only; README)")
     p.add_argument("--write-back", type=float, default=None, metavar="MIB",
                    help="memory for written data not yet stored, all files together "
                         f"(default {default(ClientConfig, 'write_back_bytes') >> 20})")

@@ -34,14 +34,32 @@ def parse_size(text: str) -> int:
 
 
 def mode_string(stat: Stat) -> str:
-    """'drwxr-x---' for a directory with mode 0750."""
-    kind = {"d": "d", "l": "l"}.get(stat.kind, "-")
+    """As ls -l: 'drwxr-x---' for a directory with mode 0750, 'prw-r--r--' for a fifo
+    ("s" a socket, "c"/"b" a device), set-uid/set-gid as s (S without x), sticky as t."""
+    kind = "-" if stat.kind == "f" else stat.kind
     bits = ""
-    for shift in (6, 3, 0):
+    for shift, special, letter in ((6, 0o4000, "s"), (3, 0o2000, "s"), (0, 0o1000, "t")):
         value = (stat.mode >> shift) & 7
-        bits += ("r" if value & 4 else "-") + ("w" if value & 2 else "-") + \
-            ("x" if value & 1 else "-")
+        x = "x" if value & 1 else "-"
+        if stat.mode & special:
+            x = letter if value & 1 else letter.upper()
+        bits += ("r" if value & 4 else "-") + ("w" if value & 2 else "-") + x
     return kind + bits
+
+
+def size_or_device(stat: Stat) -> str:
+    """What ls -l shows in the size column: a device's "major, minor", else the size."""
+    if stat.kind in ("c", "b"):
+        return "%d, %d" % device_numbers(stat.rdev)
+    return str(stat.size)
+
+
+def device_numbers(rdev: int) -> tuple[int, int]:
+    """(major, minor) of a device number (glibc's encoding, as os.major/os.minor on Linux;
+    written out so that it works where the os module lacks them)."""
+    major = ((rdev >> 8) & 0xFFF) | ((rdev >> 32) & 0xFFFFF000)
+    minor = (rdev & 0xFF) | ((rdev >> 12) & 0xFFFFFF00)
+    return major, minor
 
 
 def table_lines(rows: Sequence[Sequence[object]], header: Sequence[str]) -> list[str]:
