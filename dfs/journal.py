@@ -48,6 +48,7 @@ import errno
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT = "saved-files.json"
 JOURNAL = "journal.jsonl"
 SEALED = "journal.sealed.jsonl"
-COMPACTED = SNAPSHOT + ".new"
 FULL = (errno.ENOSPC, errno.EDQUOT)
 UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 _KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: allocate blocks past the end, the size stays
@@ -156,13 +156,15 @@ class Journal:
         self.entries_since_snapshot = 0
         self.snapshot_bytes = 0
         self.generation = 0  # bumped whenever the snapshot is replaced in this process
+        self.instance = secrets.token_hex(4)  # names our compactions' results (not a
+        # child left running by an earlier process of this server)
 
     def load(self) -> Namespace:
         """-> Namespace rebuilt from snapshot + journal (empty if there is neither)."""
         private_dir(self.directory)  # every name and key hash is in there
-        for leftover in (COMPACTED, SNAPSHOT + ".tmp", COMPACTED + ".tmp"):
-            if os.path.exists(os.path.join(self.directory, leftover)):
-                os.unlink(os.path.join(self.directory, leftover))  # never adopted
+        for name in os.listdir(self.directory):
+            if name.startswith(SNAPSHOT + "."):  # a temp file or a compaction never adopted
+                os.unlink(os.path.join(self.directory, name))
         ns = read_snapshot(self.directory)
         exists = os.path.exists(self.snapshot_path)
         self.snapshot_bytes = os.path.getsize(self.snapshot_path) if exists else 0
@@ -315,10 +317,14 @@ class Journal:
     def has_sealed(self) -> bool:
         return os.path.exists(self.sealed_path)
 
+    def compacted_name(self, generation: int) -> str:
+        """The file a compaction started at ``generation`` writes (dfs/compact.py)."""
+        return f"{SNAPSHOT}.{self.instance}-{generation}.new"
+
     def adopt_compacted(self, generation: int) -> bool:
         """The child's snapshot (of snapshot + sealed journal) replaces ours, unless ours
         was replaced meanwhile (``generation``). -> True if adopted."""
-        path = os.path.join(self.directory, COMPACTED)
+        path = os.path.join(self.directory, self.compacted_name(generation))
         with self.cond:
             if generation != self.generation or not os.path.exists(path):
                 if os.path.exists(path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dfs import compact, errors
-from dfs.journal import COMPACTED, JOURNAL, SEALED, SNAPSHOT, Journal, encode
+from dfs.journal import JOURNAL, SEALED, SNAPSHOT, Journal, encode
 from dfs.namespace import entries
 from dfs.namespace.entries import Record
 from dfs.namespace.model import ROOT_INO, Namespace
@@ -114,15 +114,16 @@ def test_a_snapshot_is_folded_off_the_request_path_and_every_crash_point_loads(
     generation = journal.generation
     # a crash now: snapshot (none) + sealed + journal
     assert state(Journal(str(tmp_path)).load()) == state(ns)
-    assert compact.compact(str(tmp_path)) == 5  # what the child process does
-    assert os.path.exists(tmp_path / COMPACTED)
+    result = journal.compacted_name(generation)
+    assert compact.compact(str(tmp_path), result) == 5  # what the child process does
+    assert os.path.exists(tmp_path / result)
     # a crash before adoption: the new snapshot is ignored (removed), nothing lost
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in (SEALED, JOURNAL, COMPACTED):
+    for name in (SEALED, JOURNAL, result):
         (copy / name).write_bytes((tmp_path / name).read_bytes())
     assert state(Journal(str(copy)).load()) == state(ns)
-    assert not (copy / COMPACTED).exists()
+    assert not (copy / result).exists()
     assert journal.adopt_compacted(generation)
     assert not os.path.exists(tmp_path / SEALED) and journal.snapshot_bytes > 0
     data = (tmp_path / SNAPSHOT).read_bytes()
@@ -137,17 +138,22 @@ def test_a_snapshot_installed_meanwhile_wins_over_a_compaction(tmp_path: Path) -
     write(journal, lines(ns, 4, 0))
     journal.seal()
     generation = journal.generation
-    compact.compact(str(tmp_path))
+    result = journal.compacted_name(generation)
+    compact.compact(str(tmp_path), result)
+    stray = tmp_path / f"{SNAPSHOT}.other-{generation}.new"  # a child of an earlier process
+    stray.write_bytes((tmp_path / result).read_bytes())
     write(journal, lines(ns, 2, 4))
     journal.install(encode(ns.to_json()), ns.seq)  # the leader's snapshot (a standby)
     assert not journal.adopt_compacted(generation)  # older: dropped
-    assert not os.path.exists(tmp_path / COMPACTED) and not os.path.exists(tmp_path / SEALED)
+    assert not os.path.exists(tmp_path / result) and not os.path.exists(tmp_path / SEALED)
     assert json.loads((tmp_path / SNAPSHOT).read_bytes())["seq"] == 6
     journal.close()
     assert state(Journal(str(tmp_path)).load()) == state(ns)
+    assert not stray.exists()  # never adopted, removed at start
 
 
 def test_compaction_without_a_sealed_journal_fails_cleanly(tmp_path: Path) -> None:
     Journal(str(tmp_path)).load()
-    assert compact.main([str(tmp_path)]) == 1
+    assert compact.main([str(tmp_path), f"{SNAPSHOT}.x-1.new"]) == 1
+    assert compact.main([str(tmp_path), "../elsewhere"]) == 1
     assert os.listdir(tmp_path) == []

@@ -77,11 +77,15 @@ class Compactor:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "dfs.compact", self.journal.directory], env=env,
+                [sys.executable, "-m", "dfs.compact", self.journal.directory,
+                 self.journal.compacted_name(generation)], env=env,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
             out, err = self.child.communicate()
             code = self.child.returncode
-            if code == 0:
+            if self.journal.generation != generation:  # replaced meanwhile (a standby was
+                self.failures = 0  # sent the leader's namespace): this one is moot
+                self.retry_at = 0.0
+            elif code == 0:
                 if self.journal.adopt_compacted(generation):
                     log.debug("snapshot written at entry %s", out.decode().strip())
                     self.done += 1
