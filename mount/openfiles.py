@@ -37,6 +37,11 @@ class Committer:
         self.renewer = client.renewer
         self.stat: Stat | None = None
 
+    def use(self, client: DfsClient) -> None:
+        """Commit as ``client`` from now on: on an admin's mount, the caller who writes now
+        (one DfsFile serves every handle of an inode, whoever opened it first)."""
+        self._client = client
+
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult:
         result = self._client.commit(ino, written, size)
         self.stat = result.stat

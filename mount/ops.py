@@ -73,7 +73,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from dfs import errors, wire
-from dfs.client.client import DfsClient
+from dfs.client.client import READ, WRITE, DfsClient
 from dfs.client.files import DfsFile
 from dfs.client.locks import LockSession
 from mount import binding, special
@@ -89,6 +89,7 @@ log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0  # attribute/entry cache, ours and the kernel's
 STATFS_BLOCK = 4096
 NAME_MAX = 255
+OPEN_ACCESS = {os.O_RDONLY: READ, os.O_WRONLY: WRITE, os.O_RDWR: READ | WRITE}
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 TOLD_AT_FLUSH = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
@@ -349,12 +350,13 @@ class DfsOperations:
             self.kernel_forget(stale)  # the kernel may hold the replaced file's pages
         return fh
 
-    def _open_existing(self, path: str) -> int:
+    def _open_existing(self, path: str, want: int) -> int:
+        """Open ``path`` for ``want`` (READ and/or WRITE: the master checks it, as open(2))."""
         if self._stat(path).kind == "d":
             raise FuseError(errno.EISDIR)
         known = self.attrs.last_known(path)
         committer = Committer(self.client)
-        layout = self.client.layout(path)
+        layout = self.client.layout(path, want)
         self.attrs.put(path, layout.stat)
         if known is not None and version_of(known) != version_of(layout.stat):
             self.kernel_forget(path)  # changed elsewhere within the last second
@@ -376,9 +378,11 @@ class DfsOperations:
 
     @operation
     def open(self, path: str, flags: int) -> int:
-        fh = self._open_existing(path)
+        want = OPEN_ACCESS.get(flags & os.O_ACCMODE, READ | WRITE)
+        fh = self._open_existing(path, want | (WRITE if flags & os.O_TRUNC else 0))
         if flags & os.O_TRUNC:  # libfuse3 asks for atomic O_TRUNC: no setattr comes first
             of = self._handle(fh)
+            of.client.use(self.client)
             if of.file.size:
                 of.file.truncate(0)  # committed by the flush at close, with what is written
         return fh
@@ -403,7 +407,9 @@ class DfsOperations:
 
     @operation
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        written: int = self._handle(fh).file.pwrite(offset, data)
+        of = self._handle(fh)
+        of.client.use(self.client)  # the commit acts as who wrote last (admin mount)
+        written: int = of.file.pwrite(offset, data)
         return written
 
     @operation
@@ -426,10 +432,11 @@ class DfsOperations:
             if of is None and st.size == length:
                 return 0  # nothing changes: POSIX leaves the times alone too
         if of is not None:
+            of.client.use(self.client)
             of.file.truncate(length)
             self._commit(of)
             return 0
-        temp = self._open_existing(path)
+        temp = self._open_existing(path, WRITE)
         try:
             of = self._handle(temp)
             of.file.truncate(length)

@@ -284,6 +284,52 @@ for p in args:
         assert (st.st_uid, st.st_gid) == (OWNER, TEAM)
 
 
+def test_access_is_checked_at_open_for_what_the_open_asks(here):
+    os.chmod(here, 0o777)
+    f = make(os.path.join(here, "f"), 0o622, OWNER, OWNER)
+    # write-only: another uid may write what it may not read
+    assert attempt(OTHER, "write(args[0], b'X')", f) == "ok"
+    assert attempt(OTHER, "read(args[0])", f) == "EACCES"
+    assert attempt(OTHER, "os.open(args[0], os.O_RDWR)", f) == "EACCES"
+    assert open(f, "rb").read() == b"Xata"
+    # a file made read-only by its create is written through that descriptor, as POSIX
+    # says (git writes its objects so); opening it again for writing is refused
+    words = as_user(OWNER, """
+fd = os.open(args[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+os.write(fd, b"object")
+os.fsync(fd)
+os.close(fd)
+say(oct(os.stat(args[0]).st_mode & 0o777), read(args[0]).decode())
+say(attempt(write, args[0]), attempt(os.truncate, args[0], 0))
+""", os.path.join(here, "ro"))
+    assert words == ["0o444", "object", "EACCES", "EACCES"]
+
+
+def test_a_writer_commits_as_itself_while_a_reader_holds_the_file(here):
+    """Every handle of an inode shares one open file in the mount: the one who writes must
+    be the one the master sees committing, not whoever opened it first."""
+    f = make(os.path.join(here, "f"), 0o664, OWNER, TEAM)
+    reader = subprocess.Popen(
+        [CHILD_PYTHON, "-c", PRELUDE + """
+f = open(args[0], "rb")
+say(f.read().decode()); sys.stdout.flush()
+sys.stdin.readline()
+f.seek(0)
+say(f.read().decode())
+""", f], user=THIRD, group=THIRD, extra_groups=[], cwd="/", stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().split() == ["data"]
+        assert attempt(OTHER, "write(args[0], b'DATA')", f, groups=[TEAM]) == "ok"
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().split() == ["DATA"]
+    finally:
+        reader.stdin.close()
+        reader.wait(60)
+    assert open(f, "rb").read() == b"DATA"
+
+
 # --- sticky directories ----------------------------------------------------------------------
 
 def test_sticky_directory_keeps_others_from_removing_or_renaming(here):
@@ -468,6 +514,22 @@ def test_a_users_mount_is_its_own(shared_cluster, open_dir):
             out.write("hi")
         st = os.stat(f)
         assert (st.st_uid, st.st_gid) == (uid, gid)
+        # the master alone decides there (no default_permissions): open rights as on ext4
+        ro = os.path.join(home, "ro")
+        fd = os.open(ro, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+        os.write(fd, b"mine")
+        os.close(fd)
+        assert open(ro, "rb").read() == b"mine"
+        with pytest.raises(PermissionError):
+            os.open(ro, os.O_WRONLY)
+        os.chmod(ro, 0o200)
+        with pytest.raises(PermissionError):
+            open(ro, "rb")
+        fd = os.open(ro, os.O_WRONLY)
+        os.write(fd, b"M")
+        os.close(fd)
+        os.chmod(ro, 0o600)
+        assert open(ro, "rb").read() == b"Mine"
         # no allow_other: another local uid cannot even look at the folder
         for local in (OWNER, THIRD):
             assert attempt(local, "os.stat(args[0])", m.path) == "EACCES"

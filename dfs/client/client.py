@@ -50,6 +50,8 @@ __all__ = ["DfsClient", "FsckProblem", "FsckReport", "PutResult", "TrashEntry", 
 log = logging.getLogger(__name__)
 
 FILE_MODES = ("rb", "wb", "xb", "ab", "r+b")
+READ, WRITE = 4, 2  # what an open asks the master for (its access bits)
+OPEN_ACCESS = {"rb": READ, "wb": WRITE, "xb": WRITE, "ab": WRITE, "r+b": READ | WRITE}
 # An fsck job is asked for its result every 0.2 s; between repair rounds the master's repair
 # loop gets a second to copy chunks. Each call sets the deadline.
 FSCK_POLL = RetryPolicy(deadline=None, first=0.2, cap=0.2)
@@ -400,8 +402,10 @@ class DfsClient:
             self._chunk_size = self.statfs().chunk_size
         return self._chunk_size
 
-    def layout(self, path: str) -> wire.FileLayout:
-        return wire.layout_from_wire(self._call("layout", path))
+    def layout(self, path: str, want: int = READ) -> wire.FileLayout:
+        """A file's attributes and chunks, to open it for ``want`` (READ, WRITE or both:
+        the master checks that permission, as open(2) does)."""
+        return wire.layout_from_wire(self._call("layout", path, want))
 
     def commit(self, ino: int, written: list[wire.WrittenChunk], size: int) -> PutResult:
         result = wire.put_result_from_wire(
@@ -422,7 +426,7 @@ class DfsClient:
             except errors.FileExists:
                 if mode == "xb":
                     raise
-        layout = self.layout(path)
+        layout = self.layout(path, OPEN_ACCESS[mode])
         f = DfsFile(self, path, layout, writable=mode != "rb")
         if mode == "wb":
             f.truncate(0)

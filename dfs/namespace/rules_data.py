@@ -98,13 +98,16 @@ def commit(ns: Namespace, user: Cred, ino: int, refs: Sequence[ChunkRef], size: 
     """File ``ino``'s content becomes exactly ``refs``; ``time_ns`` its new mtime. By inode
     (an open file may have been renamed), so the path rule is checked here: the file must be
     named in a directory the caller can reach. An inode the caller cannot reach gets the same
-    answer as one that does not exist: the answer tells nothing about other users' files."""
+    answer as one that does not exist: the answer tells nothing about other users' files.
+    Write permission was checked at open (``openable``); here again for all but the owner
+    (who may chmod it anyway), so another user's write fails at close if it was revoked."""
     inode = ns.inodes.get(ino)
     if inode is None or not ns.reachable(user, ino):
         raise errors.FileNotFound("the file was deleted while open")
     if inode.kind != "f":
         raise errors.InvalidArgument("not a regular file")
-    ns.require(user, inode, W, "file")
+    if not access.owns(user, inode.owned()):  # the owner's open (``openable``) decided:
+        ns.require(user, inode, W, "file")  # a file created 0444 is written through its fd
     check_chunks(ns, user, inode, refs, size)
     quota.check_bytes_change(ns, inode.uid, stored_bytes(inode), sum(r.length for r in refs))
     mode = access.mode_after_write(user, inode.owned())
@@ -154,8 +157,20 @@ def expired_allocations(ns: Namespace, wall_now: float) -> Unpend | None:
 
 def readable(ns: Namespace, user: Cred, path: str) -> Inode:
     """The file or symlink at ``path``, if this user may read its content."""
+    return openable(ns, user, path, R)
+
+
+OPEN_ACCESS = (R, W, R | W)  # open(2)'s access modes (O_TRUNC asks W too)
+
+
+def openable(ns: Namespace, user: Cred, path: str, want: int) -> Inode:
+    """The file (or, to read, symlink) at ``path`` if this user may open it for ``want``:
+    as POSIX, the permission is checked once, at open; writes through that open file are
+    then committed (``commit``) by its owner whatever the mode is by then."""
     inode = ns.resolve(path, user)
     if inode.kind == "d":
         raise errors.IsADirectory(f"{path} is a directory")
-    ns.require(user, inode, R, path)
+    if want & W and inode.kind != "f":
+        raise errors.InvalidArgument(f"{path} is not a regular file")
+    ns.require(user, inode, want, path)
     return inode

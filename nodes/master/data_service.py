@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dfs import errors, wire
 from dfs.namespace import rules_data
-from dfs.namespace.inode import as_path
+from dfs.namespace.inode import R, as_path
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect
 
@@ -129,13 +129,17 @@ class DataEndpoints(Session):
             return wire.put_result_to_wire(wire.PutResult(ns.stat(ns.inodes[entry.ino]), under))
 
     @boundary
-    def exposed_layout(self, path: object) -> wire.Wire:
-        """Everything a reader needs in one call: attributes, chunks, replicas, tokens."""
+    def exposed_layout(self, path: object, want: object = R) -> wire.Wire:
+        """Everything a reader needs in one call: attributes, chunks, replicas, tokens;
+        ``want``: what the open is for (R, W or both: open(2)'s access mode)."""
         path = as_path(path)
+        want = expect(want, int, "access")
+        if want not in rules_data.OPEN_ACCESS:
+            raise errors.InvalidArgument(f"bad access {want}")
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            inode = rules_data.readable(ns, user, path)
+            inode = rules_data.openable(ns, user, path, want)
             chunks = tuple(
                 wire.ReadChunk(ref, tuple(self.state.workers.replicas(ref.chunk_id)),
                                self.state.sign("r", ref.chunk_id))
