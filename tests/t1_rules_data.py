@@ -173,6 +173,25 @@ def test_reading_needs_read_permission_and_not_a_directory(fs):
     assert rules_data.readable(fs.ns, ALICE, "/f").kind == "f"
 
 
+def test_an_open_is_checked_for_what_it_asks_and_the_owner_commits_whatever_the_mode(fs):
+    R, W = 4, 2
+    fs.create(ALICE, "/drop", 0o622)  # others may write, not read
+    assert rules_data.openable(fs.ns, BOB, "/drop", W).kind == "f"
+    for want in (R, R | W):
+        with pytest.raises(errors.PermissionDenied):
+            rules_data.openable(fs.ns, BOB, "/drop", want)
+    fs.do(rules.symlink(fs.ns, ALICE, "/link", "drop", T))
+    with pytest.raises(errors.InvalidArgument):  # a symlink is read (readlink), not written
+        rules_data.openable(fs.ns, ALICE, "/link", W)
+    ro = fs.create(ALICE, "/ro", 0o444)  # made read-only by its create, as git does
+    with pytest.raises(errors.PermissionDenied):
+        rules_data.openable(fs.ns, ALICE, "/ro", W)
+    fs.do(rules_data.commit(fs.ns, ALICE, ro.ino, [], 0, T))  # through the create's fd
+    fs.do(rules.set_attributes(fs.ns, ALICE, "/drop", T, mode=0o600))
+    with pytest.raises(errors.PermissionDenied):  # another user's right ends with the mode
+        rules_data.commit(fs.ns, BOB, fs.ns.resolve("/drop").ino, [], 0, T)
+
+
 # --- users -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["", "-x", ".hidden", "a b", "x" * 65, "é"])
