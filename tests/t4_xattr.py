@@ -188,6 +188,18 @@ def test_who_may_do_what_as_other_uids(admin_mount):
                   sticky) == ["EPERM"]
 
 
+def test_every_hard_link_sees_a_change_at_once(alice_mount):
+    f, g = alice_mount.join("one"), alice_mount.join("two")
+    with open(f, "wb") as out:
+        out.write(b"x")
+    os.link(f, g)
+    assert os.listxattr(g) == [] and os.stat(g).st_nlink == 2  # cached: no attributes
+    os.setxattr(f, "user.shared", b"both")
+    assert os.getxattr(g, "user.shared") == b"both"  # not the other name's cached "none"
+    os.removexattr(g, "user.shared")
+    assert os.listxattr(f) == []
+
+
 def test_the_trash_folder_has_none_and_a_restore_brings_them_back(alice_mount):
     f = alice_mount.join("binned")
     with open(f, "wb") as out:
