@@ -216,6 +216,24 @@ def test_the_trash_folder_has_none_and_a_restore_brings_them_back(alice_mount):
     assert os.getxattr(f, "user.keep") == b"me"
 
 
+@pytest.mark.skipif(CHILD_PYTHON is None, reason="no /usr/bin/python3 for other uids")
+def test_a_write_by_another_uid_drops_file_capabilities(admin_mount):
+    f = admin_mount.join("capable")
+    with open(f, "wb") as out:
+        out.write(b"#!/bin/sh\n")
+    os.chmod(f, 0o777)
+    # struct vfs_cap_data, revision 2: CAP_NET_BIND_SERVICE permitted
+    caps = (0x02000000).to_bytes(4, "little") + (1 << 10).to_bytes(4, "little") + bytes(12)
+    os.setxattr(f, "security.capability", caps)
+    assert os.getxattr(f, "security.capability") == caps
+    code = ("fd = os.open(args[0], os.O_WRONLY | os.O_APPEND)\n"
+            "print(attempt(os.write, fd, b'echo hi\\n'))\nos.close(fd)\n")
+    assert as_uid(OTHER, code, f) == ["ok"]  # the kernel removes them as that uid: allowed
+    assert err(lambda: os.getxattr(f, "security.capability")) == "ENODATA"
+    with open(f, "rb") as back:
+        assert back.read() == b"#!/bin/sh\necho hi\n"
+
+
 @needs
 def test_cp_a_and_rsync_X_keep_them_both_ways(admin_mount, tmp_path):
     source = tmp_path / "src"
