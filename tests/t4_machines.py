@@ -207,9 +207,9 @@ def test_the_readme_runs_as_written_on_four_machines_and_a_client(tmp_path):
         assert len(rows) == 2 and all(r[2] == "alive" and r[-2] == "yes" for r in rows), listing
         status = machines.shell("alice", "dfs status")
         assert "TLS: on" in status and "standby: in sync" in status, status
-        folder = machines.root("alice") / "home" / "dfs"
+        folder = machines.root("alice") / "home" / "dfs" / "home" / "alice"  # her home in it
         (folder / "hello.txt").write_text("from alice's folder\n")
-        assert machines.shell("alice", "dfs cat /hello.txt") == "from alice's folder\n"
+        assert machines.shell("alice", "dfs cat hello.txt") == "from alice's folder\n"
     finally:
         statuses = machines.stop()
     assert statuses == {name: 0 for name, *_rest in machines.processes}  # clean stops
