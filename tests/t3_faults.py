@@ -256,7 +256,7 @@ def test_all_disks_full_is_a_clean_error_and_changes_nothing(tmp_path):
     data_dir = tmp_path / "c"
     disks = [data_dir / f"worker-{i}" for i in (1, 2)]
     for disk in disks:
-        _tmpfs(disk, "4m")
+        _tmpfs(disk, "24m")  # 8 MiB of chunks: a worker keeps 16 MiB (disk_reserve)
     try:
         with LocalCluster(cluster_config(data_dir, workers=2)) as cluster, \
                 cluster.client("alice") as dfs:
