@@ -148,7 +148,9 @@ def test_idle_sockets_are_capped_then_closed_and_honest_clients_go_on(cluster, d
         for node in (master, worker):
             refused = _count_closed(idle[node.name][PER_PEER:], 5.0)
             assert refused == 250, f"{node.name} took more than {PER_PEER} from one peer"
-            assert _threads(node.pid) <= threads[node.name] + PER_PEER + 5
+            # a thread per connection held, and a few a node starts when first needed
+            # (the audit log's writer, commit and HTTP threads): never one per refused one
+            assert _threads(node.pid) <= threads[node.name] + PER_PEER + 16
         # the honest client meanwhile: logs in, writes, reads (fresh connections)
         with cluster.client("alice") as fresh:
             fresh.put_bytes("/during.bin", b"d" * (MIB + 1))
