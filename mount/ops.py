@@ -457,9 +457,11 @@ class DfsOperations:
 
     @operation
     def release(self, path: str, fh: int) -> int:
+        closing = self.files.get(fh)  # its flock goes even if other handles share the file
+        if closing is not None:
+            self._unlock_at_release(closing.ino, fh)
         of = self.files.drop(fh)
         if of is not None:
-            self._unlock_at_release(of.ino, fh)
             try:
                 of.file.close()
             except errors.DfsError as exc:  # flush already reported it to the closer

@@ -20,6 +20,7 @@ from t4_mount import Mounted, pytestmark, wait_until_gone  # noqa: F401 (skip wi
 from dfs.local.cluster import LocalCluster
 from dfs.retry import poll
 from mount import lifecycle, records
+from mount.locks import MAX_WAITERS
 
 LOCK_LEASE = 3.0
 DEADLINE = 60.0
@@ -179,6 +180,29 @@ def test_a_flock_goes_when_its_holder_process_is_killed(shared_file):
     assert flock_n(in_b) == 1
     holder.kill()
     assert poll(lambda: flock_n(in_b) == 0, DEADLINE, 0.1)
+
+
+@pytest.mark.log_allows(r"lock requests are waiting in this mount")
+def test_waiters_beyond_the_mount_s_places_get_enolck_and_the_mount_answers(shared_file,
+                                                                          mounts):
+    in_a, in_b = shared_file
+    extra = 3
+    with Agent(in_a) as one:
+        assert one.ask("flock ex") == "ok"
+        waiters = [subprocess.Popen(["flock", "-x", in_b, "true"], stderr=subprocess.PIPE)
+                   for _ in range(MAX_WAITERS + extra)]
+        try:
+            assert poll(lambda: sum(w.poll() is not None for w in waiters) >= extra,
+                        DEADLINE, 0.1)
+            assert os.listdir(mounts[1].path)  # FUSE threads are left for everything else
+            assert flock_n(in_b) == 1
+            assert one.ask("flock un") == "ok"
+            codes = [w.wait(DEADLINE) for w in waiters]
+            assert codes.count(0) == MAX_WAITERS and len(codes) - codes.count(0) == extra
+        finally:
+            for w in waiters:
+                w.kill()
+                w.wait(30)
 
 
 # --- fcntl byte ranges ------------------------------------------------------------------
