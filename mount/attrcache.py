@@ -164,12 +164,18 @@ class AttrCache:
         """``old`` was renamed to ``new`` (replacing whatever ``new`` was)."""
         stale: list[str] = []
         with self.guard:
+            moved = self.stats.get(old)
             for path in (old, new):  # a replaced inode lost a link, the moved one its ctime
                 known = self.stats.get(path)
                 self._drop_tree(path)
                 if known is not None:
                     stale.extend(self._expire_others(known[1].ino, path))
                 self._pop(parent_of(path))
+            if moved is not None and not moved[1].is_dir:
+                # known by its new name, expired (its ctime changed): an unlink of that name
+                # (libfuse's hidden name of an open file, say) still finds the other names
+                self.stats[new] = (EXPIRED, moved[1])
+                self.names.setdefault(moved[1].ino, set()).add(new)
         self._tell(stale)
 
     def forget(self, path: str) -> None:

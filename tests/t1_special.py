@@ -250,7 +250,13 @@ def test_a_rename_over_one_name_expires_the_others():
     cache.put("/e", stat(3))  # a path that names another inode now
     cache.put("/e", stat(7))
     assert cache.names[7] == {"/a", "/e"} and 3 not in cache.names
-    cache.forget("/e")
+    told.clear()
+    cache.moved("/e", "/d/.fuse_hidden1")  # libfuse hides an open file it is asked to unlink
+    assert told == ["/a"] and cache.get("/d/.fuse_hidden1") is None
+    cache.put("/a", stat(7))
+    cache.removed("/d/.fuse_hidden1")  # ... and unlinks it at the last close
+    assert told == ["/a", "/a"] and cache.get("/a") is None
+    cache.forget("/a")
     cache.clear()
     assert cache.names == {} and cache.stats == {}
 
