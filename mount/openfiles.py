@@ -14,7 +14,7 @@ import threading
 
 from dfs.client.client import DfsClient, PutResult
 from dfs.client.files import DfsFile
-from dfs.wire import Stat, WrittenChunk
+from dfs.wire import FileLayout, Stat, WrittenChunk
 
 Version = tuple[int, int]  # (mtime_ns, size)
 
@@ -46,6 +46,9 @@ class Committer:
         result = self._client.commit(ino, written, size)
         self.stat = result.stat
         return result
+
+    def layout(self, path: str) -> FileLayout:
+        return self._client.layout(path)
 
 
 class OpenFile:

@@ -143,3 +143,26 @@ def test_a_worker_holding_the_last_copy_is_not_removed(tmp_path):
             assert f"removed worker {ids[0]}" in forced.stdout
             gone = admin_dfs(cluster, "list", check=False)  # the cluster has no worker now
             assert gone.returncode == 1 and "no active workers" in gone.stderr
+
+
+@pytest.mark.log_allows(r"chunk \d+: every replica failed", r"moved since the open")
+def test_a_file_opened_before_its_copies_moved_still_reads(cluster, dfs):
+    """The layout a reader got at open names two workers; both copies then move (one
+    worker is killed, the other drained): the read asks the master where the chunk is
+    now and reads it there, no error."""
+    data = random_bytes(C // 2, seed=42)
+    dfs.put_bytes("/moving", data)
+    with dfs.open("/moving") as f:  # the layout is taken here
+        holders = {r.worker_id for chunk in f.refs.values() for r in chunk.replicas}
+        assert len(holders) == 2
+        ids = [worker_id(cluster, i) for i in range(4)]
+        stopped, drained = sorted(holders)
+        cluster.kill_worker(ids.index(stopped))
+        with cluster.admin_client() as admin:
+            admin.workers_drain(drained)
+
+            def moved_off():
+                rows = {m.worker_id: m for m in admin.workers_list()}
+                return rows[drained].chunks == 0 and settled(cluster)
+            wait_for(moved_off, 60, "the drained worker's copy to move elsewhere")
+        assert f.read() == data

@@ -61,6 +61,8 @@ class FileClient(Protocol):
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult: ...
 
+    def layout(self, path: str) -> FileLayout: ...
+
 
 class DfsFile:
     def __init__(self, client: FileClient, path: str, layout: FileLayout,
@@ -193,10 +195,36 @@ class DfsFile:
                 ahead[0].result()
                 data = self.client.read_buffers.get(cid)
             if data is None:
-                data = self.client.transfer.load_chunk(chunk)
+                data = self._load(chunk)
                 self.client.read_buffers.put(cid, data)
             self.read_ids.add(cid)
         return data
+
+    def _load(self, chunk: ReadChunk) -> bytes:
+        """A chunk's bytes; if no replica the layout named has them, the master is asked
+        once more where the chunk is now (copies move: a worker came back and a repaired
+        copy was dropped, one was drained) and those replicas are tried."""
+        try:
+            return self.client.transfer.load_chunk(chunk)
+        except errors.DataLost:
+            moved = self._relocated(chunk)
+            if moved is None:
+                raise
+            log.info("%s: chunk %d moved since the open: reading it where it is now",
+                     self.path, chunk.ref.chunk_id)
+            return self.client.transfer.load_chunk(moved)
+
+    def _relocated(self, chunk: ReadChunk) -> ReadChunk | None:
+        """The same chunk (id and version) with the replicas the master knows now, or None
+        (the file changed meanwhile, or nothing new is known)."""
+        try:
+            layout = self.client.layout(self.path)
+        except errors.DfsError:
+            return None
+        for fresh in layout.chunks:
+            if fresh.ref == chunk.ref and set(fresh.replicas) != set(chunk.replicas):
+                return fresh
+        return None
 
     def _chunk_bytes(self, index: int) -> bytes | bytearray:
         data = self._content(index)
