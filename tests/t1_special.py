@@ -13,6 +13,7 @@ from t1_rules import ADMIN, ALICE, BOB, Fs, T
 
 from dfs import errors
 from dfs.cli import output
+from dfs.client.connections import check_utf8
 from dfs.namespace import rules
 from dfs.namespace.entries import Create, Exchange, Mknod, Record, Rename, SetAttr, SetQuota
 from dfs.namespace.inode import MAX_PATH_BYTES, split_path
@@ -285,3 +286,9 @@ def test_nosymfollow_is_refused_to_a_user_who_cannot_remount(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(errors.NotPermitted, match="needs root"):
         symfollow.check_possible()
+
+
+def test_names_that_are_not_utf8_are_refused_before_they_are_sent():
+    check_utf8("caf\u00e9")
+    with pytest.raises(errors.InvalidPath, match="UTF-8"):
+        check_utf8(b"caf\xe9".decode("utf-8", "surrogateescape"))  # as the mount passes it

@@ -271,6 +271,19 @@ def test_a_path_of_path_max_minus_one_bytes(here):
 
 # --- symlinks and nosymfollow -------------------------------------------------------------------
 
+def test_symlinks_are_stored_and_returned_as_written(here):
+    for name, target in (("rel", "../../x//y/./"), ("abs", "/etc/shadow"),
+                         ("long", "t" * (PATH_MAX - 1)), ("dangling", "no/such/thing"),
+                         ("utf8", "caf\u00e9/\u65e5\u672c")):
+        os.symlink(target, os.path.join(here, name))
+        assert os.readlink(os.path.join(here, name)) == target
+        assert os.lstat(os.path.join(here, name)).st_size == len(target.encode())
+    # names and targets cross the wire as UTF-8: other bytes are refused with one errno
+    assert errno_name(os.symlink, b"caf\xe9", os.fsencode(here) + b"/latin1") == "EINVAL"
+    assert errno_name(open, os.fsencode(here) + b"/caf\xe9", "w") == "EINVAL"
+    assert sorted(os.listdir(here)) == ["abs", "dangling", "long", "rel", "utf8"]
+
+
 class NosymfollowMount(AdminMount):
     """`dfs mount DIR --config FILE` with ``nosymfollow = true`` in the file."""
 

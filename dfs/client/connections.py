@@ -44,6 +44,16 @@ FAILOVER = RetryPolicy(deadline=None)
 E = TypeVar("E", bound=BaseException)
 
 
+def check_utf8(text: str) -> None:
+    """Names cross the wire as UTF-8: a name of other bytes (the mount passes them on as
+    surrogate escapes) is refused here, with one errno (EINVAL), before anything is sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidPath(f"{text!r} is not valid UTF-8: DFS names and symlink "
+                                 "targets are UTF-8") from None
+
+
 def clean(exc: E) -> E:
     """A fresh DfsError of the same class as a remote one, without the remote traceback."""
     if getattr(exc, "_remote_tb", None) is None:
@@ -147,6 +157,9 @@ class MasterLink:
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``name(*args, **kwargs)`` on the leader. -> its wire answer (dfs.wire rebuilds it)."""
+        for value in (*args, *kwargs.values()):
+            if type(value) is str:
+                check_utf8(value)
         if name in ONCE_ONLY:
             kwargs["rid"] = uuid.uuid4().hex
         failover = self.failover.start(self.clock, self.sleep)
