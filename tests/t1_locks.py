@@ -21,7 +21,7 @@ def R(start, end, kind):
 
 
 def table(term=1, now=0.0):
-    return LockTable(LEASE, now, term)
+    return LockTable(LEASE, now, term, grace=term > 1)
 
 
 def lock(t, sid, start, end, want, owner=7, ino=5, kind="posix", holder=ALICE, now=1.0,
@@ -158,11 +158,17 @@ def test_a_later_term_starts_with_a_grace_period_for_reclaims_only():
         lock(t, S2, 20, 30, "w", holder=BOB, now=111.0, reclaim=True)
 
 
-def test_the_first_term_has_no_grace_and_versions_grow_across_terms():
-    first, later = table(term=1, now=0.0), table(term=2, now=0.0)
+def test_no_grace_in_a_term_begun_uninitialised_and_versions_grow_across_terms():
+    first = LockTable(LEASE, 0.0, 2, grace=False)  # the cluster had never served anything
+    later = table(term=3, now=0.0)
     assert lock(first, S1, 0, 1, "w", now=0.0).granted
     assert first.grace_left(0.0) == 0 and later.grace_left(0.0) == LEASE
     assert later.version > first.version + 1000
+    shared = Locks(LEASE, lambda: 0.0)
+    shared.tick(2, initialised=False)
+    assert shared.table.grace_left(0.0) == 0
+    shared.tick(3, initialised=True)
+    assert shared.table.grace_left(0.0) == LEASE
 
 
 # --- bounds ---------------------------------------------------------------------------------
@@ -193,7 +199,7 @@ def test_a_user_has_a_bounded_number_of_sessions(monkeypatch):
 def test_locks_start_a_new_table_per_term_and_waiters_wake_at_a_release():
     now = [0.0]
     shared = Locks(LEASE, lambda: now[0])
-    shared.tick(1)
+    shared.tick(1, initialised=False)
     assert shared.run(1, lambda t, n: lock(t, S1, 0, 10, "w", now=n)).granted
     started = threading.Event()
 

@@ -20,12 +20,14 @@ mount killed -9, a machine gone) loses all its locks: ``expire`` runs before eve
 
 Failover: the table is in the leader's memory only, never journaled. A leader that starts
 serving (each new term, each start) begins with an empty table and a grace period of one
-lease (none in the cluster's first term: no leader came before), NFSv4-style: during it,
-holders that knew their locks re-assert them (``reclaim``), and every new request is
-answered "grace: ask again", so nobody can take a lock that a holder from before the
-failover is about to reclaim. A client reclaims only while its own lease, counted from
-when it sent its last answered call, has not run out: after that it must assume the old
-leader gave its locks away. After the grace, reclaims are refused.
+lease, NFSv4-style: during it, holders that knew their locks re-assert them (``reclaim``),
+and every new request is answered "grace: ask again", so nobody can take a lock that a
+holder from before the failover is about to reclaim. (No grace in a term that began before
+the cluster was initialised: no earlier leader can have served a lock, as the first
+worker's Init is durable on both metadata servers before any request is answered.) A
+client reclaims only while its own lease, counted from when it sent its last answered
+call, has not run out: after that it must assume the old leader gave its locks away.
+After the grace, reclaims are refused.
 
 Bounds: ranges per session (MAX_RANGES), sessions per user and in all (MAX_SESSIONS_*):
 past them a request fails with ENOLCK. Waiting (F_SETLKW, flock without LOCK_NB) happens in
@@ -121,13 +123,12 @@ class LockTable:
     """``version`` counts changes from ``term << 40``: a later leader's answers order after
     an earlier one's (terms only grow), so a client keeps the latest it was told."""
 
-    def __init__(self, lease: float, now: float, term: int = 0) -> None:
+    def __init__(self, lease: float, now: float, term: int = 0, grace: bool = True) -> None:
         self.lease = lease
         self.by_ino: dict[int, dict[Key, _Owned]] = {}
         self.sessions: dict[str, _Session] = {}
         self.version = term << 40
-        # a leader of the first term ever has no predecessor whose locks could be reclaimed
-        self.grace_until = now + lease if term > 1 else now
+        self.grace_until = now + lease if grace else now
 
     def grace_left(self, now: float) -> float:
         return max(0.0, self.grace_until - now)
@@ -291,23 +292,24 @@ class Locks:
         self.term: int | None = None
         self.table = LockTable(lease, clock())
 
-    def _current(self, term: int, now: float) -> LockTable:
+    def _current(self, term: int, now: float, grace: bool = True) -> LockTable:
         """Lock held: the table of ``term``, with the silent sessions' locks expired."""
         if term != self.term:
             self.term = term
-            self.table = LockTable(self.lease, now, term)
+            self.table = LockTable(self.lease, now, term, grace)
         if self.table.expire(now):
             self.changed.notify_all()
         return self.table
 
-    def tick(self, term: int | None) -> None:
+    def tick(self, term: int | None, initialised: bool = True) -> None:
         """The master-locks task (nodes/master/main.py): a new term's table and its grace
         period start when we start leading, not at the first request; silent sessions'
-        locks are freed even when nobody asks. ``term``: None while we do not serve."""
+        locks are freed even when nobody asks. ``term``: None while we do not serve;
+        ``initialised``: whether the namespace is (no grace in a term that began before)."""
         if term is None:
             return
         with self.changed:
-            self._current(term, self.clock())
+            self._current(term, self.clock(), grace=initialised)
 
     def run(self, term: int, request: Callable[[LockTable, float], Result]) -> Result:
         """``request(table, now)`` once; waiters are woken if it changed something."""

@@ -39,7 +39,8 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
              Task("master-sync", state.sync_standby, SYNC_INTERVAL),
              Task("trash-pressure", TrashPressure(state).tick, config.tick_interval),
              Task("master-locks", lambda: state.locks.tick(
-                 state.leadership.term if state.serving() else None), config.tick_interval)]
+                 state.leadership.term if state.serving() else None, state.ns.initialised),
+                 config.tick_interval)]
     for loop in loops:
         loop.start()
     log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
