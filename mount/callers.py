@@ -9,6 +9,10 @@ A normal user's mount does not use this: its key acts as that user whatever the 
 master connections, shared workers and buffers), the last ``MAX_VIEWS`` kept; a process's
 supplementary groups are read from /proc/PID/status and kept ``GROUPS_SECONDS``.
 Thread-safe: one lock around both tables, never held during an RPC.
+
+``OwnUser`` is the other case: on a normal user's mount (no default_permissions) the
+kernel asks the mount about access(2), and the answer is the master's rules for the DFS
+user the key acts as, whoever the local process is.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from dfs.client.client import DfsClient
+from dfs.namespace.access import Cred
 
 MAX_VIEWS = 32
 GROUPS_SECONDS = 1.0
+CRED_SECONDS = 1.0  # how long OwnUser trusts the ids it asked for
 Context = Callable[[], tuple[int, int, int]]  # -> (uid, gid, pid) of the calling process
 Ids = tuple[int, int, tuple[int, ...]]
 
@@ -84,3 +90,25 @@ class Callers:
             views, self.views = list(self.views.values()), OrderedDict()
         for view in views:
             view.close()
+
+
+class OwnUser:
+    """The ids a normal user's key acts as (uid, primary gid, groups), asked of the master
+    and kept ``CRED_SECONDS``: an admin may change the user's groups meanwhile."""
+
+    def __init__(self, client: DfsClient, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.known: tuple[float, Cred] | None = None
+
+    def cred(self) -> Cred:
+        now = self.clock()
+        with self.lock:
+            known = self.known
+        if known is None or now - known[0] > CRED_SECONDS:
+            me = self.client.usage()
+            known = (now, Cred(me.uid, me.gid, frozenset(me.groups), me.name))
+            with self.lock:
+                self.known = known
+        return known[1]

@@ -76,9 +76,10 @@ from dfs import errors, wire
 from dfs.client.client import READ, WRITE, DfsClient
 from dfs.client.files import DfsFile
 from dfs.client.locks import LockSession
+from dfs.namespace.access import Owned, permitted
 from mount import binding, special
 from mount.attrcache import AttrCache
-from mount.callers import Callers
+from mount.callers import Callers, OwnUser
 from mount.locks import MountLocks
 from mount.memory import HEAP
 from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
@@ -155,6 +156,7 @@ class DfsOperations:
                  uid: int | None = None, gid: int | None = None) -> None:
         self.base_client = client
         self.callers: Callers | None = None  # an admin's mount: act as each caller
+        self.own = OwnUser(client)  # a user's mount: the ids its key acts as (access)
         self.user: str = client.user
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
@@ -216,6 +218,18 @@ class DfsOperations:
     @operation
     def getattr(self, path: str, fh: int | None = None) -> Attrs:
         return self._attrs(self._stat(path))
+
+    @operation
+    def access(self, path: str, amode: int) -> int:
+        """access(2), asked only on a user's mount (an admin's has default_permissions and
+        the kernel answers): the POSIX rules for the user the key acts as."""
+        attrs = self.getattr(path)
+        want = amode & (os.R_OK | os.W_OK | os.X_OK)  # the same bits as access.R, W, X
+        node = Owned(attrs["st_uid"], attrs["st_gid"], attrs["st_mode"] & 0o7777,
+                     stat_mod.S_ISDIR(attrs["st_mode"]))
+        if want and not permitted(self.own.cred(), node, want):
+            raise FuseError(errno.EACCES)
+        return 0
 
     @operation
     def readdir(self, path: str, fh: int) -> list[tuple[str, Attrs, int]]:

@@ -81,28 +81,35 @@ def test_chown_rules(cred, node, uid, gid, allowed):
     assert chown_allowed(cred, node, uid, gid) is allowed
 
 
-@pytest.mark.parametrize("node, after", [
-    (file(mode=0o6755), 0o0755),  # set-uid and (group-executable) set-gid cleared
-    (file(mode=0o6745), 0o2745),  # set-gid without group x (mandatory locking) kept
-    (folder(mode=0o2755), 0o2755),  # directories keep theirs
+@pytest.mark.parametrize("cred, node, after", [
+    (BOB, file(mode=0o6755), 0o0755),  # set-uid and (group-executable) set-gid cleared
+    (ALICE, file(mode=0o6745), 0o2745),  # set-gid without group x kept for a member
+    (BOB, file(mode=0o6745), 0o0745),  # but not for one outside the group (Linux 6)
+    (ROOT, file(mode=0o6745), 0o2745),
+    (BOB, folder(mode=0o2755), 0o2755),  # directories keep theirs
 ])
-def test_chown_and_write_clear_set_id_bits(node, after):
-    assert mode_after_chown(node) == after
-    assert mode_after_write(BOB, node) == after
+def test_chown_and_write_clear_set_id_bits(cred, node, after):
+    assert mode_after_chown(cred, node) == after
+    if cred != ROOT:
+        assert mode_after_write(cred, node) == after
     assert mode_after_write(ROOT, node) == node.mode  # the superuser's write keeps them
+    assert mode_after_chown(ROOT, file(mode=0o6755)) == 0o755  # a chown by root clears too
 
 
 def test_chmod_of_set_gid_outside_the_group_is_dropped():
     assert chmod_mode(ALICE, file(gid=1001), 0o2755) == 0o0755
     assert chmod_mode(ALICE, file(gid=50), 0o2755) == 0o2755
+    assert chmod_mode(ALICE, folder(gid=1001), 0o2755) == 0o0755  # a directory's too
     assert chmod_mode(ROOT, file(gid=1001), 0o102755) == 0o2755  # type bits never stored
 
 
 @pytest.mark.parametrize("cred, node, mode, allowed", [
     (BOB, file(mode=0o6777), 0o0777, True),  # FUSE's "kill privileges" before BOB's write
-    (BOB, file(mode=0o6767), 0o2767, True),  # set-gid without group x: only set-uid goes
-    (BOB, file(mode=0o6767), 0o0767, False),  # more than a write would clear
+    (BOB, file(mode=0o6767), 0o2767, True),  # the kernel's own older rule: set-uid only
+    (BOB, file(mode=0o6767), 0o0767, True),  # BOB is not in the group: set-gid goes too
+    (CAROL, file(gid=50, mode=0o6767), 0o0767, False),  # a member's write keeps set-gid
     (BOB, file(mode=0o6777), 0o0775, False),  # any other change: only the owner
+    (BOB, file(mode=0o4777), 0o6777, False),  # adding a bit: only the owner
     (BOB, file(mode=0o6755), 0o0755, False),  # BOB may not write it
     (BOB, file(mode=0o0777), 0o0777, False),  # nothing to clear: an ordinary chmod
     (ROOT, file(mode=0o6777), 0o0777, False),  # the superuser's write keeps them
@@ -130,3 +137,4 @@ def test_new_inodes_in_set_gid_directories_take_the_group_and_pass_it_on():
     assert new_inode_mode(BOB, folder(), 0o755, is_dir=True, gid=1001) == 0o755
     assert new_inode_mode(BOB, shared, 0o2755, is_dir=False, gid=50) == 0o0755  # not in 50
     assert new_inode_mode(CAROL, shared, 0o2755, is_dir=False, gid=50) == 0o2755
+    assert new_inode_mode(BOB, shared, 0o2745, is_dir=False, gid=50) == 0o2745  # no group x

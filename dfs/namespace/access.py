@@ -75,10 +75,10 @@ def may_unlink_in_sticky(cred: Cred, directory: Owned, entry: Owned) -> bool:
 
 def chmod_mode(cred: Cred, node: Owned, mode: int) -> int:
     """The mode a chmod by ``cred`` (who owns ``node``: checked apart) really sets: a
-    non-superuser outside the file's group cannot set its set-gid bit (it is cleared), as
-    Linux does for files without CAP_FSETID."""
+    non-superuser outside the inode's group cannot set its set-gid bit (it is cleared, on
+    a directory too), as Linux's setattr_prepare does without CAP_FSETID."""
     mode &= 0o7777
-    if not cred.superuser and not node.is_dir and not cred.in_group(node.gid):
+    if not cred.superuser and not cred.in_group(node.gid):
         mode &= ~S_ISGID
     return mode
 
@@ -95,33 +95,46 @@ def chown_allowed(cred: Cred, node: Owned, uid: int | None, gid: int | None) -> 
     return True
 
 
-def mode_after_chown(node: Owned) -> int:
-    """A chown of a non-directory clears set-uid, and set-gid when group-executable (a
-    set-gid without group x is mandatory locking, kept), as Linux does."""
+def drops_set_gid(cred: Cred, node: Owned) -> bool:
+    """Does a write or chown by ``cred`` clear ``node``'s set-gid bit? When it is a real
+    set-gid (group-executable), or when ``cred`` is neither in the file's group nor the
+    superuser; a set-gid without group x (the mandatory-locking mark) is kept for a group
+    member (Linux's setattr_should_drop_sgid)."""
+    if node.is_dir or not node.mode & S_ISGID:
+        return False
+    return bool(node.mode & S_IXGRP) or not (cred.superuser or cred.in_group(node.gid))
+
+
+def mode_after_chown(cred: Cred, node: Owned) -> int:
+    """A chown (by anyone, the superuser too) of a non-directory clears set-uid, and
+    set-gid as ``drops_set_gid`` says, as Linux does."""
     if node.is_dir:
         return node.mode
     mode = node.mode & ~S_ISUID
-    if mode & S_IXGRP:
+    if drops_set_gid(cred, node):
         mode &= ~S_ISGID
     return mode
 
 
 def mode_after_write(cred: Cred, node: Owned) -> int:
-    """Writing to (or truncating) a file clears set-uid, and set-gid when group-executable,
-    unless the superuser writes (it has CAP_FSETID)."""
+    """Writing to (or truncating) a file clears set-uid and set-gid as a chown does, unless
+    the superuser writes (it has CAP_FSETID)."""
     if cred.superuser or node.is_dir:
         return node.mode
-    return mode_after_chown(node)
+    return mode_after_chown(cred, node)
 
 
 def may_drop_set_id(cred: Cred, node: Owned, mode: int) -> bool:
-    """A chmod by a non-owner that only clears the set-id bits a write by ``cred`` would
-    clear (``mode_after_write``), from a caller who may write the file: how FUSE asks the
-    file system to "kill privileges" before such a caller's write or truncate (the kernel
-    sends it as the writer). It gives no power a write does not: accepted, as on ext4 the
-    write itself clears them."""
-    after = mode_after_write(cred, node)
-    return (mode & 0o7777) == after != node.mode and permitted(cred, node, W)
+    """A chmod by a non-owner that only clears some of the set-id bits a write by ``cred``
+    would clear (``mode_after_write``), from a caller who may write the file: how FUSE asks
+    the file system to "kill privileges" before such a caller's write or truncate (the
+    kernel sends it as the writer, reckoning the bits by its own older rule). It gives no
+    power a write does not: accepted, as on ext4 the write itself clears them."""
+    mode &= 0o7777
+    cleared = node.mode & ~mode
+    write_clears = node.mode & ~mode_after_write(cred, node)
+    return (not mode & ~node.mode and cleared != 0 and not cleared & ~write_clears
+            and permitted(cred, node, W))
 
 
 def times_allowed(cred: Cred, node: Owned, to_now: bool) -> bool:
@@ -141,11 +154,12 @@ def new_inode_group(cred: Cred, parent: Owned) -> int:
 def new_inode_mode(cred: Cred, parent: Owned, mode: int, is_dir: bool, gid: int) -> int:
     """The mode a new inode gets from the mode asked for (the umask already applied by the
     caller, as the kernel does before FUSE sees it): a directory made in a set-gid
-    directory is set-gid too; a file's set-gid is dropped if the creator is not in its
-    group and is not the superuser."""
+    directory is set-gid too; a file's group-executable set-gid is dropped if the creator
+    is not in its group and is not the superuser (Linux's mode_strip_sgid)."""
     mode &= 0o7777
     if is_dir and parent.mode & S_ISGID:
         mode |= S_ISGID
-    elif not is_dir and mode & S_ISGID and not cred.superuser and not cred.in_group(gid):
+    elif (not is_dir and mode & S_ISGID and mode & S_IXGRP and not cred.superuser
+          and not cred.in_group(gid)):
         mode &= ~S_ISGID
     return mode

@@ -323,8 +323,8 @@ def set_attributes(ns: Namespace, user: Cred, path: str, now_ns: int, mode: int 
             raise errors.NotPermitted(f"{path}: only the superuser gives a file away; its "
                                       "owner may change its group to one they are in")
         now_mode = inode.mode if new_mode is None else new_mode
-        cleared = access.mode_after_chown(access.Owned(inode.uid, inode.gid, now_mode,
-                                                       owned.is_dir))
+        cleared = access.mode_after_chown(
+            user, access.Owned(inode.uid, inode.gid, now_mode, owned.is_dir))
         if cleared != now_mode:
             new_mode = cleared
     if to_now:
