@@ -152,6 +152,42 @@ def test_a_unix_socket_bound_in_the_mount_takes_connections(here):
     assert not os.path.lexists(path)
 
 
+def shape(top):
+    """{relative path: (type and mode, nlink, rdev, size, symlink target)} of a tree."""
+    found = {}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
+            size = st.st_size if stat.S_ISREG(st.st_mode) or link else 0
+            found[os.path.relpath(path, top)] = (st.st_mode, st.st_nlink, st.st_rdev, size,
+                                                 link)
+    return found
+
+
+def test_tar_cp_a_and_rsync_copy_special_files_and_hard_links(here, tmp_path):
+    src = tmp_path / "src"
+    os.makedirs(src / "d")
+    os.mkfifo(src / "fifo", 0o640)
+    os.mknod(src / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (src / "d" / "f").write_text("data")
+    os.link(src / "d" / "f", src / "d" / "g")
+    os.symlink("d/f", src / "l")
+    want = shape(src)
+    subprocess.run(["tar", "cf", str(tmp_path / "t.tar"), "-C", str(src), "."], check=True)
+    os.mkdir(os.path.join(here, "tar"))
+    subprocess.run(["tar", "xpf", str(tmp_path / "t.tar"), "-C", os.path.join(here, "tar")],
+                   check=True)
+    subprocess.run(["cp", "-a", str(src), os.path.join(here, "cp")], check=True)
+    subprocess.run(["rsync", "-aH", f"{src}/", os.path.join(here, "rsync") + "/"], check=True)
+    for copy in ("tar", "cp", "rsync"):
+        assert shape(os.path.join(here, copy)) == want, copy
+    back = tmp_path / "back"
+    subprocess.run(["cp", "-a", os.path.join(here, "cp"), str(back)], check=True)
+    assert shape(back) == want  # and out again
+
+
 # --- rename flags ---------------------------------------------------------------------------
 
 def test_rename_noreplace_and_exchange_are_atomic_at_the_master(here):
