@@ -27,16 +27,12 @@ What the mount adds to the client, and nothing more:
   returned as an error (EIO), never dropped. getattr of an open file shows its current
   size. The page cache is kept across opens only while the file's mtime and size are
   unchanged (``auto_cache``).
-- **Owners**: DFS users are names. Entries owned by the mounting DFS user show with the
-  uid/gid of the process that mounted; entries owned by another DFS user show as the
-  local account of the same name if there is one, else as nobody/nogroup. ``chown`` maps
-  back the same way (the mounting uid -> the mounting DFS user, another uid -> the DFS
-  user named like that local account; only DFS admins may give files away). DFS has no
-  groups: a group change is accepted and ignored, so ``cp -a`` and ``rsync -a`` work.
-- **Modes**: as everywhere in DFS, new files and folders are private to their owner
-  (the group and other bits of the requested mode are dropped, whatever the umask); an
-  explicit ``chmod`` shares them ("other" means every other DFS user). ``cp -p``,
-  ``cp -a`` and ``rsync -a`` chmod explicitly, so they share what was shared locally.
+- **Owners and modes** are POSIX: attributes show the cluster's uid and gid numbers (as
+  NFS); new entries get the requested mode (the kernel applied the umask); chown and
+  chmod pass numbers to the master, which decides with dfs/namespace/access.py. A normal
+  key acts as its DFS user for every caller (no allow_other: only the local user who
+  mounted reaches it); an admin key's mount is allow_other + default_permissions and acts
+  as each calling process (``callers``: mount.callers, one client view per uid/groups).
 - **Trash**: the mount serves ``TrashOperations`` (mount.trashops), this class plus a
   virtual ``/.Trash-UID``: the user's DFS trash as the freedesktop trash, so a desktop's
   Delete, Restore and Empty Trash are ``dfs trash`` calls.
