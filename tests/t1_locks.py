@@ -184,6 +184,17 @@ def test_a_session_holds_at_most_max_ranges(monkeypatch):
     assert lock(t, S1, 100, 101, "w", ino=6).granted
 
 
+def test_the_whole_table_is_bounded(monkeypatch):
+    monkeypatch.setattr(locks, "MAX_TOTAL_RANGES", 3)
+    t = table()
+    for i in range(3):
+        assert lock(t, f"{i:032x}", 0, 1, "r", ino=5 + i).granted
+    with pytest.raises(errors.LockLost):
+        lock(t, S1, 0, 1, "r", holder=BOB)
+    assert lock(t, f"{0:032x}", 0, 1, "u", ino=5).granted
+    assert lock(t, S1, 0, 1, "r", holder=BOB).granted and t.total == 3
+
+
 def test_a_user_has_a_bounded_number_of_sessions(monkeypatch):
     monkeypatch.setattr(locks, "MAX_SESSIONS_PER_USER", 2)
     t = table()

@@ -70,7 +70,8 @@ class LockEndpoints(Session):
             return (self._me(), self.serial), self.state.leadership.term
 
     def _answer(self, result: Result) -> wire.Wire:
-        self.state.require_serving()  # we may have stopped leading while waiting
+        if not self.state.serving():  # we may have stopped leading while it waited
+            raise errors.NotLeader("not the leader any more", self.state.leader_address())
         return wire.lock_answer_to_wire(wire.LockAnswer(
             result.granted, result.holder, result.holder_pid, result.grace,
             self.state.locks.lease, result.version, result.held))

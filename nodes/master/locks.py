@@ -29,7 +29,8 @@ client reclaims only while its own lease, counted from when it sent its last ans
 call, has not run out: after that it must assume the old leader gave its locks away.
 After the grace, reclaims are refused.
 
-Bounds: ranges per session (MAX_RANGES), sessions per user and in all (MAX_SESSIONS_*):
+Bounds: ranges per session (MAX_RANGES) and in all (MAX_TOTAL_RANGES), sessions per user
+and in all (MAX_SESSIONS_*), so a user's sessions cannot fill the leader's memory:
 past them a request fails with ENOLCK. Waiting (F_SETLKW, flock without LOCK_NB) happens in
 ``Locks.wait``, at most ``wait`` seconds per call; the client asks again.
 
@@ -51,7 +52,8 @@ READ, WRITE, UNLOCK = "r", "w", "u"
 KINDS = ("posix", "flock")
 MAX_RANGES = 1024
 """Ranges one session may hold in all (every owner, every file)."""
-MAX_SESSIONS_PER_USER = 64
+MAX_TOTAL_RANGES = 200_000
+MAX_SESSIONS_PER_USER = 16
 MAX_SESSIONS = 4096
 
 Ranges = tuple[LockRange, ...]
@@ -128,6 +130,7 @@ class LockTable:
         self.by_ino: dict[int, dict[Key, _Owned]] = {}
         self.sessions: dict[str, _Session] = {}
         self.version = term << 40
+        self.total = 0  # ranges held in all
         self.grace_until = now + lease if grace else now
 
     def grace_left(self, now: float) -> float:
@@ -181,6 +184,7 @@ class LockTable:
         owned = owners.get(key)
         before = len(owned.ranges) if owned is not None else 0
         session.count += len(ranges) - before
+        self.total += len(ranges) - before
         if ranges:
             owned = owners.setdefault(key, _Owned())
             owned.ranges = ranges
@@ -239,8 +243,11 @@ class LockTable:
                     return refused
             held = self._held(sid, kind, ino, owner)
             after = replace(held, start, end, want)
-            if session.count + len(after) - len(held) > MAX_RANGES:
+            grows = len(after) - len(held)
+            if session.count + grows > MAX_RANGES:
                 raise errors.LockLost(f"a lock session may hold at most {MAX_RANGES} ranges")
+            if grows > 0 and self.total + grows > MAX_TOTAL_RANGES:
+                raise errors.LockLost("the leader's lock table is full")
             self._set(session, sid, kind, ino, owner, after, pid)
             return Result(True, version=self.version, held=after)
         finally:
@@ -327,6 +334,7 @@ class Locks:
         holder's lock, or ``seconds`` pass (a grace answer returns at once)."""
         with self.changed:
             deadline = self.clock() + seconds
+            woken = True
             while True:
                 now = self.clock()
                 table = self._current(term, now)
@@ -334,9 +342,9 @@ class Locks:
                 result = request(table, now)
                 if table.version != before:
                     self.changed.notify_all()
-                if result.granted or result.holder is None or now >= deadline:
+                if result.granted or result.holder is None or not woken or now >= deadline:
                     return result
-                self.changed.wait(deadline - now)
+                woken = self.changed.wait(deadline - now)  # False: the time is up
 
     def renew(self, term: int, sid: str, holder: Holder) -> tuple[bool, float]:
         """-> (whether the session is known, seconds of grace left)."""
