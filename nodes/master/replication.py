@@ -232,7 +232,7 @@ class Replicator:
         why: object = None
         try:
             answer, value = self.peer.replicate(epoch, tuple(line for _seq, line in batch))
-        except errors.DfsError as exc:
+        except Exception as exc:  # unreachable, refused, or anything else: not covered
             answer, value, why = "failed", 0, exc
         first, last = batch[0][0], batch[-1][0]
         with self.cond:
@@ -290,6 +290,8 @@ class Replicator:
             return True
         except errors.DfsError as exc:
             log.info("standby cannot be synced now (%s)", exc)
+        except Exception:  # a bug must not leave the entries uncovered: mark it stale
+            log.exception("standby cannot be synced")
         with self.cond:
             first = self.first if self.first is not None else self.written() + 1
         self._mark(term, first)
