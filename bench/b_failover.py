@@ -43,7 +43,7 @@ class Stream:
     def run(self) -> None:
         i = 0
         while not self.stop.is_set():
-            path = f"/f{i}"
+            path = f"/home/{self.client.user}/f{i}"  # the root is the admin's
             try:
                 self.client.put_bytes(path, PAYLOAD + str(i).encode())
                 self.acked.append((time.monotonic(), path))
@@ -103,10 +103,10 @@ def replication_cost(workdir: str) -> Table:
     for label, shadow in (("master + shadow", True), ("master alone", False)):
         sub = f"{workdir}/{'ha' if shadow else 'solo'}"
         with common.cluster(sub, shadow=shadow) as (_cluster, client):
-            client.mkdir("/d")
+            client.mkdir(f"/home/{client.user}/d")
             with common.Timer() as timer:
                 for i in range(OPS):
-                    client.mkdir(f"/d/{i}")
+                    client.mkdir(f"/home/{client.user}/d/{i}")
             rates[label] = OPS / timer.seconds
     ratio = rates["master + shadow"] / rates["master alone"]
     rows: list[Row] = [(label, round(rate, 1), "mkdir/s") for label, rate in rates.items()]
