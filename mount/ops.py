@@ -393,8 +393,9 @@ class DfsOperations:
         if flags & os.O_TRUNC:  # libfuse3 asks for atomic O_TRUNC: no setattr comes first
             of = self._handle(fh)
             of.client.use(self.client)
-            if of.file.size:
-                of.file.truncate(0)  # committed by the flush at close, with what is written
+            # committed by the flush at close, with what is written; an empty file too (its
+            # mtime and ctime change, as POSIX says of O_TRUNC)
+            of.file.truncate(0)
         return fh
 
     @operation
@@ -439,8 +440,6 @@ class DfsOperations:
         if of is None:
             st = self._stat(path)
             of = self.files.of_inode(st.ino)
-            if of is None and st.size == length:
-                return 0  # nothing changes: POSIX leaves the times alone too
         if of is not None:
             of.client.use(self.client)
             of.file.truncate(length)

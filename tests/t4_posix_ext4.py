@@ -42,6 +42,21 @@ def sh(*command):
     return "ok" if done.returncode == 0 else done.stderr.strip().rsplit(": ", 1)[-1]
 def check(label, f, *a):
     say(label, attempt(f, *a))
+def changes(label, action, *paths):
+    # which of mtime (m) and ctime (c) of each path the action changes: the coarse clock
+    # ext4 stamps with is first let tick, so that a change always shows
+    tick = time.clock_gettime_ns(COARSE)
+    while time.clock_gettime_ns(COARSE) == tick:
+        pass
+    pairs = [x if isinstance(x, tuple) else (x, x) for x in paths]  # (before, after)
+    before = [os.lstat(x) for x, _ in pairs]
+    result = attempt(action)
+    after = [os.lstat(y) for _, y in pairs]
+    say(label, result, *(("m" if a.st_mtime_ns != b.st_mtime_ns else "-")
+                         + ("c" if a.st_ctime_ns != b.st_ctime_ns else "-")
+                         for a, b in zip(after, before)))
+import time
+COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)  # Linux's number where Python has none
 """
 
 DUMP = """
@@ -51,7 +66,7 @@ for top, dirs, files in sorted(os.walk(B)):
         st = os.lstat(path)
         kind = {0o040000: "d", 0o100000: "f", 0o120000: "l"}.get(st.st_mode & 0o170000, "?")
         size = st.st_size if kind in "fl" else "-"
-        nlink = st.st_nlink if kind != "d" else "-"
+        nlink = st.st_nlink
         say(os.path.relpath(path, B), kind, oct(st.st_mode & 0o7777), st.st_uid, st.st_gid,
             nlink, size)
 """
@@ -188,6 +203,63 @@ check("dir", os.link, p("d"), p("d", "l5"))
 check("symlink", os.symlink, "/etc/passwd", p("d", "abs"))
 check("lchown", os.lchown, p("d", "abs"), -1, TEAM)
 """, (TEAM,), 0o022),
+    ("times_change", """
+folder(p("d"), 0o777)
+make(p("d", "f"), 0o666, ME, MYGID)
+make(p("d", "empty"), 0o666, ME, MYGID, b"")
+make(p("d", "theirs"), 0o666, OTHER_UID, OTHER_UID)
+""", """
+d, f = p("d"), p("d", "f")
+changes("create", lambda: os.close(os.open(p("d", "new"), os.O_CREAT | os.O_WRONLY)), d)
+changes("write", lambda: write(f, b"more"), f, d)
+changes("chmod", lambda: os.chmod(f, 0o664), f, d)
+changes("chgrp", lambda: os.chown(f, -1, MYGID), f)
+changes("rename", lambda: os.rename(f, p("d", "g")), (f, p("d", "g")), d)
+changes("link", lambda: os.link(p("d", "g"), p("d", "l")), p("d", "g"), d)
+changes("unlink", lambda: os.unlink(p("d", "l")), p("d", "g"), d)
+changes("utime", lambda: os.utime(p("d", "g"), (5, 6)), p("d", "g"))
+changes("touch", lambda: os.utime(p("d", "g")), p("d", "g"))
+changes("truncate-same", lambda: os.truncate(p("d", "g"), 4), p("d", "g"))
+changes("truncate", lambda: os.truncate(p("d", "g"), 2), p("d", "g"))
+changes("otrunc-empty", lambda: os.close(os.open(p("d", "empty"), os.O_WRONLY | os.O_TRUNC)),
+        p("d", "empty"))
+changes("otrunc", lambda: os.close(os.open(p("d", "g"), os.O_WRONLY | os.O_TRUNC)),
+        p("d", "g"))
+changes("write-nothing", lambda: write(p("d", "g"), b""), p("d", "g"))
+changes("touch-theirs", lambda: os.utime(p("d", "theirs")), p("d", "theirs"))
+changes("mkdir", lambda: os.mkdir(p("d", "sub")), d)
+changes("rename-dir", lambda: os.rename(p("d", "sub"), p("d", "sub2")),
+        (p("d", "sub"), p("d", "sub2")), d)
+changes("rmdir", lambda: os.rmdir(p("d", "sub2")), d)
+changes("symlink", lambda: os.symlink("g", p("d", "s")), d)
+changes("failed", lambda: os.mkdir(p("d", "g")), d, p("d", "g"))
+""", (), 0o022),
+    ("names", """
+folder(p("d"), 0o777)
+""", """
+d = p("d")
+os.mkdir(p("d", "a")); os.mkdir(p("d", "a", "inner")); os.mkdir(p("d", "empty"))
+write(p("d", "f"), b"f", os.O_CREAT | os.O_WRONLY); os.link(p("d", "f"), p("d", "f2"))
+os.symlink("f", p("d", "s")); os.symlink("nothing", p("d", "dangling"))
+check("file-over-dir", os.rename, p("d", "f"), p("d", "empty"))
+check("dir-over-file", os.rename, p("d", "empty"), p("d", "f"))
+check("dir-over-full", os.rename, p("d", "empty"), p("d", "a"))
+check("dir-into-itself", os.rename, p("d", "a"), p("d", "a", "inner", "x"))
+check("to-itself", os.rename, p("d", "f"), p("d", "f"))
+check("to-its-link", os.rename, p("d", "f"), p("d", "f2"))
+check("dir-over-empty", os.rename, p("d", "a"), p("d", "empty"))
+check("excl-symlink", os.open, p("d", "s"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+check("nofollow", os.open, p("d", "s"), os.O_RDONLY | os.O_NOFOLLOW)
+check("creat-dangling", write, p("d", "dangling"), b"x", os.O_CREAT | os.O_WRONLY)
+check("link-symlink", lambda: os.link(p("d", "s"), p("d", "s2"), follow_symlinks=False))
+check("mkdir-over-symlink", os.mkdir, p("d", "s"))
+check("rmdir-symlink", os.rmdir, p("d", "s"))
+check("unlink-missing", os.unlink, p("d", "missing"))
+check("through-file", os.stat, p("d", "f", "x"))
+check("long-name", os.mkdir, p("d", "n" * 256))
+check("name-255", os.mkdir, p("d", "n" * 255))
+say(sorted(os.listdir(d)))
+""", (), 0o022),
     ("open_rights", """
 folder(p("d"), 0o777)
 make(p("d", "wo"), 0o622, OTHER_UID, OTHER_UID)
