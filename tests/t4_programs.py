@@ -40,7 +40,7 @@ def mnt(shared_cluster, open_dir):
 
 @pytest.fixture(scope="module")
 def source(open_dir):
-    """A local tree: 12 folders, about 300 files of several owners, groups and modes, a
+    """A local tree: 12 folders, 200 files of several owners, groups and modes, a
     set-gid folder, symlinks, hard links, an empty folder and an empty file."""
     root = os.path.join(open_dir, "source")
     rng = random.Random(11)
@@ -54,7 +54,7 @@ def source(open_dir):
         path = os.path.join(parent, f"dir{d}")
         os.mkdir(path)
         dirs.append(path)
-    for n in range(300):
+    for n in range(200):
         path = os.path.join(rng.choice(dirs), f"file{n}.dat")
         with open(path, "wb") as f:
             f.write(rng.randbytes(rng.choice([0, 1, 100, 4096, 70_000])))
@@ -177,6 +177,53 @@ def test_rsync_a_copies_and_a_second_run_finds_nothing_to_do(source, place):
     assert again.strip() == "", f"rsync found differences the second time:\n{again}"
     run(["rsync", "-aH", "--delete", source + "/", copy + "/"])
     assert_same_tree(source, copy)
+
+
+def without_acl(line, source):
+    """What a stat line of cp -a's copy by uid 2001 is on a file system without POSIX
+    ACLs (ext4 mounted noacl, and DFS): cp sets the mode of a folder whose owner it could
+    not keep with a system.posix_acl_access xattr where it can (the folder keeps the
+    sticky bit mkdir gave it), else with chmod, dropping the sticky bit itself."""
+    name, kind, mode, *rest = line.split("|")
+    original = os.path.join(source, os.path.relpath(name, "t"))
+    if (kind == "directory" and int(mode, 8) & 0o1000
+            and os.lstat(original).st_uid != OWNER):
+        mode = oct(int(mode, 8) & ~0o1000)[2:]
+    return "|".join((name, kind, mode, *rest))
+
+
+@pytest.mark.parametrize("program", ["tar", "cp", "rsync"])
+def test_another_uid_copies_as_on_the_local_disk(program, source, place, open_dir):
+    """What uid 2001 makes of the tree with tar x (no --same-owner: a user's extraction,
+    the umask applied), cp -a and rsync -a (ownership not kept, unreadable files refused)
+    in a folder of its own: the same on the local disk and in the mount, errors too."""
+    archive = os.path.join(open_dir, f"{program}.tar")
+    run(["tar", "-C", source, "-cf", archive, "."])
+    results = []
+    for top in (os.path.join(open_dir, f"local-{program}"), os.path.join(place, program)):
+        os.mkdir(top)
+        os.chown(top, OWNER, OWNER)
+        target = os.path.join(top, "t")
+        command = {"tar": ["tar", "-xf", archive, "-C", top],
+                   "cp": ["cp", "-a", source, target],
+                   "rsync": ["rsync", "-a", source + "/", target + "/"]}[program]
+        done = subprocess.run(command, user=OWNER, group=OWNER, extra_groups=[TEAM],
+                              umask=0o027, cwd="/", capture_output=True, text=True,
+                              timeout=300)
+        errors = sorted(line.replace(top, "TOP") for line in done.stderr.splitlines()
+                        if "rsync error" not in line)
+        results.append((done.returncode, errors, stat_lines(top)))
+    try:
+        (code_l, errors_l, tree_l), (code_m, errors_m, tree_m) = results
+        assert (code_l, errors_l) == (code_m, errors_m)
+        if program == "cp":
+            tree_l = [without_acl(line, source) for line in tree_l]
+        differing = [f"local {a}\nmount {b}" for a, b in zip(tree_l, tree_m, strict=False)
+                     if a != b]
+        assert len(tree_l) == len(tree_m) and not differing, "\n".join(differing[:20])
+    finally:
+        shutil.rmtree(os.path.join(open_dir, f"local-{program}"))
+        os.unlink(archive)
 
 
 # --- git ----------------------------------------------------------------------------------
