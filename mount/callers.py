@@ -7,7 +7,8 @@ A normal user's mount does not use this: its key acts as that user whatever the 
 
 ``Callers.client()`` returns a client view per credentials (DfsClient.acting_as: its own
 master connections, shared workers and buffers), the last ``MAX_VIEWS`` kept; a process's
-supplementary groups are read from /proc/PID/status and kept ``GROUPS_SECONDS``.
+supplementary groups are read from /proc/PID/status and kept ``GROUPS_SECONDS`` (per
+process and ids).
 Thread-safe: one lock around both tables, never held during an RPC.
 
 ``OwnUser`` is the other case: on a normal user's mount (no default_permissions) the
@@ -54,17 +55,20 @@ class Callers:
         self.clock = clock
         self.lock = threading.Lock()
         self.views: OrderedDict[Ids, DfsClient] = OrderedDict()
-        self.groups: dict[int, tuple[float, tuple[int, ...]]] = {}  # pid -> (when, groups)
+        # (pid, uid, gid) -> (when, groups): a process that changes its ids (su, a daemon
+        # dropping privileges: setgroups then setresuid) is read again at once
+        self.groups: dict[tuple[int, int, int], tuple[float, tuple[int, ...]]] = {}
 
     def ids(self) -> Ids:
         uid, gid, pid = self.context()
         now = self.clock()
+        key = (pid, uid, gid)
         with self.lock:
-            known = self.groups.get(pid)
+            known = self.groups.get(key)
         if known is None or now - known[0] > GROUPS_SECONDS:
             known = (now, self.groups_of(pid) if pid > 0 else ())
             with self.lock:
-                self.groups[pid] = known
+                self.groups[key] = known
                 if len(self.groups) > 4 * MAX_VIEWS:
                     self.groups = {p: g for p, g in self.groups.items()
                                    if now - g[0] <= GROUPS_SECONDS}

@@ -245,6 +245,21 @@ def test_owner_group_and_other_classes(here):
     assert attempt(THIRD, "read(args[0])", h) == "ok"
 
 
+def test_a_process_that_drops_privileges_acts_with_its_new_groups(here):
+    """su, sudo and daemons: one process first acts as root, then calls setgroups,
+    setresgid and setresuid and acts again; the master must see the new groups at once."""
+    f = make(os.path.join(here, "f"), 0o660, OWNER, TEAM)
+    words = as_user(0, f"""
+say(attempt(read, args[0]))
+os.setgroups([{TEAM}])
+os.setresgid({OTHER}, {OTHER}, {OTHER})
+os.setresuid({OTHER}, {OTHER}, {OTHER})
+say(attempt(read, args[0]), attempt(write, args[0], b"DATA"))
+""", f)
+    assert words == ["ok", "ok", "ok"]
+    assert open(f, "rb").read() == b"DATA"
+
+
 def test_directory_search_read_and_write_bits(here):
     d = os.path.join(here, "d")
     os.mkdir(d)
