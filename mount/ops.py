@@ -33,6 +33,9 @@ What the mount adds to the client, and nothing more:
   key acts as its DFS user for every caller (no allow_other: only the local user who
   mounted reaches it); an admin key's mount is allow_other + default_permissions and acts
   as each calling process (``callers``: mount.callers, one client view per uid/groups).
+  Open rights are checked at open for what the open asks (a file created 0444 is
+  written through its descriptor); a shared open file commits as whoever wrote last;
+  on a user's mount access(2) is answered for the key's user (``access``).
 - **Trash**: the mount serves ``TrashOperations`` (mount.trashops), this class plus a
   virtual ``/.Trash-UID``: the user's DFS trash as the freedesktop trash, so a desktop's
   Delete, Restore and Empty Trash are ``dfs trash`` calls.
