@@ -169,8 +169,14 @@ class MfsTarget(Target):
         self.rd = os.path.dirname(mnt)
         self.remount = os.path.exists(MFS_SCRIPT) and \
             os.path.exists(os.path.join(self.rd, "etc", "mfsmount.cfg"))
-        self.cold_note = "remount (mfs_cluster.sh) + drop_caches" if self.remount else \
-            "drop_caches only (no mfs_cluster.sh layout: mfsmount's cache is kept)"
+        if self.remount:
+            self.cold_note = "remount (mfs_cluster.sh remount) + drop_caches"
+        elif not os.path.exists(MFS_SCRIPT):
+            self.cold_note = (f"drop_caches only, NOT remounted: no {MFS_SCRIPT} (set "
+                              "MFS_CLUSTER_SH): mfsmount's own cache may answer")
+        else:
+            self.cold_note = (f"drop_caches only, NOT remounted: {self.rd} is not laid out by "
+                              "mfs_cluster.sh: mfsmount's own cache may answer")
 
     def cold(self) -> None:
         if self.remount:
