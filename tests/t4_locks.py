@@ -161,6 +161,19 @@ def test_flock_in_one_mount_excludes_flock_in_the_other(shared_file):
         holder.wait(30)
 
 
+def test_flock_w_gives_up_after_its_timeout_through_the_interrupt(shared_file):
+    in_a, in_b = shared_file
+    with Agent(in_a) as one:
+        assert one.ask("flock ex") == "ok"
+        # `flock -w` is a blocking flock ended by a timer's signal: EINTR from the mount
+        done = subprocess.run(["flock", "-w", "1", in_b, "true"], timeout=DEADLINE,
+                              capture_output=True, text=True)
+        assert done.returncode == 1, done.stderr
+        assert one.ask("flock un") == "ok"
+        assert subprocess.run(["flock", "-w", "30", in_b, "true"], timeout=DEADLINE
+                              ).returncode == 0
+
+
 def test_shared_flocks_coexist_and_exclude_an_exclusive_one(shared_file):
     in_a, in_b = shared_file
     with Agent(in_a) as one, Agent(in_b) as two:
