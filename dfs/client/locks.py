@@ -192,6 +192,10 @@ class LockSession:
             if not answer.grace:
                 self._lost("the leader no longer knows this mount's lock session")
                 return
+            # the old leader cannot have freed them only while our lease still runs
+            self._check_lease()
+            if sid != self.id:
+                return
         self._reclaim(sid, sent)
 
     def _reclaim(self, sid: str, sent: float) -> None:
