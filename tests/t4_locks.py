@@ -9,9 +9,11 @@ stdin: each answer is a line. Nothing sleeps a fixed time; waits poll with deadl
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from conftest import cluster_config
@@ -274,6 +276,46 @@ def test_a_blocked_fcntl_wait_is_granted_at_release_or_interrupted_by_a_signal(s
         assert one.ask("lockf un 0 0") == "ok"
         assert two._line() == "ok"
         assert one.ask("lockf exnb 0 1") in ("busy EAGAIN", "busy EACCES")
+
+
+class AdminMount(Mounted):
+    """`dfs mount` with the cluster's admin key (a trusted host's): each caller as itself."""
+
+    def __init__(self, cluster, path):
+        self.cluster, self.path, self.auth = cluster, str(path), cluster.admin_auth_file
+        self.timeout, self.cache_dir, self.pid = 20.0, "", None
+
+
+def test_processes_of_other_uids_on_two_admin_mounts_exclude_each_other(lock_cluster):
+    base = tempfile.mkdtemp(prefix="dfs-locks-")  # a folder every uid may pass through
+    os.chmod(base, 0o755)
+    try:
+        with AdminMount(lock_cluster, os.path.join(base, "one")) as one, \
+                AdminMount(lock_cluster, os.path.join(base, "two")) as two:
+            with open(one.join("uids.lock"), "wb"):
+                pass
+            os.chmod(one.join("uids.lock"), 0o666)
+            holder = subprocess.Popen(["flock", "-x", one.join("uids.lock"), "-c",
+                                       "echo locked; read line"], user=2001, group=2001,
+                                      cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+            try:
+                assert holder.stdout.readline().strip() == "locked"
+
+                def flock_as(uid):
+                    return subprocess.run(["flock", "-n", two.join("uids.lock"), "true"],
+                                          user=uid, group=uid, cwd="/",
+                                          timeout=DEADLINE).returncode
+                assert flock_as(2002) == 1 and flock_as(0) == 1
+                holder.stdin.write("\n")
+                holder.stdin.flush()
+                assert holder.wait(DEADLINE) == 0
+                assert poll(lambda: flock_as(2002) == 0, DEADLINE, 0.1)
+            finally:
+                holder.kill()
+                holder.wait(30)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- a mount that dies ------------------------------------------------------------------
