@@ -41,8 +41,8 @@ class Task:
         """One pass of the action, its failure logged (what the thread does each interval)."""
         try:
             self.action()
-        except errors.NotLeader as exc:  # leadership moved under it: the next pass sees it
-            log.info("%s: %s", self.name, exc)
+        except errors.Unavailable as exc:  # leadership moved, or this leader lost its
+            log.info("%s: %s", self.name, exc)  # majority (a partition): the next pass sees
         except Exception:
             log.exception("%s failed", self.name)
 

@@ -118,7 +118,8 @@ def test_nothing_on_disk_is_readable_by_others_even_under_umask_0(tmp_path, home
                        for name in names}
             record_files = os.listdir(records.records_dir())
     assert offenders == []
-    for name in ("saved-files.json", "journal.jsonl", "election.json", "voter.json",
+    assert present & {"journal.jsonl", "journal.sealed.jsonl"}  # (a snapshot seals it)
+    for name in ("saved-files.json", "election.json", "voter.json",
                  "join-token", "admin-auth.txt", "auth-alice.txt", "cluster.json",
                  "master.log", "worker-1.log"):
         assert name in present, name  # every kind of file was there to be checked

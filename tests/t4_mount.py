@@ -385,7 +385,8 @@ def test_read_survives_a_killed_worker(cluster, mounted):
     assert sha256(bytes(got)) == sha256(data)
 
 
-@pytest.mark.log_allows(r"chunk \d+ to worker \S+ failed")
+@pytest.mark.log_allows(r"chunk \d+ to worker \S+ failed",
+                        r"silent for [\d.]+s: dead")  # the worker it kills
 def test_write_survives_a_killed_worker(cluster, mounted):
     data = random_bytes(24 << 20, seed=4)
     with open(mounted.join("written.bin"), "wb") as f:
