@@ -138,3 +138,5 @@ def test_new_inodes_in_set_gid_directories_take_the_group_and_pass_it_on():
     assert new_inode_mode(BOB, shared, 0o2755, is_dir=False, gid=50) == 0o0755  # not in 50
     assert new_inode_mode(CAROL, shared, 0o2755, is_dir=False, gid=50) == 0o2755
     assert new_inode_mode(BOB, shared, 0o2745, is_dir=False, gid=50) == 0o2745  # no group x
+    assert new_inode_mode(BOB, folder(), 0o7755, is_dir=True, gid=1001) == 0o1755  # mkdir(2)
+    assert new_inode_mode(BOB, shared, 0o5755, is_dir=True, gid=50) == 0o3755

@@ -153,10 +153,13 @@ def new_inode_group(cred: Cred, parent: Owned) -> int:
 
 def new_inode_mode(cred: Cred, parent: Owned, mode: int, is_dir: bool, gid: int) -> int:
     """The mode a new inode gets from the mode asked for (the umask already applied by the
-    caller, as the kernel does before FUSE sees it): a directory made in a set-gid
-    directory is set-gid too; a file's group-executable set-gid is dropped if the creator
-    is not in its group and is not the superuser (Linux's mode_strip_sgid)."""
+    caller, as the kernel does before FUSE sees it): a directory's own set-id bits are
+    dropped and one made in a set-gid directory is set-gid; a file's group-executable
+    set-gid is dropped if the creator is not in its group and is not the superuser
+    (Linux's mode_strip_sgid)."""
     mode &= 0o7777
+    if is_dir:  # as Linux's mkdir: the set-id bits asked for are dropped, sticky kept
+        mode &= ~(S_ISUID | S_ISGID)
     if is_dir and parent.mode & S_ISGID:
         mode |= S_ISGID
     elif (not is_dir and mode & S_ISGID and mode & S_IXGRP and not cred.superuser
