@@ -75,6 +75,7 @@ class ClusterEndpoints(Session):
         """``bad``: ((chunk id, kind), ...) the worker found corrupt itself (its scrubber,
         or a check asked for after a client's report): only these take a copy out."""
         worker_id = self._worker()
+        self.state.workers.arrived(worker_id, self.state.clock())  # before waiting for the lock
         corrupt = _chunk_list(bad, "bad chunks")
         gained, lost = _chunk_list(added, "added"), _chunk_list(removed, "removed")
         free, used = expect(free, int, "free"), expect(used, int, "used")

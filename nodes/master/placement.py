@@ -96,6 +96,18 @@ class WorkerTable:
         self.locations: dict[int, dict[str, str]] = {}  # chunk_id -> {worker_id: kind}
         self.repairs: dict[int, tuple[str, float]] = {}  # chunk_id -> (target, deadline)
         self.draining: set[str] = set()  # worker ids: no new chunks, theirs copied elsewhere
+        # worker id -> when its last heartbeat arrived, noted before the metadata lock is
+        # taken (``arrived``): a heartbeat waiting on a long hold of the lock is no silence
+        self.arrivals: dict[str, float] = {}
+
+    def arrived(self, worker_id: str, now: float) -> None:
+        """A heartbeat from ``worker_id`` came in (called without the lock: one dict store,
+        atomic in CPython; the id is a logged-in worker's)."""
+        self.arrivals[worker_id] = now
+
+    def _silent(self, worker: Worker, now: float) -> float:
+        """Seconds since ``worker`` was last heard from."""
+        return now - max(worker.last_seen, self.arrivals.get(worker.worker_id, 0.0))
 
     # --- reports from workers --------------------------------------------------------
 
@@ -252,7 +264,7 @@ class WorkerTable:
     def any_alive(self, now: float) -> bool:
         """Has any worker reported within ``dead_after``? (Also right on a standby, whose
         table never runs ``tick``.)"""
-        return any(w.alive and now - w.last_seen <= self.dead_after
+        return any(w.alive and self._silent(w, now) <= self.dead_after
                    for w in self.workers.values())
 
     def replicas(self, chunk_id: int) -> list[Replica]:
@@ -308,9 +320,9 @@ class WorkerTable:
         committed (kept, never repaired); ``sign_read(chunk_id)``: a read token.
         """
         for worker in self.live():
-            if now - worker.last_seen > self.dead_after:
+            if self._silent(worker, now) > self.dead_after:
                 log.warning("worker %s silent for %.1fs: dead, re-replicating its chunks",
-                            worker.worker_id, now - worker.last_seen)
+                            worker.worker_id, self._silent(worker, now))
                 self._forget_worker(worker)
         self._collect_garbage(referenced, pending)
         self._repair(now, referenced, sign_read)
