@@ -20,6 +20,7 @@ from dfs.client.cache import ChunkCache
 from dfs.config import BLOCK_SIZE
 from dfs.journal import Journal
 from dfs.namespace.model import Namespace
+from dfs.retry import poll
 from dfs.wire import ChunkRef
 from mount import lifecycle, records
 from nodes.master.voter import Voter
@@ -260,6 +261,7 @@ def plant(mount_dir, pid, dir_=None, file_mode=0o600, owner=None):
 @pytest.fixture
 def victim():
     proc = subprocess.Popen(["sleep", "300"])
+    started(proc, "sleep")
     yield proc
     proc.kill()
     proc.wait()
@@ -290,6 +292,18 @@ def test_a_record_that_is_not_our_own_is_refused(records_home, victim, how):
     assert os.path.exists(records.record_path(folder, ".json"))
 
 
+def started(proc, word):
+    """Wait until ``proc`` runs its program (right after fork its command line is still
+    ours, or empty while it execs: what check_pid reads must be the program's own)."""
+    def running():
+        try:
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+                return word.encode() in f.read()
+        except FileNotFoundError:
+            return False
+    assert poll(running, 10.0, 0.01), f"{word} did not start"
+
+
 def test_check_pid_knows_a_dfs_mount_of_that_folder_from_any_other_process(records_home,
                                                                            victim):
     folder = str(records_home / "m")
@@ -301,6 +315,7 @@ def test_check_pid_knows_a_dfs_mount_of_that_folder_from_any_other_process(recor
     fake.write_text("import time\ntime.sleep(300)\n")
     proc = subprocess.Popen([sys.executable, str(fake), "mount", "m", "--foreground"],
                             cwd=str(records_home))
+    started(proc, str(fake))
     try:
         plant(folder, proc.pid)
         assert records.check_pid(records.read_record(folder), folder) == proc.pid

@@ -159,6 +159,10 @@ def test_a_file_opened_before_its_copies_moved_still_reads(cluster, dfs):
         stopped, drained = sorted(holders)
         cluster.kill_worker(ids.index(stopped))
         with cluster.admin_client() as admin:
+            def declared_dead():  # else its copy may be chosen as the source of repairs
+                return any(w.worker_id == stopped and not w.alive
+                           for w in admin.status().workers)
+            wait_for(declared_dead, 30, "the killed worker to be declared dead")
             admin.workers_drain(drained)
 
             def moved_off():
