@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,7 @@ MFS_SCRIPT = os.environ.get("MFS_CLUSTER_SH") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "shared", "bench", "mfs_cluster.sh")
 USER = "bench"
+UNMOUNT_RETRY = 20.0
 
 
 class Target:
@@ -85,11 +88,30 @@ class DfsTarget(Target):
         self.cold_note = "remount + chunk cache emptied + drop_caches"
 
     def up(self) -> None:
-        self.lifecycle.mount_background(self.mnt, self.auth_file, cache_dir=self.cache_dir)
+        self.pid = self.lifecycle.mount_background(self.mnt, self.auth_file,
+                                                   cache_dir=self.cache_dir)
 
     def down(self) -> None:
-        if self.lifecycle.is_mounted(self.mnt):
-            self.lifecycle.unmount(self.mnt)
+        """Unmount and wait for the mount process. A mount the kernel calls busy (seen once
+        after an rm -rf of 10,000 files, no process holding it) is tried again for
+        UNMOUNT_RETRY s, then detached lazily (fusermount -u -z)."""
+        from dfs import errors
+        from dfs.retry import poll
+
+        def unmounted() -> bool:
+            try:
+                if self.lifecycle.is_mounted(self.mnt):
+                    self.lifecycle.unmount(self.mnt)
+                return True
+            except errors.Unavailable:
+                return False
+
+        if poll(unmounted, UNMOUNT_RETRY, 0.5):
+            return
+        print(f"{self.mnt} busy for {UNMOUNT_RETRY:.0f} s: detaching it lazily", file=sys.stderr)
+        subprocess.run(self.lifecycle.fusermount_argv(self.mnt, lazy=True), check=False)
+        if not poll(lambda: not self.lifecycle.pid_alive(self.pid), 60.0, 0.5):
+            os.kill(self.pid, signal.SIGKILL)  # our own mount process, by its pid
 
     def cold(self) -> None:
         self.down()
