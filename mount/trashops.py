@@ -170,7 +170,9 @@ class TrashOperations(DfsOperations):
     def unlink(self, path: str) -> None:
         place = self.trash_dir.locate(path)
         if place is None:
-            return super().unlink(path)
+            super().unlink(path)
+            self.trash_dir.stale()  # it may be in the trash now: show it there at once
+            return None
         area, name = place
         attrs = self._trash_attrs(area, name)  # ENOENT if not there
         if stat_mod.S_ISDIR(attrs["st_mode"]):

@@ -299,7 +299,7 @@ def test_gio_trash_list_restore_and_empty_through_gvfs(trash_mount, alice, tmp_p
     for _attempt in range(2):  # gvfsd's own 25 s D-Bus timeout can pass on a loaded machine
         try:
             done = subprocess.run(["dbus-run-session", "--", "sh", str(script), m.join("g2")],
-                                  cwd=tmp_path, timeout=60, capture_output=True, text=True)
+                                  cwd=tmp_path, timeout=30, capture_output=True, text=True)
         except subprocess.TimeoutExpired:
             continue  # the session bus or gvfsd hung (not the mount: it answered gio above)
         if done.returncode != 1 or "Timeout was reached" not in done.stderr:
