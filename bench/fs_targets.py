@@ -3,7 +3,10 @@
 - ``DfsTarget``: a fresh LocalCluster (master + shadow + 4 workers, default 4 MiB chunks,
   replication 2) mounted as `dfs up` mounts it: a registered user owning the root, the
   real ``dfs mount`` process (``mount_background``), the default on-disk chunk cache (kept
-  under the bench's work dir instead of the user's cache folder).
+  under the bench's work dir instead of the user's cache folder). Its trash is off, as
+  MooseFS's is set up (DFS_BENCH_FS_TRASH_HOURS=24: `dfs up`'s default): with it on, every
+  rm keeps the file in the namespace for a day, and a desktop's trash monitor (gvfsd-trash)
+  polling the mount's .Trash-UID has the master list the whole trash after each unlink.
 - ``LocalTarget``: a folder on the same disk.
 - ``MfsTarget``: the MooseFS mount that ``../shared/bench/mfs_cluster.sh`` started, when
   there is one (``find_moosefs``); its work folder gets goal 2 and no trash, as that
@@ -71,7 +74,12 @@ class DfsTarget(Target):
         from mount import lifecycle
         self.lifecycle = lifecycle
         self.cluster: LocalCluster
-        self.cluster, client = common.start_cluster(workdir)  # registers USER
+        hours = float(os.environ.get("DFS_BENCH_FS_TRASH_HOURS", "0"))
+        self.cluster, client = common.start_cluster(  # registers USER
+            workdir, trash_seconds=hours * 3600)
+        self.trash_note = (f"DFS trash: {hours:g} h (rm moves files into it)" if hours else
+                           "DFS trash: off, as mfs_cluster.sh's README sets MooseFS (trash time"
+                           " 0); DFS_BENCH_FS_TRASH_HOURS=24 is `dfs up`'s default")
         try:
             client.close()
             self.cluster.give_root_to(USER)  # as `dfs up` does for its local user
@@ -217,7 +225,9 @@ def targets(workdir: str, wanted: set[str] | None = None) -> tuple[list[Target],
     notes: list[str] = []
     try:
         if "dfs" in wanted:
-            made.append(DfsTarget(workdir))
+            dfs = DfsTarget(workdir)
+            made.append(dfs)
+            notes.append(dfs.trash_note)
         if "local" in wanted:
             made.append(LocalTarget(workdir))
         if "moosefs" in wanted:
