@@ -113,12 +113,6 @@ class TrashDir:
 
     # --- the items ------------------------------------------------------------------------
 
-    def stale(self) -> None:
-        """A file was just deleted through this mount (into the trash, most likely): the
-        next look at the folder lists the DFS trash again, not the cached listing."""
-        with self.guard:
-            self.fetched = None
-
     def refresh(self, force: bool = False) -> None:
         """List the DFS trash again if the last listing is older than the cache time."""
         now = self.clock()

@@ -170,9 +170,7 @@ class TrashOperations(DfsOperations):
     def unlink(self, path: str) -> None:
         place = self.trash_dir.locate(path)
         if place is None:
-            super().unlink(path)
-            self.trash_dir.stale()  # it may be in the trash now: show it there at once
-            return None
+            return super().unlink(path)  # the folder shows it within its 1 s cache time
         area, name = place
         attrs = self._trash_attrs(area, name)  # ENOENT if not there
         if stat_mod.S_ISDIR(attrs["st_mode"]):

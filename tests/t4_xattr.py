@@ -18,6 +18,7 @@ from conftest import cluster_config
 from t4_mount import Mounted, pytestmark  # noqa: F401 (skip without FUSE)
 
 from dfs.local.cluster import LocalCluster, wait_for
+from dfs.retry import poll
 
 CHILD_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
 OWNER, OTHER = 2101, 2102  # uids without passwd entries
@@ -207,8 +208,12 @@ def test_the_trash_folder_has_none_and_a_restore_brings_them_back(alice_mount):
     os.setxattr(f, "user.keep", b"me")
     os.remove(f)  # into alice's trash, shown as the mount's .Trash-UID folder
     trash = alice_mount.join(f".Trash-{os.getuid()}")
-    listed = sh(f"ls -lR {trash}")
-    assert "binned" in listed.stdout and listed.stderr == ""  # ls asks security.selinux
+    # the folder's listing is cached for a second (a desktop's trash monitor polls it)
+    def shows_it():
+        done = sh(f"ls -lR {trash}")
+        return done if "binned" in done.stdout else None
+    listed = poll(shows_it, 10.0, 0.2)
+    assert listed and listed.stderr == ""  # ls asks security.selinux of every name
     assert err(lambda: os.setxattr(os.path.join(trash, "files", "binned"), "user.x",
                                    b"1")) == NOTSUP
     with alice_mount.cluster.client("alice") as client:
