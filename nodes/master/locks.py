@@ -308,6 +308,13 @@ class Locks:
             self.changed.notify_all()
         return self.table
 
+    def begin(self, term: int, initialised: bool) -> None:
+        """We have just won ``term``: its table, with a grace period only if the namespace
+        was initialised before (decided here, at the win, not at the next tick: a tick
+        after the first worker's Init would give a cluster's first term a grace period)."""
+        with self.changed:
+            self._current(term, self.clock(), grace=initialised)
+
     def tick(self, term: int | None, initialised: bool = True) -> None:
         """The master-locks task (nodes/master/main.py): a new term's table and its grace
         period start when we start leading, not at the first request; silent sessions'

@@ -94,6 +94,7 @@ class MasterState:
                            config.lease)
         self.voters_lock = threading.Lock()
         self.voter_links: dict[str, Link] = {}  # voter id -> link: the workers, the other server
+        self.locks = Locks(config.lock_lease, clock)  # file locks: leader's memory only
         self.leadership = Leadership(self.me, self.voter, self.links, config.lease,
                                      bootstrap=self.me == "master", peer_id=self.peer_id,
                                      executor=ThreadPoolExecutor(8, thread_name_prefix="vote"))
@@ -107,7 +108,6 @@ class MasterState:
         self.compactor = Compactor(self.journal, config.snapshot_every, clock)
         self.standby = Standby(self.voter, self.leadership, self)
         self.login_limits = LoginLimits.from_config(config, clock)
-        self.locks = Locks(config.lock_lease, clock)  # file locks: leader's memory only
         self.fsck = Fsck(self.lock, self.require_serving, self.workers, lambda: self.ns,
                          self.voter_secret)
         self.started = clock()
@@ -179,6 +179,7 @@ class MasterState:
     def _role_changed(self, role: str, epoch: int) -> None:
         self.replicator.reset(leading=role == LEADER, epoch=epoch)
         if role == LEADER:
+            self.locks.begin(epoch, self.ns.initialised)
             log.info("%s leads epoch %d at entry %d", self.me, epoch, self.ns.seq)
 
     def serving(self) -> bool:
