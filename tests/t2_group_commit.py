@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from helpers import SteppedClock
+from master_harness import TOKEN, serving_master
+from master_harness import user as registered
 from t2_replication import InProcessPeer
 
 from dfs import auth, wire
@@ -23,10 +25,6 @@ from dfs.local.cluster import wait_for
 from nodes.master.cluster_service import ClusterEndpoints
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
-from nodes.master.voter import Voter
-
-TOKEN = "ab" * 32
-LEASE = 3.0
 
 
 class Gate:
@@ -49,31 +47,12 @@ class Gate:
 
 
 def serving_state(folder: Path, peer: tuple[str, int] | None = None) -> MasterState:
-    clock = SteppedClock(100.0)
-    config = MasterConfig(data_dir=str(folder), replication=1, lease=LEASE, join_token=TOKEN,
-                          peer=peer)
-    state = MasterState(config, clock=clock)
-    voters = {f"w{i}": Voter(str(folder / f"w{i}.json"), clock, LEASE) for i in (1, 2, 3)}
-    with state.voters_lock:
-        state.voter_links = dict(voters, **({} if peer is None else
-                                            {state.peer_id: state.voter_links[state.peer_id]}))
-    for _ in range(4):  # elect, then hold leases from the majority
-        state.elect()
-        clock.now += 0.25
-    assert state.serving()
-    with state.lock:
-        state.workers.register("w1", "127.0.0.1", 1, 1 << 30, 0, (), clock())
-        state.ensure_initialised()
-    return state
+    return serving_master(folder, SteppedClock(100.0), peer=peer)
 
 
 def user(state: MasterState, name: str) -> tuple[MasterService, str]:
     """-> (a logged-in service for a new user ``name``, a folder it may write in)."""
-    key = MasterService(state).exposed_register(name, state.join_token)
-    service = MasterService(state)
-    nonce, _role, _epoch = service.exposed_hello()
-    mine = auth.new_nonce()
-    service.exposed_login(name, mine, auth.make_proof(key, name, nonce, mine))
+    service = registered(state, name)
     homes = state.ns.inodes[state.ns.inodes[1].children.get("home", 1)].children
     return service, f"/home/{name}" if name in homes else ""  # else the root is open
 

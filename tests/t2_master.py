@@ -1,67 +1,29 @@
 """Services in-process: a real MasterService over a real MasterState (journal in a tmp
 dir), driven through its exposed methods, no processes, no sockets. The electorate is three
 in-process nodes.master.voter.Voter objects, so the master serves on real leases; the
-clocks are stepped by hand."""
+clocks are stepped by hand (tests/master_harness.py)."""
 
 import json
 import os
 
 import pytest
-from helpers import SteppedClock
+from master_harness import in_process_master
+from master_harness import login as _login
+from master_harness import user as _user
 
 from dfs import auth, errors, wire
-from dfs.config import MasterConfig
-from dfs.namespace.entries import SetAttr
 from dfs.namespace.inode import ROOT_INO
 from dfs.wire import ChunkRef, WrittenChunk
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
-from nodes.master.voter import Voter
 
 CHUNK = 65536
-LEASE = 3.0
-
-
-def wall_ns(wall):
-    return int(wall() * 1e9)
 
 
 @pytest.fixture
 def master(tmp_path):
-    clock, wall = SteppedClock(100.0), SteppedClock(1_700_000_000.0)
-    config = MasterConfig(data_dir=str(tmp_path), chunk_size=CHUNK, replication=1,
-                          lease=LEASE, join_token="ab" * 32, trash_seconds=60.0)
-    state = MasterState(config, clock=clock, wall=wall)
-    voters = {f"w{i}": Voter(str(tmp_path / f"w{i}.json"), clock, LEASE) for i in (1, 2, 3)}
-    with state.voters_lock:
-        state.voter_links = dict(voters)  # in-process links: same methods as the rpyc Link
-    for _ in range(4):  # elect, then hold leases from the majority
-        state.elect()
-        clock.now += 0.25
-    assert state.serving()
-    with state.lock:
-        state.workers.register("w1", "127.0.0.1", 1, 1 << 30, 0, (), clock())
-        state.ensure_initialised()
-        # a shared sticky root, as tests/conftest.py's clusters have (a cluster's own is
-        # the admin's, 0755: test_a_new_cluster_is_the_admins_with_a_home_per_user)
-        state.commit(SetAttr(ROOT_INO, wall_ns(wall), mode=0o1777))
-    yield state, clock, wall
-    state.snapshot_and_close()
-
-
-def _login(state, name, key, admin=False):
-    service = MasterService(state)
-    nonce, role, _epoch = service.exposed_hello()
-    assert role == "leader"
-    mine = auth.new_nonce()
-    assert service.exposed_login(name, mine, auth.make_proof(key, name, nonce, mine)) \
-        == (name, admin)
-    return service
-
-
-def _user(state, name):
-    key = MasterService(state).exposed_register(name, state.join_token)
-    return _login(state, name, key)
+    with in_process_master(tmp_path, chunk_size=CHUNK, trash_seconds=60.0) as running:
+        yield running
 
 
 def test_login_needs_the_key_and_registration_the_token(master):

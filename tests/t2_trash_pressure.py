@@ -4,19 +4,13 @@ hand. When free space falls under the low mark the trash is purged, oldest delet
 only as much as needed, and not again while the purged chunks are still being deleted."""
 
 import pytest
-from helpers import SteppedClock
+from master_harness import in_process_master
+from master_harness import user as login
 
-from dfs import auth, wire
-from dfs.config import MasterConfig
-from dfs.namespace.entries import SetAttr
-from dfs.namespace.inode import ROOT_INO
-from nodes.master.service import MasterService
-from nodes.master.state import MasterState
+from dfs import wire
 from nodes.master.trash_pressure import TrashPressure, choose
-from nodes.master.voter import Voter
 
 CHUNK = 65536
-LEASE = 3.0
 DISK = 10 * CHUNK  # the one worker's space
 
 
@@ -28,33 +22,9 @@ def ref(chunk_id, length, index):
 
 @pytest.fixture
 def master(tmp_path):
-    clock, wall = SteppedClock(100.0), SteppedClock(1_700_000_000.0)
-    config = MasterConfig(data_dir=str(tmp_path), chunk_size=CHUNK, replication=1,
-                          lease=LEASE, join_token="ab" * 32, trash_seconds=3600.0,
-                          low_space=0.25)
-    state = MasterState(config, clock=clock, wall=wall)
-    voters = {f"w{i}": Voter(str(tmp_path / f"w{i}.json"), clock, LEASE) for i in (1, 2, 3)}
-    with state.voters_lock:
-        state.voter_links = dict(voters)
-    for _ in range(4):
-        state.elect()
-        clock.now += 0.25
-    assert state.serving()
-    with state.lock:
-        state.workers.register("w1", "127.0.0.1", 1, DISK, 0, (), clock())
-        state.ensure_initialised()
-        state.commit(SetAttr(ROOT_INO, int(wall() * 1e9), mode=0o1777))  # a shared root
-    yield state, clock, wall
-    state.snapshot_and_close()
-
-
-def login(state, name):
-    key = MasterService(state).exposed_register(name, state.join_token)
-    service = MasterService(state)
-    nonce, _role, _epoch = service.exposed_hello()
-    mine = auth.new_nonce()
-    service.exposed_login(name, mine, auth.make_proof(key, name, nonce, mine))
-    return service
+    with in_process_master(tmp_path, chunk_size=CHUNK, trash_seconds=3600.0, low_space=0.25,
+                           worker_bytes=DISK) as running:
+        yield running
 
 
 def write_file(alice, path, chunks):
