@@ -1,56 +1,30 @@
 """Leadership, deterministically: in-process voters and servers, a clock stepped by hand,
-a network that drops, partitions and pauses. After every step: never two servers that
-could change anything."""
+a network that drops, partitions and pauses (tests/election_harness.py). After every step:
+never two servers that could change anything."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import election_harness
 import pytest
-from helpers import SteppedClock
+from election_harness import LEASE, STEP, Link
 
-from dfs import errors
 from nodes.master.election import STANDBY, Electorate, Leadership
-from nodes.master.voter import Answer, Voter
+from nodes.master.voter import Voter
 
-LEASE = 3.0
-STEP = 0.25
 WORKERS = ["w1", "w2", "w3", "w4"]
 
 
-class Link:
-    """A voter as seen from ``source`` through the simulated network."""
+class World(election_harness.World):
+    """Two servers, A and B, and four workers' voters; pairs of nodes may be cut apart."""
 
-    def __init__(self, world: World, source: str, target: str) -> None:
-        self.world, self.source, self.target = world, source, target
-
-    def _voter(self) -> Voter:
-        if not self.world.reachable(self.source, self.target):
-            raise errors.Unavailable(f"{self.target} unreachable from {self.source}")
-        return self.world.voters[self.target]
-
-    def lease(self, epoch: int, leader: str) -> Answer:
-        return self._voter().lease(epoch, leader)
-
-    def vote(self, epoch: int, candidate: str) -> Answer:
-        return self._voter().vote(epoch, candidate)
-
-    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer:
-        return self._voter().mark_stale(epoch, server, from_seq)
-
-    def clear_stale(self, epoch: int, server: str) -> Answer:
-        return self._voter().clear_stale(epoch, server)
-
-
-class World:
     def __init__(self, tmp_path: Path) -> None:
+        super().__init__()
         self.tmp = tmp_path
-        self.clock = SteppedClock()
-        self.down: set[str] = set()  # crashed or paused: neither answers nor ticks
         self.cut: set[frozenset[str]] = set()  # pairs that cannot talk
         self.voters = {w: Voter(str(tmp_path / f"{w}.json"), self.clock, LEASE) for w in WORKERS}
-        self.servers: dict[str, Leadership] = {}
         for name in ("A", "B"):
             self.start_server(name)
 
@@ -66,21 +40,7 @@ class World:
         self.down.discard(name)
 
     def reachable(self, a: str, b: str) -> bool:
-        return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cut
-
-    def step(self, count: int = 1) -> None:
-        for _ in range(count):
-            self.clock.now += STEP
-            for name, server in self.servers.items():
-                if name not in self.down:
-                    server.tick(self.clock.now)
-            self.check()
-
-    def serving(self) -> list[str]:
-        return [n for n, s in self.servers.items() if s.serving(self.clock.now)]
-
-    def check(self) -> None:
-        assert len(self.serving()) <= 1, f"two leaders at {self.clock.now}: {self.serving()}"
+        return super().reachable(a, b) and frozenset((a, b)) not in self.cut
 
     def run_until(self, condition: Callable[[], bool], seconds: float = 30) -> None:
         for _ in range(int(seconds / STEP)):

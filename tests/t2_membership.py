@@ -2,71 +2,36 @@
 deterministically: in-process voters and two servers, a clock stepped by hand. Each server
 counts the voters of its own view, as a metadata server counts those of its namespace; a
 removal reaches the two views one after the other, as a journal entry does. After every
-step: never two servers that could change anything."""
+step: never two servers that could change anything (tests/election_harness.py)."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
+import election_harness
 import pytest
-from helpers import SteppedClock
+from election_harness import LEASE, STEP, Link
 
-from dfs import errors
 from nodes.master.election import Electorate, Leadership
-from nodes.master.voter import Answer, Voter
+from nodes.master.voter import Voter
 
-LEASE = 3.0
-STEP = 0.25
 WORKERS = ["w1", "w2", "w3", "w4", "w5"]
 
 
-class Link:
-    def __init__(self, world: World, source: str, target: str) -> None:
-        self.world, self.source, self.target = world, source, target
+class World(election_harness.World):
+    """Two servers, A and B, each counting the voters of its own view of the electorate."""
 
-    def _voter(self) -> Voter:
-        if self.source in self.world.down or self.target in self.world.down:
-            raise errors.Unavailable(f"{self.target} unreachable from {self.source}")
-        return self.world.voters[self.target]
-
-    def lease(self, epoch: int, leader: str) -> Answer:
-        return self._voter().lease(epoch, leader)
-
-    def vote(self, epoch: int, candidate: str) -> Answer:
-        return self._voter().vote(epoch, candidate)
-
-    def mark_stale(self, epoch: int, server: str, from_seq: int) -> Answer:
-        return self._voter().mark_stale(epoch, server, from_seq)
-
-    def clear_stale(self, epoch: int, server: str) -> Answer:
-        return self._voter().clear_stale(epoch, server)
-
-
-class World:
     def __init__(self, tmp: Path) -> None:
-        self.clock = SteppedClock()
-        self.down: set[str] = set()
+        super().__init__()
         self.voters = {v: Voter(str(tmp / f"{v}.json"), self.clock, LEASE)
                        for v in [*WORKERS, "A", "B"]}
         self.views = {"A": set(WORKERS), "B": set(WORKERS)}  # each server's electorate
-        self.servers = {}
         for name, peer in (("A", "B"), ("B", "A")):
             def links(name: str = name, peer: str = peer) -> Electorate:
                 return {v: Link(self, name, v) for v in [*sorted(self.views[name]), peer]}
             self.servers[name] = Leadership(name, self.voters[name], links, LEASE,
                                             bootstrap=name == "A", peer_id=peer)
-
-    def serving(self) -> list[str]:
-        return [n for n, s in self.servers.items() if s.serving(self.clock.now)]
-
-    def step(self, count: int = 1) -> None:
-        for _ in range(count):
-            self.clock.now += STEP
-            for name, server in self.servers.items():
-                if name not in self.down:
-                    server.tick(self.clock.now)
-            assert len(self.serving()) <= 1, f"two leaders at {self.clock.now}"
 
     def settle(self, seconds: float = 20) -> None:
         self.step(int(seconds / STEP))
