@@ -5,7 +5,8 @@ desktop keep what it deletes on a mount in ``$topdir/.Trash-$uid/``: ``files/NAM
 deleted item, ``info/NAME.trashinfo`` says where it was and when (``Path=`` relative to
 the top dir, URL-escaped; ``DeletionDate=`` local time, ``YYYY-MM-DDThh:mm:ss``). The mount
 shows that folder for the DFS user it mounts as, made from the user's DFS trash
-(``DfsClient.trash_list``); nothing of it is stored. This module is the folder's contents:
+(``DfsClient.trash_listing``, asked again only when ``trash_version`` changed); nothing of
+it is stored. This module is the folder's contents:
 names, generated trashinfo, attributes. mount.trashops turns file operations on it into
 DFS trash calls.
 
@@ -96,6 +97,7 @@ class TrashDir:
         self.scratch: dict[str, tuple[int, float]] = {}  # name in info/ -> (ino, made at)
         self.next_scratch = 0
         self.fetched: float | None = None  # when items were last listed (clock)
+        self.version: str | None = None  # the DFS trash's version that listing showed
         self.warned_real = False
 
     # --- where a path is ------------------------------------------------------------------
@@ -114,14 +116,23 @@ class TrashDir:
     # --- the items ------------------------------------------------------------------------
 
     def refresh(self, force: bool = False) -> None:
-        """List the DFS trash again if the last listing is older than the cache time."""
+        """Look at the DFS trash again if the last look is older than the cache time: one
+        cheap call (its version) when nothing changed since the last listing, else the
+        listing, page by page (a desktop's trash monitor polls the folder all the time)."""
         now = self.clock()
         with self.guard:
             if not force and self.fetched is not None and now - self.fetched < self.cache_seconds:
                 return
-        listed = self.client.trash_list()
+            known = None if force or self.fetched is None else self.version
+        if known is not None and self.client.trash_version() == known:
+            with self.guard:
+                if self.version == known and self.fetched is not None:
+                    self.fetched = max(self.fetched, now)
+                    return
+        listed, version = self.client.trash_listing()
         with self.guard:
             self._apply(listed, now)
+            self.version = version if self.fetched == now else None
 
     def _apply(self, listed: list[TrashEntry], started: float) -> None:
         self.items = {e.trash_id: e for e in listed}
@@ -161,7 +172,7 @@ class TrashDir:
         with self.guard:
             self._name(tid, name)
             self.adopted[tid] = self.clock()
-            self.fetched = None  # its record is not listed yet
+            self.fetched = self.version = None  # its record is not listed yet
 
     def rename(self, old: str, new: str) -> bool:
         """files/``old`` is called ``new`` from now on. -> False if ``new`` is taken."""

@@ -46,7 +46,7 @@ def report(state, clock, removed=()):
 
 
 def trashed(alice):
-    return sorted(path for _tid, path, *_rest in alice.exposed_trash_list())
+    return sorted(path for _tid, path, *_rest in alice.exposed_trash_page()[0])
 
 
 def test_low_space_purges_the_oldest_trash_first_and_only_what_is_needed(master):

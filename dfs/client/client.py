@@ -34,6 +34,7 @@ from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.renewer import Renewer
 from dfs.client.transfer import Transfer
 from dfs.config import Address, ClientConfig, default, parse_addresses
+from dfs.namespace.trash_index import PAGE_MAX as TRASH_PAGE
 from dfs.retry import RetryPolicy
 from dfs.wire import (
     FSCK_FIXABLE,
@@ -283,8 +284,34 @@ class DfsClient:
     # --- trash ------------------------------------------------------------------------
 
     def trash_list(self) -> list[TrashEntry]:
-        """[TrashEntry] of this user's deleted files, newest first."""
-        return wire.trash_from_wire(self._call("trash_list"))
+        """[TrashEntry] of this user's deleted files, newest first: every page of it
+        (``trash_page``; an item deleted meanwhile may be missing, none is listed twice)."""
+        return self.trash_listing()[0]
+
+    def trash_listing(self, limit: int = TRASH_PAGE) -> tuple[list[TrashEntry], str | None]:
+        """(the whole trash as ``trash_list`` gives it, in pages of ``limit``; its version:
+        None if it changed while the pages were read, so the listing may match no version)."""
+        entries, cursor, version = self.trash_page(limit)
+        same: str | None = version
+        while cursor is not None:
+            more, cursor, version = self.trash_page(limit, cursor)
+            entries.extend(more)
+            same = same if version == same else None
+        return entries, same
+
+    def trash_page(self, limit: int = TRASH_PAGE, cursor: str | None = None
+                   ) -> tuple[list[TrashEntry], str | None, str]:
+        """At most ``limit`` (1 to 1000) of this user's deleted files after ``cursor`` (None:
+        from the newest), newest first. -> (entries, the next page's cursor, None after the
+        last page, the trash's version)."""
+        entries, after, version = self._call("trash_page", limit, cursor)
+        return wire.trash_from_wire(entries), after, version
+
+    def trash_version(self) -> str:
+        """Changes whenever this user's trash does (compare for equality only): one cheap
+        call before listing the trash again."""
+        version: str = self._call("trash_version")
+        return version
 
     def trash_move(self, path: str) -> None:
         """Delete the file ``path`` into the trash, or change nothing and raise NotSupported

@@ -81,6 +81,7 @@ from dfs.namespace.inode import (  # also imported from here: ROOT_INO, split_pa
     split_path,
 )
 from dfs.namespace.parents import ParentIndex
+from dfs.namespace.trash_index import TrashIndex
 from dfs.namespace.usage import Usage
 from dfs.namespace.users import NOBODY, User, legacy_uid
 from dfs.wire import ChunkRef, DirEntry, Stat
@@ -109,7 +110,7 @@ class Namespace:
         self.members: dict[str, str] = {}  # worker id -> "draining" | "removed" (Member)
         # request id -> inode it created (0): retried requests are answered, not redone
         self.recent: dict[str, int] = {}
-        self.trash: dict[str, TrashItem] = {}  # str(ino) -> deleted files kept for a while
+        self.trash = TrashIndex()  # str(ino) -> deleted files kept for a while, indexed
         self.parents = ParentIndex()  # derived from the children, never saved
         self.usage = Usage()  # derived from inodes, trash and pending, never saved
 
@@ -156,8 +157,8 @@ class Namespace:
         ns.voters = data.get("voters", {})
         ns.members = data.get("members", {})
         ns.recent = data.get("recent", {})
-        ns.trash = {tid: TrashItem.from_json(item, ns.ids_of)
-                    for tid, item in data.get("trash", {}).items()}
+        ns.trash = TrashIndex({tid: TrashItem.from_json(item, ns.ids_of)
+                               for tid, item in data.get("trash", {}).items()})
         for item in data["inodes"]:
             inode = Inode.from_json(item, ns.ids_of)
             inode.children = {k: int(v) for k, v in inode.children.items()}
@@ -293,8 +294,7 @@ class Namespace:
 
     def trash_of(self, user: Cred) -> list[tuple[str, TrashItem]]:
         """[(trash id, TrashItem)] of ``user`` (the files their uid owned), newest first."""
-        mine = [(tid, item) for tid, item in self.trash.items() if item.uid == user.uid]
-        return sorted(mine, key=lambda x: (x[1].deleted_at, int(x[0])), reverse=True)
+        return [(tid, self.trash[tid]) for tid in self.trash.ids_of(user.uid)]
 
     # --- the one way to change anything -------------------------------------------------
 

@@ -38,9 +38,9 @@ def restore(ns: Namespace, user: Cred, path: str, now_ns: int,
     if not parts:
         raise errors.InvalidPath("the root directory is never in the trash")
     where = "/" + "/".join(parts)
-    found = [tid for tid, item in ns.trash_of(user)
-             if (item.path == where if trash_id is None else tid == trash_id)]
-    if not found:
+    found = ns.trash.newest_at(user.uid, where) if trash_id is None else trash_id
+    item = None if found is None else ns.trash.get(found)
+    if found is None or item is None or item.uid != user.uid:
         raise errors.FileNotFound(f"{where}: not in your trash" if trash_id is None
                                   else f"trash item {trash_id} is not in your trash")
     made: list[Mkdir] = []
@@ -69,7 +69,7 @@ def restore(ns: Namespace, user: Cred, path: str, now_ns: int,
         ns.require(user, directory, W | X, where)
     if made:
         quota.check_new_inodes(ns, user.uid, len(made))
-    return made, Restore(found[0], parent_ino, parts[-1], now_ns)
+    return made, Restore(found, parent_ino, parts[-1], now_ns)
 
 
 def purge(ns: Namespace, user: Cred, trash_id: str) -> Purge | None:
@@ -80,11 +80,12 @@ def purge(ns: Namespace, user: Cred, trash_id: str) -> Purge | None:
 
 def empty(ns: Namespace, user: Cred) -> Purge | None:
     """Free the caller's whole trash now (None: it is empty)."""
-    mine = tuple(tid for tid, _item in ns.trash_of(user))
+    mine = tuple(ns.trash.ids_of(user.uid))
     return Purge(mine) if mine else None
 
 
 def expired(ns: Namespace, wall_now: float) -> Purge | None:
-    """The trashed files whose time is up (None: none)."""
-    old = tuple(tid for tid, item in ns.trash.items() if item.expires < wall_now)
+    """The trashed files whose time is up, oldest first (None: none); O(those) with the
+    namespace's index, however full the trash."""
+    old = tuple(ns.trash.expired(wall_now))
     return Purge(old) if old else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dfs import errors, wire
-from dfs.namespace import rules, rules_trash
+from dfs.namespace import rules, rules_trash, trash_index
 from dfs.namespace.access import Cred
 from dfs.namespace.entries import Entry, named_ino
 from dfs.namespace.inode import as_path
@@ -157,13 +157,29 @@ class FsEndpoints(Session):
     # --- trash ------------------------------------------------------------------------
 
     @boundary
-    def exposed_trash_list(self) -> wire.Wire:
-        """-> the caller's trash (wire.TrashEntry records), newest first."""
+    def exposed_trash_page(self, limit: object = trash_index.PAGE_MAX,
+                           cursor: object = None) -> wire.Wire:
+        """One page of the caller's trash, newest first: at most ``limit`` (1 to
+        trash_index.PAGE_MAX) items after ``cursor`` (None: from the newest).
+        -> (wire.TrashEntry records, the next page's cursor or None at the end, the
+        trash's version). O(limit) under the lock, from the namespace's trash index."""
+        limit = trash_index.check_limit(expect(limit, int, "limit"))
+        cursor = expect(cursor, (str, type(None)), "cursor")
         with self.state.lock:
             user = self._serving()
-            return wire.trash_to_wire([
+            trash = self.state.ns.trash
+            items, after = trash.page(user.uid, limit, cursor)
+            return (wire.trash_to_wire([
                 wire.TrashEntry(tid, item.path, item.inode.size, item.deleted_at, item.expires)
-                for tid, item in self.state.ns.trash_of(user)])
+                for tid, item in items]), after, trash.version(user.uid))
+
+    @boundary
+    def exposed_trash_version(self) -> str:
+        """-> the caller's trash's version: it changes whenever that trash does (compare
+        for equality only), so a listing is only asked for again when it would differ."""
+        with self.state.lock:
+            user = self._serving()
+            return self.state.ns.trash.version(user.uid)
 
     @boundary
     def exposed_trash_move(self, path: object, rid: object = None) -> None:
