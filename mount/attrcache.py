@@ -5,9 +5,16 @@ so the kernel's lookups and getattrs that follow are answered without a round tr
 
 Every entry lives ``ttl`` seconds (1 s by default, the same as the kernel's attribute
 and entry timeouts), so changes made by other clients show up within about that time;
-changes this mount makes itself update or drop the entries they touch at once. Only what
-exists is cached: a name that is not there is always asked for (another client may have
-just created it, and close-to-open consistency promises it is visible).
+changes this mount makes itself update or drop the entries they touch at once.
+
+Missing names are never cached: a name another client has just made and closed must
+open at once (close-to-open, DESIGN section 2), so the kernel's lookup of every new name
+before a mkdir or a create is a call to the master, as on MooseFS and JuiceFS by default.
+
+Each directory knows its children that are cached or have something cached below them
+(``children``), so forgetting a tree (a rename,
+an rmdir) costs what is cached below it, not a scan of the whole cache; a new listing of a
+directory drops the names it no longer has (another client removed them).
 
 Hard links: the cache knows which of its paths name the same inode. A change seen through
 one name (link, unlink, chmod, a write) updates the others too, or expires them when the
@@ -49,6 +56,7 @@ class AttrCache:
         self.guard = threading.Lock()
         self.stats: dict[str, tuple[float, Stat]] = {}  # path -> (expires, Stat)
         self.names: dict[int, set[str]] = {}  # ino -> its paths in ``stats`` (hard links)
+        self.children: dict[str, set[str]] = {}  # directory -> children known below it
         self.inserts = 0
 
     # --- reading -------------------------------------------------------------------------
@@ -84,6 +92,8 @@ class AttrCache:
         old = self.stats.get(path)
         if old is not None and old[1].ino != stat.ino:
             self._unname(path, old[1].ino)
+        if old is None:
+            self._link(path)
         self.stats[path] = (self.clock() + self.ttl, stat)
         names = self.names.setdefault(stat.ino, set())
         names.add(path)
@@ -104,7 +114,34 @@ class AttrCache:
         if item is None:
             return None
         self._unname(path, item[1].ino)
+        self._unlink(path)
         return item[1]
+
+    def _link(self, path: str) -> None:
+        """``path`` is in ``stats``: it and the folders above it, up to one already linked,
+        are in their parents' ``children`` (a folder that is not cached itself is linked
+        while something below it is, so forgetting a tree finds everything)."""
+        while path != "/":
+            parent = parent_of(path)
+            siblings = self.children.setdefault(parent, set())
+            if path in siblings:
+                return
+            siblings.add(path)
+            path = parent
+
+    def _unlink(self, path: str) -> None:
+        """``path`` left ``stats``: unlink it, and the folders above it that only linked
+        it, unless something below it is still cached."""
+        while path != "/" and path not in self.stats and not self.children.get(path):
+            self.children.pop(path, None)
+            parent = parent_of(path)
+            siblings = self.children.get(parent)
+            if siblings is None:
+                return
+            siblings.discard(path)
+            if siblings:
+                return
+            path = parent
 
     def _unname(self, path: str, ino: int) -> None:
         names = self.names.get(ino)
@@ -131,8 +168,11 @@ class AttrCache:
         base = directory.rstrip("/")
         stale: list[str] = []
         with self.guard:
-            for entry in entries:
-                stale.extend(self._put(f"{base}/{entry.name}", entry.stat))
+            listed = {f"{base}/{entry.name}": entry.stat for entry in entries}
+            for gone in self.children.get(directory, set()) - listed.keys():
+                self._drop_tree(gone)  # known here, gone there: another client's change
+            for path, stat in listed.items():
+                stale.extend(self._put(path, stat))
         self._tell(stale)
 
     # --- this mount's own changes ----------------------------------------------------------
@@ -157,7 +197,7 @@ class AttrCache:
             stale = [] if gone is None else self._expire_others(gone.ino, path)  # one link less
             if tree:
                 self._drop_tree(path)
-            self._pop(parent_of(path))  # mtime and, for directories, nlink changed
+            self._expire(parent_of(path))  # mtime and, for directories, nlink changed
         self._tell(stale)
 
     def moved(self, old: str, new: str) -> None:
@@ -170,26 +210,40 @@ class AttrCache:
                 self._drop_tree(path)
                 if known is not None:
                     stale.extend(self._expire_others(known[1].ino, path))
-                self._pop(parent_of(path))
+                self._expire(parent_of(path))
             if moved is not None and not moved[1].is_dir:
                 # known by its new name, expired (its ctime changed): an unlink of that name
                 # (libfuse's hidden name of an open file, say) still finds the other names
                 self.stats[new] = (EXPIRED, moved[1])
+                self._link(new)
                 self.names.setdefault(moved[1].ino, set()).add(new)
         self._tell(stale)
 
     def forget(self, path: str) -> None:
         """Drop what is known about ``path`` itself (its attributes changed)."""
         with self.guard:
-            self._pop(path)
+            self._expire(path)
+
+    def _expire(self, path: str) -> None:
+        """Its attributes are out of date; the name is still there (a complete listing of
+        its directory keeps it)."""
+        item = self.stats.get(path)
+        if item is not None:
+            self.stats[path] = (EXPIRED, item[1])
 
     def _drop_tree(self, path: str) -> None:
-        self._pop(path)
-        prefix = path.rstrip("/") + "/"
-        for key in [k for k in self.stats if k.startswith(prefix)]:
-            self._pop(key)
+        """Forget ``path`` and everything known below it: O(what is known below)."""
+        below = [path]
+        while below:
+            item = below.pop()
+            gone = self.stats.pop(item, None)
+            if gone is not None:
+                self._unname(item, gone[1].ino)
+            below.extend(self.children.pop(item, ()))
+        self._unlink(path)
 
     def clear(self) -> None:
         with self.guard:
             self.stats.clear()
             self.names.clear()
+            self.children.clear()

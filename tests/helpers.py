@@ -8,6 +8,7 @@ import os
 import posixpath
 import subprocess
 import sys
+import urllib.request
 
 from dfs import paths
 
@@ -97,3 +98,18 @@ def cluster_tree(client):
             tree[path] = (st.ino, st.kind, st.mode, st.owner, st.size, st.mtime_ns, st.nlink,
                           digest)
     return tree
+
+
+def scrape(url):
+    """{(metric name, ((label, value), ...)): value} of a node's /metrics page (``url``:
+    its status page, ending in /)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(url + "metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+

@@ -18,9 +18,8 @@ from dfs.namespace import rules
 from dfs.namespace.entries import Create, Exchange, Mknod, Record, Rename, SetAttr, SetQuota
 from dfs.namespace.inode import MAX_PATH_BYTES, split_path
 from dfs.namespace.model import Namespace
-from dfs.wire import DirEntry, Stat
+from dfs.wire import Stat
 from mount import symfollow
-from mount.attrcache import AttrCache
 
 NOREPLACE, EXCHANGE = rules.RENAME_NOREPLACE, rules.RENAME_EXCHANGE
 DEV = (8 << 8) | 1  # /dev/sda1's number
@@ -215,51 +214,6 @@ def test_paths_longer_than_path_max_resolve_up_to_the_limit(fs):
     assert len(split_path("/" + "/".join(["d"] * (MAX_PATH_BYTES // 2 - 1)))) > 0
     with pytest.raises(errors.NameTooLong):
         split_path("/" + "d" * MAX_PATH_BYTES)
-
-
-# --- the mount's attribute cache across hard links ---------------------------------------------
-
-def stat(ino, nlink=1, mode=0o644, size=0):
-    return Stat(ino, "f", mode, "alice", size, 1, 2, 3, nlink)
-
-
-def test_a_change_through_one_name_reaches_every_name_of_the_inode():
-    told = []
-    cache = AttrCache(ttl=1.0, clock=lambda: 0.0, on_stale=told.append)
-    cache.put_listing("/d", [DirEntry("a", stat(7)), DirEntry("x", stat(8))])
-    cache.added("/d/b", stat(7, nlink=2))  # link /d/a /d/b
-    assert cache.get("/d/a").nlink == 2 and told == ["/d/a"]
-    cache.put("/d/b", stat(7, nlink=2, mode=0o600))  # chmod through b
-    assert cache.get("/d/a").mode == 0o600 and told == ["/d/a", "/d/a"]
-    cache.put("/d/a", stat(7, nlink=2, mode=0o600))  # the same again: nobody is told
-    assert told == ["/d/a", "/d/a"]
-    cache.removed("/d/b")  # unlink b: a lost a link, its new attributes are not known
-    assert cache.get("/d/a") is None and cache.last_known("/d/a").nlink == 2
-    assert told == ["/d/a", "/d/a", "/d/a"]
-    assert cache.get("/d/x").ino == 8  # other inodes are left alone
-
-
-def test_a_rename_over_one_name_expires_the_others():
-    told = []
-    cache = AttrCache(ttl=1.0, clock=lambda: 0.0, on_stale=told.append)
-    cache.put("/a", stat(7, nlink=2))
-    cache.put("/b", stat(7, nlink=2))
-    cache.put("/c", stat(9))
-    cache.moved("/c", "/b")  # /b's inode lost a link
-    assert cache.get("/a") is None and told == ["/a"]
-    cache.put("/a", stat(7))
-    cache.put("/e", stat(3))  # a path that names another inode now
-    cache.put("/e", stat(7))
-    assert cache.names[7] == {"/a", "/e"} and 3 not in cache.names
-    told.clear()
-    cache.moved("/e", "/d/.fuse_hidden1")  # libfuse hides an open file it is asked to unlink
-    assert told == ["/a"] and cache.get("/d/.fuse_hidden1") is None
-    cache.put("/a", stat(7))
-    cache.removed("/d/.fuse_hidden1")  # ... and unlinks it at the last close
-    assert told == ["/a", "/a"] and cache.get("/a") is None
-    cache.forget("/a")
-    cache.clear()
-    assert cache.names == {} and cache.stats == {}
 
 
 # --- how the command line shows them; who may ask for nosymfollow --------------------------

@@ -21,8 +21,8 @@ import zlib
 
 import pytest
 from conftest import random_bytes
-from helpers import DFS, run_dfs
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import DFS, run_dfs, scrape
+from helpers import metric as value
 
 from dfs import errors
 from dfs.client import DfsClient
@@ -36,18 +36,6 @@ DEADLINE = 30.0
 def web_address(data_dir):
     with open(os.path.join(data_dir, ADDRESS_FILE)) as f:
         return f"http://{f.read().strip()}/"
-
-
-def scrape(url):
-    """{(metric name, ((label, value), ...)): value} of a /metrics page."""
-    with urllib.request.urlopen(url + "metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))))
 
 
 def eventually(check, what):
