@@ -13,81 +13,18 @@ against the local disk: t4_posix_ext4.py.
 """
 
 import os
-import shutil
 import stat
 import subprocess
-import sys
-import tempfile
 
+import mount_users
 import pytest
+from mount_users import CHILD_PYTHON, PRELUDE, as_user, attempt
 from t4_mount import Mounted, dfs_ids, pytestmark  # noqa: F401 (skip without FUSE)
 
-# the children's Python: any uid may run the system's (this one may live in root's home)
-CHILD_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 OWNER, OTHER, THIRD = 2001, 2002, 2003  # uids without passwd entries
 TEAM, STRANGERS = 3000, 4000  # group ids
-
-PRELUDE = """
-import errno, os, sys
-args = sys.argv[1:]
-def attempt(f, *a, **k):
-    try:
-        f(*a, **k)
-        return "ok"
-    except OSError as e:
-        return errno.errorcode[e.errno]
-def write(path, data=b"x", flags=os.O_WRONLY):
-    fd = os.open(path, flags, 0o666)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-def say(*words):
-    print(*words)
-"""
-
-
-def as_user(uid, code, *args, gid=None, groups=(), umask=0o022):
-    """Run ``code`` (Python, after PRELUDE; ``args`` as ``args``) as ``uid``:``gid`` (gid
-    defaults to uid) with exactly ``groups`` as supplementary groups. -> its printed words."""
-    done = subprocess.run([CHILD_PYTHON, "-c", PRELUDE + code, *map(str, args)],
-                          user=uid, group=uid if gid is None else gid,
-                          extra_groups=list(groups), umask=umask, cwd="/",
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"child as {uid} failed:\n{done.stdout}{done.stderr}"
-    return done.stdout.split()
-
-
-def attempt(uid, expression, *args, **ids):
-    """'ok' or the errno name of one expression evaluated as ``uid``."""
-    words = as_user(uid, f"say(attempt(lambda: {expression}))", *args, **ids)
-    return words[0]
-
-
-class AdminMount(Mounted):
-    """`dfs mount` with the cluster's admin key: allow_other, each caller as itself."""
-
-    def __init__(self, cluster, path):
-        self.cluster, self.path, self.auth = cluster, str(path), cluster.admin_auth_file
-        self.timeout, self.cache_dir, self.pid = 20.0, "", None
-
-
-@pytest.fixture(scope="module")
-def open_dir():
-    """A temp folder every uid may pass through (pytest's own are root's 0700)."""
-    base = tempfile.mkdtemp(prefix="dfs-posix-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def admin_mount(shared_cluster, open_dir):
-    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
-        yield m
+open_dir, admin_mount = mount_users.open_dir, mount_users.admin_mount  # the fixtures
+AdminMount = mount_users.AdminMount  # t4_programs, t4_special, t4_posix_master take it from here
 
 
 @pytest.fixture

@@ -14,13 +14,15 @@ gid and groups).
 """
 
 import os
-import shutil
 import subprocess
-import tempfile
 
+import mount_users
 import pytest
+from mount_users import CHILD_PYTHON, PRELUDE
 from t4_mount import Mounted, dfs_ids, pytestmark  # noqa: F401 (skip without FUSE)
-from t4_posix import CHILD_PYTHON, OTHER, OWNER, PRELUDE, TEAM, AdminMount
+from t4_posix import OTHER, OWNER, TEAM
+
+open_dir, admin_mount = mount_users.open_dir, mount_users.admin_mount  # the fixtures
 
 SCENARIO_PRELUDE = PRELUDE + """
 import subprocess
@@ -311,20 +313,6 @@ def play(name, setup_base, act_base, ids, actor):
     uid, gid, groups = actor
     said = run_child(actions, act_base, ids, uid, gid, groups, umask)
     return said, run_child(DUMP, setup_base, ids, 0, 0)
-
-
-@pytest.fixture(scope="module")
-def open_dir():
-    base = tempfile.mkdtemp(prefix="dfs-ext4-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def admin_mount(shared_cluster, open_dir):
-    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
-        yield m
 
 
 @pytest.fixture(scope="module")

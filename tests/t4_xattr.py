@@ -11,50 +11,30 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 
+import mount_users
 import pytest
 from conftest import cluster_config
+from mount_users import CHILD_PYTHON, SYSTEM_PYTHON, as_user
 from t4_mount import Mounted, pytestmark  # noqa: F401 (skip without FUSE)
 
 from dfs.local.cluster import LocalCluster, wait_for
 from dfs.retry import poll
 
-CHILD_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
 OWNER, OTHER = 2101, 2102  # uids without passwd entries
 NOTSUP = errno.errorcode[errno.EOPNOTSUPP]  # the same number as ENOTSUP on Linux
 LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 needs = pytest.mark.skipif(not (shutil.which("setfattr") and shutil.which("rsync")),
                            reason="setfattr (attr) and rsync are needed (make system-deps)")
-
-
-class AdminMount(Mounted):
-    """`dfs mount` with the cluster's admin key: allow_other, each caller acts as itself."""
-
-    def __init__(self, cluster, path):
-        self.cluster, self.path, self.auth = cluster, str(path), cluster.admin_auth_file
-        self.timeout, self.cache_dir, self.pid = 20.0, "", None
-
-
-@pytest.fixture(scope="module")
-def open_dir():
-    """A temp folder every uid may pass through (pytest's own are root's 0700)."""
-    base = tempfile.mkdtemp(prefix="dfs-xattr-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+other_uids = pytest.mark.skipif(CHILD_PYTHON != SYSTEM_PYTHON,
+                                reason="no /usr/bin/python3 for other uids")
+open_dir, admin_mount = mount_users.open_dir, mount_users.admin_mount  # the fixtures
 
 
 @pytest.fixture(scope="module")
 def alice_mount(shared_cluster, open_dir):
     with Mounted(shared_cluster, os.path.join(open_dir, "alice")) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def admin_mount(shared_cluster, open_dir):
-    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
         yield m
 
 
@@ -72,19 +52,6 @@ def err(call):
     except OSError as exc:
         return errno.errorcode[exc.errno]
     return "ok"
-
-
-def as_uid(uid, code, *args):
-    """Run Python ``code`` as ``uid`` (gid the same, no groups); ``attempt(f, *a)`` gives
-    "ok" or the errno name. -> what it printed, split."""
-    prelude = ("import errno, os, sys\nargs = sys.argv[1:]\n"
-               "def attempt(f, *a):\n    try:\n        f(*a)\n        return 'ok'\n"
-               "    except OSError as e:\n        return errno.errorcode[e.errno]\n")
-    done = subprocess.run([CHILD_PYTHON, "-c", prelude + code, *args], user=uid, group=uid,
-                          extra_groups=[], cwd="/", capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
 
 
 @needs
@@ -154,7 +121,7 @@ def test_the_size_protocol_query_then_erange(alice_mount):
 
 
 @needs
-@pytest.mark.skipif(CHILD_PYTHON is None, reason="no /usr/bin/python3 for other uids")
+@other_uids
 def test_who_may_do_what_as_other_uids(admin_mount):
     base = admin_mount.join("perm")
     os.mkdir(base, 0o755)
@@ -174,19 +141,19 @@ def test_who_may_do_what_as_other_uids(admin_mount):
             "print(attempt(os.setxattr, p, 'security.x', b'1'))\n"
             "print(attempt(os.getxattr, p, 'security.label'))\n"
             "print(','.join(sorted(os.listxattr(p))))\n")
-    owner = as_uid(OWNER, code, f)
+    owner = as_user(OWNER, code, f)
     assert owner == ["ok", "ok", "ENODATA", "EPERM", "EPERM", "ok", "security.label,user.a"]
-    other = as_uid(OTHER, code, f)
+    other = as_user(OTHER, code, f)
     assert other == ["EACCES", "ok", "ENODATA", "EPERM", "EPERM", "ok", "security.label,user.a"]
     assert sorted(os.listxattr(f)) == ["security.label", "trusted.secret", "user.a"]
     os.chmod(f, 0o600)  # now only its owner reads user.*; security.* stays readable
-    assert as_uid(OTHER, code, f)[1:2] == ["EACCES"]
-    assert as_uid(OTHER, code, f)[5] == "ok"
+    assert as_user(OTHER, code, f)[1:2] == ["EACCES"]
+    assert as_user(OTHER, code, f)[5] == "ok"
     sticky = os.path.join(base, "sticky")
     os.mkdir(sticky)
     os.chmod(sticky, 0o1777)
-    assert as_uid(OTHER, "print(attempt(os.setxattr, args[0], 'user.a', b'1'))",
-                  sticky) == ["EPERM"]
+    assert as_user(OTHER, "print(attempt(os.setxattr, args[0], 'user.a', b'1'))",
+                   sticky) == ["EPERM"]
 
 
 def test_every_hard_link_sees_a_change_at_once(alice_mount):
@@ -221,7 +188,7 @@ def test_the_trash_folder_has_none_and_a_restore_brings_them_back(alice_mount):
     assert os.getxattr(f, "user.keep") == b"me"
 
 
-@pytest.mark.skipif(CHILD_PYTHON is None, reason="no /usr/bin/python3 for other uids")
+@other_uids
 def test_a_write_by_another_uid_drops_file_capabilities(admin_mount):
     f = admin_mount.join("capable")
     with open(f, "wb") as out:
@@ -233,7 +200,7 @@ def test_a_write_by_another_uid_drops_file_capabilities(admin_mount):
     assert os.getxattr(f, "security.capability") == caps
     code = ("fd = os.open(args[0], os.O_WRONLY | os.O_APPEND)\n"
             "print(attempt(os.write, fd, b'echo hi\\n'))\nos.close(fd)\n")
-    assert as_uid(OTHER, code, f) == ["ok"]  # the kernel removes them as that uid: allowed
+    assert as_user(OTHER, code, f) == ["ok"]  # the kernel removes them as that uid: allowed
     assert err(lambda: os.getxattr(f, "security.capability")) == "ENODATA"
     with open(f, "rb") as back:
         assert back.read() == b"#!/bin/sh\necho hi\n"
