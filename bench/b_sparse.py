@@ -18,6 +18,7 @@ import time
 from bench import common
 from bench.b_mount import Mount, _check_fuse
 from bench.common import MIB, Timer
+from dfs.local.worker_disk import chunk_file_count, worker_bytes
 
 FILES = 200
 PER_FILE = 10 * MIB
@@ -30,26 +31,6 @@ def rss(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def worker_bytes(cluster):
-    total = 0
-    for index in range(len(cluster.workers)):
-        for kind in ("chunks", "backups"):
-            folder = os.path.join(cluster.worker_dir(index), kind)
-            for name in os.listdir(folder) if os.path.isdir(folder) else ():
-                total += os.path.getsize(os.path.join(folder, name))
-    return total
-
-
-def chunk_files(cluster):
-    count = 0
-    for index in range(len(cluster.workers)):
-        for kind in ("chunks", "backups"):
-            folder = os.path.join(cluster.worker_dir(index), kind)
-            count += sum(n.isdigit() for n in (os.listdir(folder) if os.path.isdir(folder)
-                                               else ()))
-    return count
 
 
 def sparse_rows(cluster, mnt, local):
@@ -67,7 +48,7 @@ def sparse_rows(cluster, mnt, local):
     rows.append(("truncate -s 1T: st_blocks on the mount", os.stat(os.path.join(
         mnt, "tera")).st_blocks, os.stat(os.path.join(local, "tera")).st_blocks, "blocks", "",
         ""))
-    files_before = chunk_files(cluster)
+    files_before = chunk_file_count(cluster)
     with Timer() as t_dfs:
         fd = os.open(os.path.join(mnt, "peta"), os.O_CREAT | os.O_RDWR, 0o600)
         os.ftruncate(fd, PB)
@@ -76,7 +57,7 @@ def sparse_rows(cluster, mnt, local):
         os.close(fd)
     rows.append(("ftruncate 1 PB + 4 KiB at its end + fsync: time", t_dfs.seconds * 1000,
                  None, "ms", "", "(local disks stop at 16 TiB)"))
-    rows.append(("  chunk files it added (both copies)", chunk_files(cluster) - files_before,
+    rows.append(("  chunk files it added (both copies)", chunk_file_count(cluster) - files_before,
                  None, "files", "", ""))
     os.unlink(os.path.join(mnt, "tera"))
     os.unlink(os.path.join(mnt, "peta"))

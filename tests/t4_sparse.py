@@ -19,6 +19,7 @@ from t4_mount import Mounted, dfs_command, pytestmark  # noqa: F401 (skip withou
 
 from dfs.config import MIB
 from dfs.local.cluster import wait_for
+from dfs.local.worker_disk import worker_bytes
 
 PB = 10 ** 15
 TB = 1 << 40
@@ -51,16 +52,6 @@ def stored_chunks(cluster):
     """(primary chunk files, backup chunk files) on every worker."""
     return (sum(len(w) for w in chunk_files(cluster, "chunks").values()),
             sum(len(w) for w in chunk_files(cluster, "backups").values()))
-
-
-def worker_bytes(cluster):
-    total = 0
-    for index in range(len(cluster.workers)):
-        for kind in ("chunks", "backups"):
-            folder = os.path.join(cluster.worker_dir(index), kind)
-            for name in os.listdir(folder) if os.path.isdir(folder) else ():
-                total += os.path.getsize(os.path.join(folder, name))
-    return total
 
 
 def test_a_petabyte_file_with_4_kib_at_its_end_stores_one_chunk(cluster, mounted, dfs):
