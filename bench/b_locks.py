@@ -117,7 +117,6 @@ def run(workdir):
     local = os.path.join(workdir, "local")
     os.makedirs(local)
     with common.cluster(workdir) as (cluster, _client):
-        cluster.give_root_to("bench")
         auth_file = os.path.join(cluster.data_dir, "auth-bench.txt")
         one = Mount(os.path.join(workdir, "mnt-a"), auth_file)
         two = Mount(os.path.join(workdir, "mnt-b"), auth_file)

@@ -182,7 +182,8 @@ def copy_file(src: str, dst: str, fsync: bool = False, block: int = 4 * MIB) -> 
 
 def start_cluster(workdir: str, workers: int = 4, client_options: dict[str, Any] | None = None,
                   **cluster_options: Any) -> tuple[LocalCluster, DfsClient]:
-    """Start a LocalCluster under ``workdir/cluster``. -> (cluster, client "bench").
+    """Start a LocalCluster under ``workdir/cluster``. -> (cluster, client "bench"), the
+    root folder bench's.
 
     ``cluster_options`` go to ClusterConfig (e.g. chunk_size), ``client_options`` to the
     client (e.g. piece_size, parallel_chunks, cache_dir="" to disable the chunk cache).
@@ -195,6 +196,7 @@ def start_cluster(workdir: str, workers: int = 4, client_options: dict[str, Any]
     cluster = LocalCluster(config).start()
     try:
         client = cluster.client("bench", **(client_options or {}))
+        cluster.give_root_to("bench")  # as `dfs up` does: the root folder is the user's
     except BaseException:
         cluster.stop()
         raise
