@@ -1,16 +1,18 @@
 """The FUSE operations: a thin adapter of DfsClient, one client call per operation.
 
 Layers: the kernel -> libfuse's multithreaded loop (mount.binding) -> ``DfsOperations``
-(this module; errno chosen in ``operation``) -> ``dfs.client.DfsClient``. Nothing in
-``dfs/`` imports this module.
+(this module, with the open-file operations of mount.fileops; errno chosen once, in
+mount.errnos' ``operation``) -> ``dfs.client.DfsClient``. Nothing in ``dfs/`` imports
+this module.
 
 What the mount adds to the client, and nothing more:
 
-- **Errors**: every operation goes through the ``operation`` decorator. A DfsError becomes
-  its ``errno`` (ENOENT, EACCES, ... ; an unreachable master is ETIMEDOUT, a lost or
-  unreadable chunk EIO); anything else is a bug: logged once with its traceback, EIO.
-  Waiting out a failover or "no active workers" (a master that has just restarted,
-  before the workers report again) is the client's retry policy, up to the timeout.
+- **Errors**: every operation goes through the ``operation`` decorator (mount.errnos). A
+  DfsError becomes its ``errno`` (ENOENT, EACCES, ... ; an unreachable master is
+  ETIMEDOUT, a lost or unreadable chunk EIO); anything else is a bug: logged once with its
+  traceback, EIO. Waiting out a failover or "no active workers" (a master that has just
+  restarted, before the workers report again) is the client's retry policy, up to the
+  timeout.
 - **Attributes**: readdir is one ``listdir`` RPC. On libfuse3 it answers the kernel's
   READDIRPLUS with every entry's attributes (mount.binding), so ``ls -l`` sends no lookups
   at all; the entries also fill a 1 s cache (mount.attrcache) for the getattrs that follow.
@@ -22,11 +24,11 @@ What the mount adds to the client, and nothing more:
   cached attributes and pages of that file are dropped (``kernel_forget``), and an
   open file that is clean here takes the new content; so a reader always sees what a
   writer elsewhere closed before the open, not just a second later.
-- **Open files** (mount.openfiles): every open handle of one inode shares one DfsFile.
-  flush (every close), fsync and release commit and wait: a failed upload or commit is
-  returned as an error (EIO), never dropped. getattr of an open file shows its current
-  size. The page cache is kept across opens only while the file's mtime and size are
-  unchanged (``auto_cache``).
+- **Open files** (mount.fileops, mount.openfiles): every open handle of one inode shares
+  one DfsFile. flush (every close), fsync and release commit and wait: a failed upload or
+  commit is returned as an error (EIO), never dropped. getattr of an open file shows its
+  current size. The page cache is kept across opens only while the file's mtime and size
+  are unchanged (``auto_cache``).
 - **Owners and modes** are POSIX: attributes show the cluster's uid and gid numbers (as
   NFS); new entries get the requested mode (the kernel applied the umask); chown and
   chmod pass numbers to the master, which decides with dfs/namespace/access.py. A normal
@@ -62,26 +64,24 @@ its own, the AttrCache its own.
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
 import posixpath
 import stat as stat_mod
 import time
-from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from dfs import errors, wire
-from dfs.client.client import READ, WRITE, DfsClient
-from dfs.client.files import DfsFile
+from dfs.client.client import DfsClient
 from dfs.client.locks import LockSession
 from dfs.namespace.access import Owned, permitted
 from mount import binding, special
 from mount.attrcache import AttrCache
 from mount.callers import Callers, OwnUser
+from mount.errnos import FuseError, operation
+from mount.fileops import MODE_BITS, FileOperations
 from mount.locks import MountLocks
-from mount.memory import HEAP
-from mount.openfiles import Committer, OpenFile, OpenFiles, version_of
+from mount.openfiles import OpenFiles
 from mount.xattrs import Xattrs
 
 log = logging.getLogger(__name__)
@@ -89,62 +89,16 @@ log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0  # attribute/entry cache, ours and the kernel's
 STATFS_BLOCK = 4096
 NAME_MAX = 255
-OPEN_ACCESS = {os.O_RDONLY: READ, os.O_WRONLY: WRITE, os.O_RDWR: READ | WRITE}
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
-TOLD_AT_FLUSH = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
-                           errno.EFBIG})  # a close's failures the application saw
-MODE_BITS = 0o7777  # what a mode may ask for (the kernel applied the umask already)
 NO_ID = (1 << 32) - 1  # (uid_t) -1: "unchanged" in chown
 KIND_BITS = special.KIND_BITS
-QUIET_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM,
-                errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ENXIO,
-                errno.EFBIG, errno.ENODATA, errno.ERANGE, errno.E2BIG, errno.EOPNOTSUPP,
-                errno.EAGAIN, errno.EINTR}
 
 Attrs = dict[str, int]  # what mfusepy turns into a struct stat (st_* fields)
 Listing = list[tuple[str, Attrs]]  # a directory's (name, attributes), . and .. first
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
-class FuseError(OSError):
-    """Raised by an operation to return ``errno`` to the kernel."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code, os.strerror(code))
-
-
-def operation(func: Callable[Concatenate[DfsOperations, str, P], R]
-              ) -> Callable[Concatenate[DfsOperations, str, P], R]:
-    """The one place errors become errnos (and, with --debug, each call is timed):
-    a DfsError becomes its errno, anything else EIO."""
-    name = func.__name__
-
-    @functools.wraps(func)
-    def run(self: DfsOperations, path: str, *args: P.args, **kwargs: P.kwargs) -> R:
-        started = time.perf_counter() if self.trace else 0.0
-        try:
-            return func(self, path, *args, **kwargs)
-        except FuseError:
-            raise
-        except errors.DfsError as exc:
-            code = exc.errno
-            if code in QUIET_ERRNOS:
-                log.debug("%s %s: %s", name, path, exc.message)
-            else:
-                log.warning("%s %s failed: %s", name, path, exc.message)
-            raise FuseError(code) from None
-        except Exception:
-            log.exception("unexpected error in %s %s: returning EIO", name, path)
-            raise FuseError(errno.EIO) from None
-        finally:
-            if self.trace:
-                log.debug("%s %s: %.2f ms", name, path, (time.perf_counter() - started) * 1000)
-    return run
-
-
-class DfsOperations:
+class DfsOperations(FileOperations):
     """The FUSE operations. Names of attributes must not be FUSE operation names (mfusepy
     would register them as callbacks): hence ``files``, ``dir_lists``; ``entries`` and
     ``listing`` are helpers for mount.binding, not operations."""
@@ -353,159 +307,6 @@ class DfsOperations:
         else:
             self.attrs.put(path, self.client.utimens(path, atime_ns, mtime_ns))
         return 0
-
-    # --- open files ------------------------------------------------------------------------------
-
-    def _register(self, dfs_file: DfsFile, committer: Committer, stat: wire.Stat) -> int:
-        """Share ``dfs_file`` as its inode's open file. -> a new handle number."""
-        fh, stale = self.files.register(dfs_file, committer, stat)
-        if stale is not None:
-            self.kernel_forget(stale)  # the kernel may hold the replaced file's pages
-        return fh
-
-    def _open_existing(self, path: str, want: int) -> int:
-        """Open ``path`` for ``want`` (READ and/or WRITE: the master checks it, as open(2))."""
-        if self._stat(path).kind == "d":
-            raise FuseError(errno.EISDIR)
-        known = self.attrs.last_known(path)
-        committer = Committer(self.client)
-        layout = self.client.layout(path, want)
-        self.attrs.put(path, layout.stat)
-        if known is not None and version_of(known) != version_of(layout.stat):
-            self.kernel_forget(path)  # changed elsewhere within the last second
-        return self._register(DfsFile(committer, path, layout, writable=True), committer,
-                              layout.stat)
-
-    def _handle(self, fh: int) -> OpenFile:
-        of = self.files.get(fh)
-        if of is None:
-            raise FuseError(errno.EBADF)
-        return of
-
-    def _commit(self, of: OpenFile) -> None:
-        dirty = of.file.dirty
-        of.file.flush()
-        if dirty and of.client.stat is not None:
-            of.version = version_of(of.client.stat)
-            self.attrs.put(of.path, of.client.stat)
-
-    @operation
-    def open(self, path: str, flags: int) -> int:
-        want = OPEN_ACCESS.get(flags & os.O_ACCMODE, READ | WRITE)
-        fh = self._open_existing(path, want | (WRITE if flags & os.O_TRUNC else 0))
-        if flags & os.O_TRUNC:  # libfuse3 asks for atomic O_TRUNC: no setattr comes first
-            of = self._handle(fh)
-            of.client.use(self.client)
-            # committed by the flush at close, with what is written; an empty file too (its
-            # mtime and ctime change, as POSIX says of O_TRUNC)
-            of.file.truncate(0)
-        return fh
-
-    @operation
-    def create(self, path: str, mode: int, flags: int = 0) -> int:
-        try:
-            st = self.client.create(path, mode & MODE_BITS)
-        except errors.FileExists:
-            if flags & os.O_EXCL:
-                raise
-            return self.open(path, flags)
-        self.attrs.added(path, st)
-        committer = Committer(self.client)
-        layout = wire.FileLayout(st, self.chunk_size, ())
-        return self._register(DfsFile(committer, path, layout, writable=True), committer, st)
-
-    @operation
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        data: bytes = self._handle(fh).file.pread(offset, size)
-        return data
-
-    @operation
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        of = self._handle(fh)
-        of.client.use(self.client)  # the commit acts as who wrote last (admin mount)
-        written: int = of.file.pwrite(offset, data)
-        return written
-
-    @operation
-    def lseek(self, path: str, offset: int, whence: int, fh: int) -> int:
-        """SEEK_DATA, SEEK_HOLE (the kernel answers the other whences itself)."""
-        of = self._handle(fh)
-        if whence == os.SEEK_DATA:
-            return of.file.seek_data(offset)
-        if whence == os.SEEK_HOLE:
-            return of.file.seek_hole(offset)
-        raise FuseError(errno.EINVAL)
-
-    @operation
-    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        # mfusepy passes no handle on libfuse3, so ftruncate arrives here by path too.
-        of = self._handle(fh) if fh is not None else None
-        if of is None:
-            st = self._stat(path)
-            of = self.files.of_inode(st.ino)
-        if of is not None:
-            of.client.use(self.client)
-            of.file.truncate(length)
-            self._commit(of)
-            return 0
-        temp = self._open_existing(path, WRITE)
-        try:
-            of = self._handle(temp)
-            of.file.truncate(length)
-            self._commit(of)
-        finally:
-            done = self.files.drop(temp)
-            if done is not None:
-                done.file.close()
-        return 0
-
-    @operation
-    def flush(self, path: str, fh: int) -> None:
-        self._commit(self._handle(fh))
-
-    @operation
-    def fsync(self, path: str, datasync: int, fh: int) -> None:
-        self._commit(self._handle(fh))
-
-    @operation
-    def release(self, path: str, fh: int) -> int:
-        closing = self.files.get(fh)  # its flock goes even if other handles share the file
-        if closing is not None:
-            self._unlock_at_release(closing.ino, fh)
-        of = self.files.drop(fh)
-        if of is not None:
-            try:
-                of.file.close()
-            except errors.DfsError as exc:  # flush already reported it to the closer
-                told = exc.errno in TOLD_AT_FLUSH  # full, over quota, not allowed: expected
-                log.log(logging.INFO if told else logging.ERROR,
-                        "%s: changes lost at release: %s", of.path, exc.message)
-            if not self.files.by_ino:  # nothing open: freed buffers go back to the system
-                HEAP.freed(self.client.write_budget.released + self.client.read_buffers.released)
-        return 0
-
-    # --- file locks (mount.locks) ---------------------------------------------------------------
-
-    @operation
-    def lock(self, path: str, fh: int, cmd: int, lock: Any, lock_owner: int | None = None
-             ) -> int:
-        """fcntl/lockf: F_GETLK, F_SETLK, F_SETLKW; ``lock_owner``: the process's (libfuse3,
-        through mount.binding; without it, the handle: a per-open-file owner)."""
-        owner = fh if lock_owner is None else lock_owner
-        self.file_locks.fcntl(self.client, self._handle(fh).ino, cmd,
-                              getattr(lock, "contents", lock), owner)
-        return 0
-
-    @operation
-    def flock(self, path: str, fh: int, op: int) -> int:
-        self.file_locks.flock(self.client, self._handle(fh).ino, fh, op)
-        return 0
-
-    def _unlock_at_release(self, ino: int, fh: int) -> None:
-        try:
-            self.file_locks.released(self.client, ino, fh)
-        except errors.DfsError as exc:  # its lease ends it if the leader cannot be told
-            log.warning("flock of inode %d not released at close: %s", ino, exc.message)
 
     # --- extended attributes (mount.xattrs; mfusepy handles sizes and ERANGE) ------------------
 
