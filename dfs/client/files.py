@@ -19,8 +19,9 @@ Memory (dfs.client.memory): the buffers and uploads of every file of one client 
 mount) share one write-back budget; when it is full a writer stores buffered chunks,
 partial ones too, and waits for uploads instead of growing. Chunks read, and the next
 ones read ahead on sequential access, live in the client's shared read buffers and are
-forgotten at close. A read returns at most the budget's worth at once (a short read, as
-POSIX allows); ``read()`` of everything refuses with NoMemory beyond that.
+forgotten at close (the read side: dfs.client.reader). A read returns at most the
+budget's worth at once (a short read, as POSIX allows); ``read()`` of everything refuses
+with NoMemory beyond that.
 
 Thread-safe: one lock per file (the mount may call from several threads).
 """
@@ -30,38 +31,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
+from concurrent.futures import Future
 from typing import Protocol
 
 from dfs import chunks, errors, wire
 from dfs.chunks import MAX_FILE_SIZE
-from dfs.client.memory import ReadBuffers, WriteBudget
+from dfs.client.memory import WriteBudget
+from dfs.client.reader import ChunkReader, ReadClient
 from dfs.client.renewer import Renewer
-from dfs.client.transfer import Transfer
 from dfs.config import ClientConfig
 from dfs.wire import FileLayout, PutResult, ReadChunk, WrittenChunk
 
-PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
 SEEK_DATA, SEEK_HOLE = 3, 4  # os.SEEK_DATA, os.SEEK_HOLE on Linux
 BytesLike = bytes | bytearray | memoryview
 
 log = logging.getLogger(__name__)
 
 
-class FileClient(Protocol):
-    """What a DfsFile needs of its client (DfsClient, or the mount's Committer around one)."""
+class FileClient(ReadClient, Protocol):
+    """What a DfsFile needs of its client (DfsClient, or the mount's Committer around one):
+    what reading needs (dfs.client.reader), and for writing these."""
 
     config: ClientConfig
-    transfer: Transfer
-    chunk_pool: ThreadPoolExecutor
     write_budget: WriteBudget
-    read_buffers: ReadBuffers
     renewer: Renewer
 
     def commit(self, ino: int, written: list[WrittenChunk], size: int) -> PutResult: ...
-
-    def layout(self, path: str) -> FileLayout: ...
 
 
 class DfsFile:
@@ -84,9 +79,7 @@ class DfsFile:
         self.pos = 0
         self.closed = False
         self.lock = threading.RLock()
-        self.read_ids: set[int] = set()  # chunk ids this file put in the read buffers
-        self.prefetching: dict[int, tuple[Future[None], int]] = {}  # index -> (task, bytes)
-        self.last_read_index = -1
+        self.reader = ChunkReader(client, path)  # stored chunks: read buffers, read ahead
         self.renewed = time.monotonic()  # when the new chunks were last kept pending
 
     # --- streaming interface ------------------------------------------------------------
@@ -187,80 +180,14 @@ class DfsFile:
         chunk = self.refs.get(index)
         if chunk is None:
             return b""
-        cid = chunk.ref.chunk_id
-        data = self.client.read_buffers.get(cid)
-        if data is None:
-            ahead = self.prefetching.pop(index, None)
-            if ahead is not None:
-                ahead[0].result()
-                data = self.client.read_buffers.get(cid)
-            if data is None:
-                data = self._load(chunk)
-                self.client.read_buffers.put(cid, data)
-            self.read_ids.add(cid)
-        return data
-
-    def _load(self, chunk: ReadChunk) -> bytes:
-        """A chunk's bytes; if no replica the layout named has them, the master is asked
-        once more where the chunk is now (copies move: a worker came back and a repaired
-        copy was dropped, one was drained) and those replicas are tried."""
-        try:
-            return self.client.transfer.load_chunk(chunk)
-        except errors.DataLost:
-            moved = self._relocated(chunk)
-            if moved is None:
-                raise
-            log.info("%s: chunk %d moved since the open: reading it where it is now",
-                     self.path, chunk.ref.chunk_id)
-            return self.client.transfer.load_chunk(moved)
-
-    def _relocated(self, chunk: ReadChunk) -> ReadChunk | None:
-        """The same chunk (id and version) with the replicas the master knows now, or None
-        (the file changed meanwhile, or nothing new is known)."""
-        try:
-            layout = self.client.layout(self.path)
-        except errors.DfsError:
-            return None
-        for fresh in layout.chunks:
-            if fresh.ref == chunk.ref and set(fresh.replicas) != set(chunk.replicas):
-                return fresh
-        return None
+        return self.reader.stored(index, chunk)
 
     def _chunk_bytes(self, index: int) -> bytes | bytearray:
         data = self._content(index)
-        if index == self.last_read_index + 1:
-            self._prefetch(index + 1)
-        self.last_read_index = index
+        ahead = index + 1
+        held = ahead in self.buffers or ahead in self.uploads  # its bytes are here already
+        self.reader.was_read(index, None if held else self.refs.get(ahead))
         return data
-
-    def _prefetch(self, index: int) -> None:
-        for i, (task, _count) in list(self.prefetching.items()):
-            if task.done():
-                del self.prefetching[i]
-        chunk = self.refs.get(index)
-        if (chunk is None or index in self.buffers or index in self.uploads
-                or index in self.prefetching or len(self.prefetching) >= PREFETCH_CHUNKS
-                or self.client.read_buffers.get(chunk.ref.chunk_id) is not None):
-            return
-        count = chunk.ref.length
-        if not self.client.read_buffers.reserve(count):
-            return  # the read buffers are all spoken for: no read ahead
-        self.read_ids.add(chunk.ref.chunk_id)
-        task = self.client.chunk_pool.submit(self._read_ahead, chunk)
-        self.prefetching[index] = (task, count)
-
-    def _read_ahead(self, chunk: ReadChunk) -> None:
-        """Load a chunk into the read buffers, in the room reserved for it. A failure is
-        left for the read itself to meet (and report)."""
-        try:
-            data = self.client.transfer.load_chunk(chunk)
-        except errors.DfsError:
-            self.client.read_buffers.unreserve(chunk.ref.length)
-            return
-        except BaseException:
-            self.client.read_buffers.unreserve(chunk.ref.length)
-            raise
-        self.client.read_buffers.put(chunk.ref.chunk_id, data, reserved=chunk.ref.length)
 
     # --- positional writes --------------------------------------------------------------
 
@@ -501,16 +428,7 @@ class DfsFile:
         for buf in self.buffers.values():
             self.budget.give(len(buf), self)
         self.buffers.clear()
-        running = []
-        for task, count in self.prefetching.values():
-            if task.cancel():
-                self.client.read_buffers.unreserve(count)
-            else:
-                running.append(task)
-        wait_all(running)
-        self.prefetching.clear()
-        self.client.read_buffers.forget(self.read_ids)
-        self.read_ids.clear()
+        self.reader.let_go()
 
     def _check_open(self) -> None:
         if self.closed:
