@@ -27,24 +27,16 @@ from typing import IO, Any
 
 from dfs import auth, errors, paths, wire
 from dfs.client import bulk
+from dfs.client.admin import AdminCalls
 from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
 from dfs.client.files import DfsFile
 from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.renewer import Renewer
 from dfs.client.transfer import Transfer
+from dfs.client.trash import TrashCalls
 from dfs.config import Address, ClientConfig, default, parse_addresses
-from dfs.namespace.trash_index import PAGE_MAX as TRASH_PAGE
-from dfs.retry import RetryPolicy
-from dfs.wire import (
-    FSCK_FIXABLE,
-    ClusterStatus,
-    FsckProblem,
-    FsckReport,
-    PutResult,
-    StatFs,
-    TrashEntry,
-)
+from dfs.wire import ClusterStatus, FsckProblem, FsckReport, PutResult, StatFs, TrashEntry
 
 __all__ = ["DfsClient", "FsckProblem", "FsckReport", "PutResult", "TrashEntry", "register"]
 
@@ -53,10 +45,6 @@ log = logging.getLogger(__name__)
 FILE_MODES = ("rb", "wb", "xb", "ab", "r+b")
 READ, WRITE = 4, 2  # what an open asks the master for (its access bits)
 OPEN_ACCESS = {"rb": READ, "wb": WRITE, "xb": WRITE, "ab": WRITE, "r+b": READ | WRITE}
-# An fsck job is asked for its result every 0.2 s; between repair rounds the master's repair
-# loop gets a second to copy chunks. Each call sets the deadline.
-FSCK_POLL = RetryPolicy(deadline=None, first=0.2, cap=0.2)
-REPAIR_POLL = RetryPolicy(deadline=None, first=1.0, cap=1.0)
 
 Progress = Callable[[int], object]
 
@@ -85,7 +73,10 @@ def register(masters: Sequence[Address], name: str, token: str | None = None,
         link.close()
 
 
-class DfsClient:
+class DfsClient(TrashCalls, AdminCalls):
+    """The client. Its trash calls are in dfs.client.trash, the administration ones (users,
+    groups, quotas, workers, fsck, the audit log) in dfs.client.admin."""
+
     def __init__(self, config: ClientConfig) -> None:
         self.config = config.validate()
         self.owns_resources = True  # False for a view made by acting_as
@@ -159,6 +150,12 @@ class DfsClient:
     def listdir(self, path: str = "/") -> list[wire.DirEntry]:
         """[DirEntry(name, stat)] of a directory, in one call."""
         return wire.entries_from_wire(self._call("listdir", path))
+
+    def stat_many(self, folder: str, names: Sequence[str]) -> list[wire.Stat | None]:
+        """The stat of each of ``names`` in ``folder`` (None where missing), in one call
+        (at most dfs.namespace.rules.MAX_STAT_MANY names)."""
+        found = self._call("stat_many", folder, tuple(names))
+        return [None if st is None else wire.stat_from_wire(st) for st in found]
 
     def mkdir(self, path: str, mode: int = 0o700, parents: bool = False,
               exist_ok: bool = False) -> wire.Stat:
@@ -273,153 +270,6 @@ class DfsClient:
 
     def status(self) -> ClusterStatus:
         return wire.status_from_wire(self._call("status"))
-
-    def events(self, after: int = 0, since: float = 0.0, user: str = "",
-               limit: int = 500) -> tuple[list[wire.Event], int]:
-        """The leader's audit log (admin): events after id ``after``, at or after Unix time
-        ``since``, by ``user`` if given, oldest first. -> (events, cursor): pass the cursor
-        as ``after`` to get the ones that follow."""
-        return wire.events_from_wire(self._call("events", after, float(since), user, limit))
-
-    # --- trash ------------------------------------------------------------------------
-
-    def trash_list(self) -> list[TrashEntry]:
-        """[TrashEntry] of this user's deleted files, newest first: every page of it
-        (``trash_page``; an item deleted meanwhile may be missing, none is listed twice)."""
-        return self.trash_listing()[0]
-
-    def trash_listing(self, limit: int = TRASH_PAGE) -> tuple[list[TrashEntry], str | None]:
-        """(the whole trash as ``trash_list`` gives it, in pages of ``limit``; its version:
-        None if it changed while the pages were read, so the listing may match no version)."""
-        entries, cursor, version = self.trash_page(limit)
-        same: str | None = version
-        while cursor is not None:
-            more, cursor, version = self.trash_page(limit, cursor)
-            entries.extend(more)
-            same = same if version == same else None
-        return entries, same
-
-    def trash_page(self, limit: int = TRASH_PAGE, cursor: str | None = None
-                   ) -> tuple[list[TrashEntry], str | None, str]:
-        """At most ``limit`` (1 to 1000) of this user's deleted files after ``cursor`` (None:
-        from the newest), newest first. -> (entries, the next page's cursor, None after the
-        last page, the trash's version)."""
-        entries, after, version = self._call("trash_page", limit, cursor)
-        return wire.trash_from_wire(entries), after, version
-
-    def trash_version(self) -> str:
-        """Changes whenever this user's trash does (compare for equality only): one cheap
-        call before listing the trash again."""
-        version: str = self._call("trash_version")
-        return version
-
-    def trash_move(self, path: str) -> None:
-        """Delete the file ``path`` into the trash, or change nothing and raise NotSupported
-        if the trash would not keep it (the trash is off; not a file with one name)."""
-        self._call("trash_move", path)
-
-    def trash_restore(self, path: str, trash_id: str | None = None) -> wire.Stat:
-        """Put the newest deleted version of ``path`` back (with ``trash_id``: that item, at
-        ``path``); FileExists if the path is taken."""
-        if trash_id is None:
-            return wire.stat_from_wire(self._call("trash_restore", path))
-        return wire.stat_from_wire(self._call("trash_restore", path, trash_id))
-
-    def trash_purge(self, trash_id: str) -> bool:
-        """Free one item of the trash now. -> False if it was not (or no longer) there."""
-        return bool(self._call("trash_purge", trash_id))
-
-    def trash_empty(self) -> int:
-        """Free this user's trash now. -> how many files it held."""
-        count: int = self._call("trash_empty")
-        return count
-
-    # --- fsck (admin) ------------------------------------------------------------------
-
-    def _fsck_once(self, repair: bool, deadline: float) -> FsckReport:
-        job = self._call("fsck_start", bool(repair))
-        poll = FSCK_POLL.within(deadline).start()
-        while True:
-            result = wire.fsck_result_from_wire(self._call("fsck_result", job))
-            if result.report is not None:
-                return result.report
-            if result.state == "failed":
-                raise errors.DfsError(f"fsck failed: {result.message}")
-            if not poll.wait():
-                raise errors.Unavailable(f"fsck did not finish within {deadline:.0f}s")
-
-    def fsck(self, repair: bool = False, deadline: float | None = None) -> FsckReport:
-        """Check every file's chunks against what the workers hold (admin only).
-
-        With ``repair``: schedule the fixes (new copies for under-replicated and corrupt
-        chunks, orphans deleted), then check again until only unrecoverable problems
-        (missing chunks) are left or ``deadline`` seconds (default: the config's
-        fsck_deadline) pass. -> the last FsckReport."""
-        if deadline is None:
-            deadline = self.config.fsck_deadline
-        rounds = REPAIR_POLL.within(deadline).start()
-        report = self._fsck_once(repair, deadline)
-        repairs = report.repairs
-        while repair and any(p.kind in FSCK_FIXABLE for p in report.problems) and rounds.wait():
-            report = self._fsck_once(True, max(1.0, rounds.remaining() or 0.0))
-            repairs += report.repairs
-        return report._replace(repairs=repairs)
-
-    # --- users (admin) -----------------------------------------------------------------
-
-    def users_list(self) -> list[wire.UserUsage]:
-        """Every user, what they hold and their quotas (admin)."""
-        return [wire.usage_from_wire(u) for u in self._call("users_list")]
-
-    def usage(self) -> wire.UserUsage:
-        """What this user holds, and their quotas."""
-        return wire.usage_from_wire(self._call("usage"))
-
-    def users_quota(self, name: str, quota_bytes: int | None, quota_inodes: int | None) -> None:
-        """Limit user ``name`` to these many bytes and inodes (None: no limit; admin)."""
-        self._call("users_quota", name, quota_bytes, quota_inodes)
-
-    def users_add(self, name: str, admin: bool = False, uid: int | None = None,
-                  gid: int | None = None, groups: tuple[int, ...] = ()) -> str:
-        """Register user ``name`` (with ``uid``: those POSIX ids, if free). -> their key."""
-        key: str = self._call("users_add", name, admin, uid, gid, tuple(groups))
-        return key
-
-    def users_groups(self, name: str, groups: tuple[int | str, ...]) -> None:
-        """User ``name``'s supplementary groups become ``groups`` (ids or group names)."""
-        self._call("users_groups", name, tuple(groups))
-
-    def groups_list(self) -> list[tuple[str, int, tuple[str, ...]]]:
-        """[(group name, gid, member names)] of the groups an admin named."""
-        return [(str(n), int(g), tuple(m)) for n, g, m in self._call("groups_list")]
-
-    def groups_add(self, name: str, gid: int | None = None) -> int:
-        gid_given: int = self._call("groups_add", name, gid)
-        return gid_given
-
-    def groups_remove(self, name: str) -> None:
-        self._call("groups_remove", name)
-
-    def users_revoke(self, name: str) -> None:
-        self._call("users_revoke", name)
-
-    # --- workers (admin) ---------------------------------------------------------------
-
-    def workers_list(self) -> list[wire.WorkerMember]:
-        """Every worker the leader knows: state, chunks, space, voter or not."""
-        return wire.members_from_wire(self._call("workers_list"))
-
-    def workers_drain(self, worker_id: str) -> int:
-        """Move the worker's chunks to other workers, place nothing new on it. -> how many
-        chunks it holds now (`workers_list` says "drained" once they are all elsewhere)."""
-        count: int = self._call("workers_drain", worker_id)
-        return count
-
-    def workers_remove(self, worker_id: str, force: bool = False) -> int:
-        """Take the worker out of the cluster and the electorate; errors.Busy if it may hold
-        the only copy of a chunk, unless ``force``. -> chunks lost that way."""
-        lost: int = self._call("workers_remove", worker_id, bool(force))
-        return lost
 
     # --- data --------------------------------------------------------------------------
 
