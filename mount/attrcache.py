@@ -16,6 +16,13 @@ Each directory knows its children that are cached or have something cached below
 an rmdir) costs what is cached below it, not a scan of the whole cache; a new listing of a
 directory drops the names it no longer has (another client removed them).
 
+Look-ahead (Lustre's statahead): a program that stats a big folder's files one by one
+after listing it (``find | xargs stat``, ``ls -l`` of a folder the kernel forgot, a backup
+tool's walk) outlives the listing's second. The cache keeps the names of the last few
+listed folders in their listed order, and ``ahead`` gives a miss the names that follow
+it, so the mount asks the master for their stats in one call (``stat_many``) instead of
+one call each. What comes back is fresh, and cached for ``ttl`` like any listing.
+
 Hard links: the cache knows which of its paths name the same inode. A change seen through
 one name (link, unlink, chmod, a write) updates the others too, or expires them when the
 new attributes are not known (an unlink: one link fewer), and ``on_stale`` is told each
@@ -36,6 +43,9 @@ from collections.abc import Callable, Iterable
 from dfs.wire import DirEntry, Stat
 
 SWEEP_EVERY = 4096  # insertions between sweeps of expired entries
+AHEAD_MIN = 64  # entries a listed folder needs for its order to be kept
+AHEAD_MAX = 200_000  # ... and at most: the order costs about 100 bytes a name
+ORDERS_KEPT = 4  # listed folders whose order is kept (the most recent)
 EXPIRED = float("-inf")
 
 
@@ -57,6 +67,8 @@ class AttrCache:
         self.stats: dict[str, tuple[float, Stat]] = {}  # path -> (expires, Stat)
         self.names: dict[int, set[str]] = {}  # ino -> its paths in ``stats`` (hard links)
         self.children: dict[str, set[str]] = {}  # directory -> children known below it
+        # directory -> (its names as listed, each name's position): for ``ahead``
+        self.orders: dict[str, tuple[list[str], dict[str, int]]] = {}
         self.inserts = 0
 
     # --- reading -------------------------------------------------------------------------
@@ -70,6 +82,17 @@ class AttrCache:
             if item is None or item[0] < self.clock():
                 return None
             return item[1]
+
+    def ahead(self, path: str, count: int) -> list[str] | None:
+        """``path`` and the names listed after it in its folder's last listing, ``count``
+        at most; None when that folder's order is not kept or does not have it."""
+        folder, _, name = path.rpartition("/")
+        with self.guard:
+            order = self.orders.get(folder or "/")
+            if order is None or name not in order[1]:
+                return None
+            start = order[1][name]
+            return order[0][start:start + count]
 
     def last_known(self, path: str) -> Stat | None:
         """The Stat last cached for ``path``, even expired (kept 2 ttl): the kernel may
@@ -173,6 +196,23 @@ class AttrCache:
                 self._drop_tree(gone)  # known here, gone there: another client's change
             for path, stat in listed.items():
                 stale.extend(self._put(path, stat))
+            self.orders.pop(directory, None)
+            if AHEAD_MIN <= len(listed) <= AHEAD_MAX:
+                names = [path.rpartition("/")[2] for path in listed]
+                self.orders[directory] = (names, {name: i for i, name in enumerate(names)})
+                while len(self.orders) > ORDERS_KEPT:
+                    del self.orders[next(iter(self.orders))]  # the oldest listing
+        self._tell(stale)
+
+    def put_many(self, directory: str, entries: Iterable[DirEntry]) -> None:
+        """Remember the attributes of some of a directory's entries (not a listing)."""
+        if self.ttl <= 0:
+            return
+        base = directory.rstrip("/")
+        stale: list[str] = []
+        with self.guard:
+            for entry in entries:
+                stale.extend(self._put(f"{base}/{entry.name}", entry.stat))
         self._tell(stale)
 
     # --- this mount's own changes ----------------------------------------------------------
@@ -247,3 +287,4 @@ class AttrCache:
             self.stats.clear()
             self.names.clear()
             self.children.clear()
+            self.orders.clear()

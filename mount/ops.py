@@ -75,6 +75,7 @@ from dfs import errors, wire
 from dfs.client.client import DfsClient
 from dfs.client.locks import LockSession
 from dfs.namespace.access import Owned, permitted
+from dfs.namespace.rules import MAX_STAT_MANY
 from mount import binding, special
 from mount.attrcache import AttrCache
 from mount.callers import Callers, OwnUser
@@ -163,10 +164,21 @@ class DfsOperations(FileOperations):
 
     def _stat(self, path: str) -> wire.Stat:
         st = self.attrs.get(path)
-        if st is None:
+        if st is not None:
+            return st
+        ahead = self.attrs.ahead(path, MAX_STAT_MANY)
+        if ahead is None:
             st = self.client.stat(path)
             self.attrs.put(path, st)
-        return st
+            return st
+        # a name of a big folder listed lately: the names after it are likely next
+        folder = posixpath.dirname(path)
+        found = self.client.stat_many(folder, ahead)
+        self.attrs.put_many(folder, [wire.DirEntry(name, got) for name, got
+                                     in zip(ahead, found, strict=True) if got is not None])
+        if found[0] is None:
+            raise errors.FileNotFound(f"{path}: no such file or directory")
+        return found[0]
 
     @operation
     def getattr(self, path: str, fh: int | None = None) -> Attrs:

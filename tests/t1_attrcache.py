@@ -6,7 +6,7 @@ import random
 import pytest
 
 from dfs.wire import DirEntry, Stat
-from mount.attrcache import SWEEP_EVERY, AttrCache
+from mount.attrcache import AHEAD_MIN, ORDERS_KEPT, SWEEP_EVERY, AttrCache
 
 
 def stat(ino, nlink=1, mode=0o644, size=0):
@@ -177,3 +177,28 @@ def test_random_changes_forget_exactly_what_a_scan_by_prefix_would():
     for parent, kids in cache.children.items():  # nothing linked that leads nowhere
         for kid in kids:
             assert kid in cache.stats or cache.children.get(kid), (parent, kid)
+
+
+# --- look-ahead: the names after a miss in a big listed folder ----------------------------------
+
+def test_a_big_listing_gives_the_names_after_a_miss(cache):
+    names = [f"f{i:03}" for i in range(AHEAD_MIN)]
+    cache.put_listing("/big", [DirEntry(n, stat(i)) for i, n in enumerate(names)])
+    assert cache.ahead("/big/f010", 5) == names[10:15]
+    assert cache.ahead(f"/big/{names[-1]}", 5) == names[-1:]
+    assert cache.ahead("/big/unknown", 5) is None and cache.ahead("/other/f010", 5) is None
+    cache.put_listing("/small", [DirEntry("a", stat(1))])
+    assert cache.ahead("/small/a", 5) is None  # a small folder is listed again instead
+    cache.put_listing("/", [DirEntry(n, stat(i)) for i, n in enumerate(names)])
+    assert cache.ahead("/f001", 2) == names[1:3]
+
+
+def test_only_the_latest_listings_keep_their_order(cache):
+    names = [f"n{i}" for i in range(AHEAD_MIN)]
+    for k in range(ORDERS_KEPT + 1):
+        cache.put_listing(f"/d{k}", [DirEntry(n, stat(i)) for i, n in enumerate(names)])
+    assert cache.ahead("/d0/n0", 1) is None and cache.ahead(f"/d{ORDERS_KEPT}/n0", 1) == ["n0"]
+    cache.put_listing("/d1", [DirEntry("n0", stat(1))])  # listed again, small now
+    assert cache.ahead("/d1/n0", 1) is None
+    cache.put_many("/d1", [DirEntry("x", stat(2))])
+    assert cache.get("/d1/x").ino == 2 and cache.get("/d1/n0").ino == 1

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import helpers
 import pytest
@@ -276,6 +277,40 @@ def test_two_mounts_see_each_others_files_after_close(shared_cluster, shared_mou
         assert open(second.join(folder, "from-one"), "rb").read() == b"\x01" * (1500 * 1024)
         assert open(shared_mount.join(folder, "from-two"), "rb").read() == b"\x02" * (1500 * 1024)
     run(f"rm -r {shared_mount.join(folder)}")
+
+
+def test_a_walk_that_outlives_the_listing_asks_for_its_stats_ahead(shared_cluster,
+                                                                     shared_mount):
+    """``find | xargs stat`` of a big folder takes longer than the listing's second: the
+    mount then asks for the stats of the names after each miss in one call."""
+    with shared_cluster.client("alice") as other:
+        other.mkdir("/walked", 0o755)
+        for i in range(300):
+            other.create(f"/walked/f{i:03}", 0o644)
+        other.put_bytes("/walked/f150", b"changed")  # one of them differs
+    folder = shared_mount.join("walked")
+    with shared_cluster.admin_client() as admin:
+        url = admin.status().web
+
+    def calls(samples, op):
+        return helpers.metric(samples, "dfs_request_seconds_count", op=op) or 0
+    cached = helpers.scrape(url)  # the page is made at most once a second: a fresh one
+    before = wait_for(lambda: (page := helpers.scrape(url)) != cached and page, 30,
+                      "a fresh metrics page")
+    names = sorted(os.listdir(folder))  # one listdir; then the cache time runs out
+    listed = time.monotonic()
+    wait_for(lambda: time.monotonic() > listed + 1.5, 10, "the listing's cache time to pass")
+    sizes = {name: os.stat(os.path.join(folder, name)).st_size for name in names}
+    assert len(sizes) == 300 and sizes["f150"] == 7 and sizes["f000"] == 0
+
+    cached = helpers.scrape(url)
+    after = wait_for(lambda: (page := helpers.scrape(url)) != cached and page, 30,
+                     "a fresh metrics page")
+    asked = sum(calls(after, op) - calls(before, op) for op in ("stat", "stat_many"))
+    assert asked <= 30, f"{asked} calls for 300 stats"  # one each without the look-ahead
+    with pytest.raises(FileNotFoundError):
+        os.stat(os.path.join(folder, "never-there"))
+    run(f"rm -r {folder}")
 
 
 def test_open_file_sees_other_mounts_commit_on_next_open(shared_cluster, shared_mount, tmp_path):

@@ -69,6 +69,9 @@ def with_request(entry: E, rid: str | None) -> E:
 
 # --- looking ------------------------------------------------------------------------------
 
+MAX_STAT_MANY = 512  # names in one stat_many call (the mount's look-ahead)
+
+
 def stat_target(ns: Namespace, user: Cred, path: str) -> Inode:
     """What ``path`` names, if every directory on the way is searchable (POSIX: a name is
     seen by whoever may search its directory, whatever the entry's own mode)."""

@@ -11,7 +11,7 @@ from dfs import errors, wire
 from dfs.namespace import rules, rules_trash, trash_index
 from dfs.namespace.access import Cred
 from dfs.namespace.entries import Entry, named_ino
-from dfs.namespace.inode import as_path
+from dfs.namespace.inode import as_path, check_name
 from dfs.namespace.model import Namespace
 from nodes.master.session import Session
 from nodes.rpcserver import boundary, expect
@@ -49,6 +49,31 @@ class FsEndpoints(Session):
             user = self._serving()
             ns = self.state.ns
             return wire.stat_to_wire(ns.stat(rules.stat_target(ns, user, as_path(path))))
+
+    @boundary
+    def exposed_stat_many(self, folder: object, names: object) -> wire.Wire:
+        """-> the stat of each name in ``folder`` (None where it is missing), in one call:
+        the mount's look-ahead while a program stats a listed folder's files in turn. As
+        many stats (the same rule, the same errors but ENOENT), at most MAX_STAT_MANY names."""
+        folder = as_path(folder)
+        names = expect(names, tuple, "names")
+        if not 0 < len(names) <= rules.MAX_STAT_MANY:
+            raise errors.InvalidArgument(f"from 1 to {rules.MAX_STAT_MANY} names")
+        for name in names:
+            check_name(name)
+        base = folder.rstrip("/")
+        with self.state.lock:
+            user = self._serving()
+            ns = self.state.ns
+            found: list[wire.Wire] = []
+            for name in names:
+                try:
+                    inode = rules.stat_target(ns, user, f"{base}/{name}")
+                except errors.FileNotFound:
+                    found.append(None)
+                else:
+                    found.append(wire.stat_to_wire(ns.stat(inode)))
+            return tuple(found)
 
     @boundary
     def exposed_listdir(self, path: object) -> wire.Wire:
