@@ -17,7 +17,7 @@ from dfs.chunks import MAX_FILE_SIZE
 from dfs.client.files import DfsFile
 from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.renewer import Renewer
-from dfs.config import MIB, ClientConfig
+from dfs.config import BLOCK_SIZE, MIB, ClientConfig
 from dfs.retry import poll
 from dfs.wire import ChunkRef, FileLayout, PutResult, ReadChunk, Replica, Stat
 
@@ -60,6 +60,13 @@ class Workers:
         data = self.bytes[chunk.ref.chunk_id]
         assert len(data) == chunk.ref.length and chunks.crc(data) == chunk.ref.crc
         return data
+
+    def load_blocks(self, chunk, first_block, count):
+        with self.lock:
+            self.loads += 1
+        data = self.bytes[chunk.ref.chunk_id]
+        assert len(data) == chunk.ref.length and first_block * BLOCK_SIZE < len(data)
+        return data[first_block * BLOCK_SIZE:(first_block + count) * BLOCK_SIZE]
 
 
 class Client:

@@ -162,13 +162,21 @@ class DfsFile:
         with self.lock:
             self._check_open()
             end = min(self.size, offset + min(size, self.max_request))
+            sequential = self.reader.sequential(offset)
             parts = []
             for index, start, count in chunks.chunk_spans(offset, max(0, end - offset),
                                                            self.chunk_size):
-                piece = self._chunk_bytes(index)[start:start + count]
+                chunk = self.refs.get(index)
+                if sequential or chunk is None or index in self.buffers \
+                        or index in self.uploads:
+                    piece = self._chunk_bytes(index)[start:start + count]
+                else:  # a random read: the blocks it touches, not the whole chunk
+                    piece = self.reader.blocks(index, chunk, start,
+                                               min(count, max(0, chunk.ref.length - start)))
                 if len(piece) < count:  # a hole, or past a short chunk's end: zeros
                     piece = bytes(piece) + bytes(count - len(piece))
                 parts.append(piece)
+            self.reader.ended_at(max(offset, end))
             return b"".join(parts)
 
     def _content(self, index: int) -> bytes | bytearray:

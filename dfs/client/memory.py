@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable
 from typing import Protocol
 
 from dfs import errors
@@ -109,12 +110,13 @@ class ReadBuffers:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.lock = threading.Lock()
-        self.entries: OrderedDict[int, bytes] = OrderedDict()  # chunk id -> bytes, LRU first
+        # a chunk id -> its bytes; (ChunkRef, block number) -> a block's: LRU first
+        self.entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self.used = 0  # bytes in entries plus reservations
         self.peak = 0
         self.released = 0  # bytes of entries dropped, ever
 
-    def get(self, chunk_id: int) -> bytes | None:
+    def get(self, chunk_id: Hashable) -> bytes | None:
         with self.lock:
             data = self.entries.get(chunk_id)
             if data is not None:
@@ -129,7 +131,7 @@ class ReadBuffers:
             self.released += len(old)
         return self.used + count <= self.capacity
 
-    def put(self, chunk_id: int, data: bytes, reserved: int = 0) -> None:
+    def put(self, chunk_id: Hashable, data: bytes, reserved: int = 0) -> None:
         """Keep ``data`` (in place of ``reserved`` bytes a read ahead reserved for it)."""
         with self.lock:
             self.used -= reserved
@@ -155,7 +157,7 @@ class ReadBuffers:
         with self.lock:
             self.used -= count
 
-    def forget(self, chunk_ids: set[int]) -> None:
+    def forget(self, chunk_ids: Iterable[Hashable]) -> None:
         with self.lock:
             for cid in chunk_ids:
                 old = self.entries.pop(cid, None)

@@ -8,12 +8,19 @@ worker came back and a repaired copy was dropped, one was drained). Read ahead t
 in the read buffers first and skips when there is none; a failed read ahead is left for
 the read itself to meet (and report).
 
+Random reads (one that does not start near where the last one ended) load only the 64 KiB
+blocks they touch (``blocks``), each checked against the CRC32C its worker stored at
+upload, instead of the whole chunk: a 4 KiB read costs a block, not 4 MiB. The blocks are
+kept in the read buffers too, under (ChunkRef, block number): a rewritten chunk is a new
+ChunkRef, so an old block is never served for it.
+
 Not thread-safe on its own: its DfsFile calls it under the file's lock.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from typing import Protocol
@@ -21,9 +28,11 @@ from typing import Protocol
 from dfs import errors
 from dfs.client.memory import ReadBuffers
 from dfs.client.transfer import Transfer
+from dfs.config import BLOCK_SIZE, MIB
 from dfs.wire import FileLayout, ReadChunk
 
 PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
+SEQUENTIAL_SLACK = 256 * 1024  # a read starting this near the last one's end is sequential
 
 log = logging.getLogger("dfs.client.files")  # its DfsFile's log
 
@@ -42,9 +51,10 @@ class ChunkReader:
     def __init__(self, client: ReadClient, path: str) -> None:
         self.client = client
         self.path = path
-        self.read_ids: set[int] = set()  # chunk ids this file put in the read buffers
+        self.read_ids: set[Hashable] = set()  # what this file put in the read buffers
         self.prefetching: dict[int, tuple[Future[None], int]] = {}  # index -> (task, bytes)
         self.last_read_index = -1
+        self.read_end = 0  # the file offset where the last read ended
 
     def stored(self, index: int, chunk: ReadChunk) -> bytes:
         """The bytes of ``chunk``, chunk ``index`` of the file: from the read buffers (after
@@ -61,6 +71,37 @@ class ChunkReader:
                 self.client.read_buffers.put(cid, data)
             self.read_ids.add(cid)
         return data
+
+    def sequential(self, offset: int) -> bool:
+        """Whether a read at ``offset`` continues the last one (the kernel's read ahead
+        may come a little out of order)."""
+        return abs(offset - self.read_end) <= SEQUENTIAL_SLACK
+
+    def ended_at(self, offset: int) -> None:
+        self.read_end = offset
+
+    def blocks(self, index: int, chunk: ReadChunk, start: int, count: int) -> bytes:
+        """``count`` bytes at ``start`` of a stored chunk, for a random read: from the whole
+        chunk if it is here already, else from the blocks they touch (kept, or loaded in
+        one call)."""
+        whole = self.client.read_buffers.get(chunk.ref.chunk_id)
+        if whole is None and index in self.prefetching:
+            return self.stored(index, chunk)[start:start + count]
+        if whole is not None:
+            return whole[start:start + count]
+        first, last = start // BLOCK_SIZE, (start + count - 1) // BLOCK_SIZE
+        buffers = self.client.read_buffers
+        found = {b: buffers.get((chunk.ref, b)) for b in range(first, last + 1)}
+        missing = [b for b, data in found.items() if data is None]
+        if missing:
+            data = self.client.transfer.load_blocks(chunk, missing[0],
+                                                    missing[-1] - missing[0] + 1)
+            for n, block in enumerate(range(missing[0], missing[-1] + 1)):
+                piece = found[block] = data[n * BLOCK_SIZE:(n + 1) * BLOCK_SIZE]
+                buffers.put((chunk.ref, block), piece)
+                self.read_ids.add((chunk.ref, block))
+        offset = start - first * BLOCK_SIZE
+        return b"".join(found[b] or b"" for b in range(first, last + 1))[offset:offset + count]
 
     def _load(self, chunk: ReadChunk) -> bytes:
         """A chunk's bytes; if no replica the layout named has them, the master is asked

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from dfs import chunks, errors, rpc, wire
 from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
+from dfs.config import BLOCK_SIZE
 from dfs.wire import ReadChunk, Replica, WriteTarget
 
 log = logging.getLogger(__name__)
@@ -194,24 +196,52 @@ class Transfer:
             cached = cache.get(ref)
             if cached is not None:
                 return cached
+
+        def whole(replica: Replica) -> bytes:
+            data = self._fetch(chunk, replica)
+            if len(data) != ref.length or chunks.crc(data) != ref.crc:
+                raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} fails its checksum")
+            return data
+        data = self._from_a_replica(chunk, whole)
+        if cache is not None:
+            cache.put(ref, data)
+        return data
+
+    def load_blocks(self, chunk: ReadChunk, first_block: int, count: int) -> bytes:
+        """Blocks ``first_block`` .. ``+ count - 1`` of one ReadChunk (the last one short at
+        the chunk's end), each checked against the CRC32C its worker stored at upload;
+        raises DataLost if no replica has them."""
+        ref = chunk.ref
+        start = first_block * BLOCK_SIZE
+        expected = min(ref.length, start + count * BLOCK_SIZE) - start
+        if expected <= 0:
+            raise errors.InvalidArgument(f"chunk {ref.chunk_id}: no block {first_block}")
+
+        def blocks(replica: Replica) -> bytes:
+            data, crcs, length = self.workers.call(replica, "read_blocks", chunk.token,
+                                                   ref.chunk_id, first_block, count)
+            if length != ref.length or len(data) != expected or \
+                    chunks.first_bad_block(data, crcs) is not None:  # crcs: of these blocks
+                raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} fails its checksum")
+            return bytes(data)
+        return self._from_a_replica(chunk, blocks)
+
+    def _from_a_replica(self, chunk: ReadChunk, fetch: Callable[[Replica], bytes]) -> bytes:
+        """``fetch(replica)`` from each replica in turn (the preferred first) until one gives
+        bytes that verify: a corrupt copy is reported, a missing or unreachable one skipped.
+        Raises DataLost when none does."""
+        ref = chunk.ref
         problems = []
         for replica in self.workers.order(chunk.replicas):
             try:
-                data = self._fetch(chunk, replica)
-                if len(data) != ref.length or chunks.crc(data) != ref.crc:
-                    raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} fails its checksum")
+                return fetch(replica)
             except errors.ChunkCorrupt as exc:
                 problems.append(f"{replica.worker_id}: corrupt")
                 log.error("chunk %d on worker %s: %s; trying another copy", ref.chunk_id,
                           replica.worker_id, exc)
                 self._report_bad(ref.chunk_id, replica.worker_id)
-                continue
             except (errors.WorkerUnavailable, errors.ChunkMissing, errors.StaleToken) as exc:
                 problems.append(f"{replica.worker_id}: {exc}")
-                continue
-            if cache is not None:
-                cache.put(ref, data)
-            return data
         detail = "; ".join(problems) or "no live replica"
         log.error("chunk %d: every replica failed (%s)", ref.chunk_id, detail)
         raise errors.DataLost(f"chunk {ref.chunk_id} cannot be read from any replica ({detail})")

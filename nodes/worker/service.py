@@ -84,3 +84,18 @@ class WorkerService(rpyc.Service):
         metrics.BYTES_OUT.inc(len(data))
         return data, chunk_length
 
+    @boundary
+    def exposed_read_blocks(self, token: object, chunk_id: object, first_block: object,
+                            count: object) -> tuple[bytes, tuple[int, ...], int]:
+        """-> (whole blocks from ``first_block``, their stored CRC32Cs, chunk length): a
+        random read's few blocks, which the client verifies itself."""
+        chunk_id = expect(chunk_id, int, "chunk id")
+        first_block = expect(first_block, int, "first block")
+        count = expect(count, int, "block count")
+        self.worker.check_token(token, "r", chunk_id)
+        with self.worker.activity():
+            data, crcs, chunk_length = self.worker.store.read_blocks(chunk_id, first_block,
+                                                                     count)
+        metrics.BYTES_OUT.inc(len(data))
+        return data, crcs, chunk_length
+

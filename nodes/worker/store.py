@@ -331,6 +331,29 @@ class ChunkStore:
             raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
         return data[offset - start:end - start], size
 
+    def read_blocks(self, chunk_id: int, first_block: int,
+                    count: int) -> tuple[bytes, tuple[int, ...], int]:
+        """-> (blocks ``first_block`` .. ``first_block + count - 1`` of the chunk, the last
+        one short at its end; their CRC32Cs as stored at upload; the chunk's length), each
+        block verified first: a reader checks the bytes it got against the CRCs, end to end,
+        without loading the whole chunk."""
+        if first_block < 0 or count <= 0 or count * BLOCK_SIZE > MAX_PIECE:
+            raise errors.InvalidArgument(f"blocks {first_block}+{count}: out of range")
+        kind, path = self.locate(chunk_id)
+        crcs = self.block_crcs(path)
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if first_block * BLOCK_SIZE >= max(size, 1):
+                raise errors.InvalidArgument(f"chunk {chunk_id}: block {first_block} is past "
+                                             f"its end ({size} bytes)")
+            f.seek(first_block * BLOCK_SIZE)
+            data = f.read(count * BLOCK_SIZE)
+        if chunks.first_bad_block(data, crcs, BLOCK_SIZE, first_block) is not None:
+            log.error("chunk %d (%s) fails its checksum in blocks %d+%d", chunk_id, kind,
+                      first_block, count)
+            raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
+        return data, tuple(crcs[first_block:first_block + -(-len(data) // BLOCK_SIZE)]), size
+
     def verify(self, chunk_id: int, kind: Kind,
                pace: Callable[[int], object] | None = None) -> bool | None:
         """Re-read a whole replica and check every block's CRC. -> True if good, False if
