@@ -12,7 +12,7 @@ method, grouped by who calls it:
 
 The endpoints are thin: authenticate, check the arguments' types, take the metadata lock,
 ask a rule (dfs/namespace/rules*.py) for the journal entry, commit it (MasterState.commit)
-and answer in wire form (dfs/wire.py). Every file-system decision is in the rules.
+and answer in wire form (dfs/wire/). Every file-system decision is in the rules.
 """
 
 from __future__ import annotations
