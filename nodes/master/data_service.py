@@ -49,6 +49,8 @@ class DataEndpoints(Session):
                 for replicas in placements:
                     workers.unplace(replicas)
                 raise
+            for i, replicas in enumerate(placements):
+                workers.bind(entry.first + i, replicas)
             return wire.targets_to_wire([
                 wire.WriteTarget(entry.first + i, 1, tuple(reps),
                                  self.state.sign("w", entry.first + i),
@@ -82,13 +84,14 @@ class DataEndpoints(Session):
             entry = rules_data.abandon(self.state.ns, user, chunk_ids)
             if entry is not None:
                 self.state.commit(entry)
+                self.state.workers.unreserve(entry.chunk_ids)
 
     def _record_locations(self, written: list[wire.WrittenChunk]) -> int:
         """Remember where the new chunks are stored. -> how many are under-replicated."""
         under = 0
         for w in written:
             for wid, kind in w.stored_on:
-                self.state.workers.add_location(w.ref.chunk_id, wid, kind)
+                self.state.workers.add_location(w.ref.chunk_id, wid, kind, w.ref.length)
             if len(self.state.workers.replicas(w.ref.chunk_id)) < self.state.config.replication:
                 under += 1
         return under

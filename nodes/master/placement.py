@@ -15,12 +15,19 @@ time. Only a failure the worker finds itself (that check, its scrubber, an fsck 
 counts (``drop_corrupt``): the copy stops being served and the worker moves it aside
 (``quarantine``, never deleted) so repair copies a good one; the last copy is kept.
 
-Placement spreads chunks by fill: the share of a worker's space in use once the chunks
-placed on it since its last report are stored (``Worker.projected_fill``). The reported
-``used``/``free`` change only at the next heartbeat, so the placements made meanwhile must
-count, else every chunk placed in that interval lands on the same least-filled workers.
-Exact ties go to the less busy worker (``load``: transfers in flight at its last report),
-then to a random one.
+Placement keeps every worker's share of the data even, by bytes and by chunk count. A
+worker's figures are its last report plus the chunks placed on it that the report does not
+include yet (``Worker.pending``, nodes/master/reservations.py); one of unknown length counts
+the recent commits' typical length (``typical``). A worker more than ``BAND_CHUNKS`` chunks
+fuller than the least filled comes after the others, least filled first: a fuller worker
+gets nothing new until they catch up, one with twice the space gets twice the data. Within
+the band the fewest chunks for its space wins, the fill breaking ties: small files barely
+move the fill, so they are spread by count, and as chunks of every size spread alike,
+their bytes follow. The band is wide because the unknown lengths of the chunks still being
+written blur each figure by several chunks: a narrower band had workers drop in and out
+of it, which dragged the counts apart. Exact ties go to the less busy worker (``load``:
+transfers in flight at its last report), then to a random one; which of the chosen holds
+the primary copy (the one reads try first) is random.
 
 Draining workers (``draining``, from the namespace's Member entries; `dfs workers drain`)
 get no new chunks and their copies do not count toward a chunk's replication: repair copies
@@ -39,6 +46,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from dfs.wire import Replica, WorkerStatus
+from nodes.master.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,10 @@ REPAIRS_PER_WORKER = 8
 REPAIR_DEADLINE = 60.0
 VERIFIES_PER_WORKER = 8  # client reports a worker re-checks at once: a flood costs no more
 VERIFY_DEADLINE = 60.0  # a chunk reported again within this is not checked again
+STALE_REPORTS = 30  # a placement its worker has not reported stored in this many reports
+#                     is taken as never written (the client gave up, or went away)
+BAND_CHUNKS = 8  # fills within this many chunks of the least filled worker count as even
+TYPICAL_WEIGHT = 32  # the guess at a new chunk's length follows the last commits' lengths
 
 Command = tuple[str | int, ...]  # ("delete", ...) or ("replicate", ...): see above
 ChunkKinds = Iterable[tuple[int, str]]  # ((chunk id, kind), ...) as workers report them
@@ -64,24 +76,39 @@ class Worker:
     alive: bool = True
     chunks: dict[int, str] = field(default_factory=dict)  # chunk_id -> kind
     commands: list[Command] = field(default_factory=list)
-    assigned: int = 0  # chunks placed here since its last report (not in used/free yet)
+    pending: Reservations = field(default_factory=Reservations)  # placed, not reported yet
     repairs: int = 0  # replications in flight towards this worker
     verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
     reports: int = 0  # heartbeats received since it registered
     lost: set[int] = field(default_factory=set)  # chunks it held when it was declared dead
 
+    @property
+    def assigned(self) -> int:
+        """Chunks placed here that its reports do not include yet."""
+        return len(self.pending)
+
+    def total(self) -> int:
+        return self.used + self.free
+
     def fill(self) -> float:
         """Share of its space in use, as last reported."""
-        total = self.used + self.free
+        total = self.total()
         return self.used / total if total else 1.0
 
-    def projected_fill(self, chunk_size: int) -> float:
-        """Share in use once the chunks placed here since its last report are stored."""
-        total = self.used + self.free
-        return (self.used + self.assigned * chunk_size) / total if total else 1.0
+    def projected_fill(self, chunk_size: int, typical: float) -> float:
+        """Share in use once the chunks placed here since its report are stored (one of
+        unknown length taking ``typical`` bytes)."""
+        total = self.total()
+        expected = self.used + self.pending.expected_bytes(chunk_size, typical)
+        return expected / total if total else 1.0
+
+    def projected_chunks(self) -> int:
+        """Chunks held once those placed here are stored (a committed one is listed in
+        ``chunks`` already)."""
+        return len(self.chunks) + len(self.pending) - self.pending.listed(self.chunks)
 
     def has_room(self, chunk_size: int) -> bool:
-        return self.free - self.assigned * chunk_size >= chunk_size
+        return self.free - self.pending.room >= chunk_size
 
     def replica(self, kind: str) -> Replica:
         return Replica(self.worker_id, self.host, self.port, kind)
@@ -92,6 +119,9 @@ class WorkerTable:
         self.replication = replication
         self.dead_after = dead_after
         self.chunk_size = chunk_size
+        # the length a chunk placed now will likely have: the recent commits' (a whole chunk
+        # until they tell), so small files are not counted as whole chunks meanwhile
+        self.typical = float(chunk_size)
         self.workers: dict[str, Worker] = {}
         self.locations: dict[int, dict[str, str]] = {}  # chunk_id -> {worker_id: kind}
         self.repairs: dict[int, tuple[str, float]] = {}  # chunk_id -> (target, deadline)
@@ -132,12 +162,15 @@ class WorkerTable:
             return None
         worker.free, worker.used, worker.load, worker.last_seen = free, used, load, now
         worker.reports += 1
+        added = list(added)
         for chunk_id, kind in added:
             self._add(chunk_id, worker, kind)
             if self.repairs.get(chunk_id, (None,))[0] == worker_id:
                 del self.repairs[chunk_id]
                 worker.repairs = max(0, worker.repairs - 1)
-        worker.assigned = 0  # its report of free space now counts what it stored
+        # its used/free count what it reports stored, not the chunks still being written
+        worker.pending.settle((chunk_id for chunk_id, _kind in added),
+                              worker.reports - STALE_REPORTS)
         for chunk_id, _kind in removed:
             self._remove(chunk_id, worker)
         commands, worker.commands = worker.commands, []
@@ -199,11 +232,15 @@ class WorkerTable:
         worker.commands.append(("delete", chunk_id, kind))
         return 1
 
-    def add_location(self, chunk_id: int, worker_id: str, kind: str) -> None:
-        """A client stored a copy here (it says so at commit; the worker confirms later)."""
+    def add_location(self, chunk_id: int, worker_id: str, kind: str,
+                     length: int | None = None) -> None:
+        """A client stored a copy here (it says so at commit; the worker confirms later).
+        ``length``: the chunk's, so its reservation counts what it really takes."""
         worker = self.workers.get(worker_id)
         if worker is not None and worker.alive and kind in (PRIMARY, BACKUP):
             self._add(chunk_id, worker, kind)
+            if length is not None and worker.pending.measure(chunk_id, length):
+                self.typical += (length - self.typical) / TYPICAL_WEIGHT
 
     def _add(self, chunk_id: int, worker: Worker, kind: str) -> None:
         worker.chunks[chunk_id] = kind
@@ -275,28 +312,62 @@ class WorkerTable:
         return sorted(found, key=lambda r: r.kind != PRIMARY)
 
     def choose(self, count: int, exclude: Collection[str] = ()) -> list[Worker]:
-        """Up to ``count`` distinct live workers with room, least filled first (counting
-        what was placed on them since their last report; see the module docstring)."""
+        """Up to ``count`` distinct live workers with room, best first (counting what was
+        placed on them since their last report; see the module docstring)."""
         size = self.chunk_size
         candidates = [w for w in self.live() if w.worker_id not in exclude
                       and w.worker_id not in self.draining and w.has_room(size)]
+        if not candidates:
+            return []
         random.shuffle(candidates)  # exact ties go to a random worker, not always the first
-        candidates.sort(key=lambda w: (w.projected_fill(size), w.load))
+        fills = {w.worker_id: w.projected_fill(size, self.typical) for w in candidates}
+        least = min(fills.values())
+        widest = max(w.total() for w in candidates)
+
+        def rank(w: Worker) -> tuple[bool, float, float, int]:
+            fill = fills[w.worker_id]
+            if (fill - least) * w.total() > BAND_CHUNKS * size:
+                return True, fill, fill, w.load
+            # chunks per byte of space, as whole chunks of the widest worker: reports of one
+            # shared disk taken at different moments give slightly different totals, which
+            # must not outweigh a chunk
+            return False, w.projected_chunks() * widest // w.total(), fill, w.load
+
+        candidates.sort(key=rank)
         return candidates[:count]
 
     def place(self, exclude: Collection[str] = ()) -> list[Replica]:
-        """Replicas for one new chunk (primary first); fewer than ``replication`` if short."""
+        """Replicas for one new chunk (primary first); fewer than ``replication`` if short.
+        Each worker chosen reserves a chunk's room until it reports the chunk stored."""
         chosen = self.choose(self.replication, exclude)
+        # which of them holds the primary, the copy reads go to first: any, so primaries
+        # spread as the copies do (the ranking's order repeats with a workload's pattern)
+        random.shuffle(chosen)
         for worker in chosen:
-            worker.assigned += 1
+            worker.pending.add(self.chunk_size, worker.reports)
         return [w.replica(PRIMARY if i == 0 else BACKUP) for i, w in enumerate(chosen)]
+
+    def bind(self, chunk_id: int, replicas: Iterable[Replica]) -> None:
+        """The placement ``replicas`` (the newest from ``place``) was handed out as chunk
+        ``chunk_id``: the worker's report of that chunk ends its reservation, its commit
+        gives its length, and one never written is dropped with its allocation."""
+        for replica in replicas:
+            worker = self.workers.get(replica.worker_id)
+            if worker is not None:
+                worker.pending.bind(chunk_id)
+
+    def unreserve(self, chunk_ids: Iterable[int]) -> None:
+        """The client gave up on these allocated chunks: their placements count no more."""
+        gone = set(chunk_ids)
+        for worker in self.live():
+            worker.pending.forget(gone.__contains__)
 
     def unplace(self, replicas: Iterable[Replica]) -> None:
         """Undo ``place()`` for an allocation that was not handed out."""
         for replica in replicas:
             worker = self.workers.get(replica.worker_id)
             if worker is not None:
-                worker.assigned = max(0, worker.assigned - 1)
+                worker.pending.drop_newest()
 
     def status(self, now: float) -> list[WorkerStatus]:
         return [WorkerStatus(w.worker_id, w.host, w.port, w.alive, len(w.chunks), w.used,
@@ -328,6 +399,8 @@ class WorkerTable:
         self._repair(now, referenced, sign_read)
 
     def _collect_garbage(self, referenced: Collection[int], pending: Collection[int]) -> None:
+        for worker in self.live():  # allocations gone unwritten: their room is free again
+            worker.pending.forget(lambda c: c not in referenced and c not in pending)
         for chunk_id, holders in list(self.locations.items()):
             if chunk_id in referenced:
                 if chunk_id not in self.repairs:
@@ -384,5 +457,5 @@ class WorkerTable:
             target.commands.append(("replicate", chunk_id, kind, source.host, source.port,
                                     source.kind, sign_read(chunk_id)))
             target.repairs += 1
-            target.assigned += 1
+            target.pending.add(self.chunk_size, target.reports, chunk_id)
             self.repairs[chunk_id] = (target.worker_id, now + REPAIR_DEADLINE)
