@@ -4,12 +4,13 @@ names and paths. The namespace itself, and how it changes, is in dfs/namespace/m
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dfs import errors
 from dfs.namespace.access import Owned
 from dfs.namespace.entries import Json, chunks_from_json
+from dfs.namespace.shared import NO_CHILDREN, NO_CHUNKS, NO_XATTRS, small_int
 from dfs.wire import XATTR_SECURITY, XATTR_USER, ChunkRef, Stat
 
 ROOT_INO = 1
@@ -24,7 +25,7 @@ MAX_SYMLINK_BYTES = 4096
 R, W, X = 4, 2, 1
 
 
-@dataclass
+@dataclass(slots=True)  # slots: no per-inode __dict__ (the master holds every inode)
 class Inode:
     ino: int
     kind: str  # "d", "f", "l"; "p", "s", "c", "b" (fifo, socket, devices: metadata only)
@@ -36,13 +37,20 @@ class Inode:
     ctime_ns: int
     nlink: int = 1
     size: int = 0
-    chunks: list[ChunkRef] = field(default_factory=list)  # files: sparse, ascending index
-    children: dict[str, int] = field(default_factory=dict)  # name -> ino (directories)
+    # files: sparse, ascending index; replaced whole, never changed in place
+    chunks: Sequence[ChunkRef] = field(default_factory=lambda: NO_CHUNKS)
+    # name -> ino: a directory's own dict; other kinds share an empty read-only one
+    children: dict[str, int] = field(default_factory=lambda: NO_CHILDREN)
     target: str = ""  # symlinks
     rdev: int = 0  # devices
     # extended attributes, name -> value (dfs/namespace/rules_xattr.py): on the inode, so
-    # every hard link, a rename, the trash, snapshots and the journal keep them
-    xattrs: dict[str, bytes] = field(default_factory=dict)
+    # every hard link, a rename, the trash, snapshots and the journal keep them. Replaced
+    # whole by set_xattr (most inodes have none and share NO_XATTRS).
+    xattrs: Mapping[str, bytes] = field(default_factory=lambda: NO_XATTRS)
+
+    def __post_init__(self) -> None:
+        if self.kind == "d" and self.children is NO_CHILDREN:
+            self.children = {}
 
     def owned(self) -> Owned:
         return Owned(self.uid, self.gid, self.mode, self.kind == "d")
@@ -64,10 +72,10 @@ class Inode:
 
     def set_xattr(self, name: str, value: bytes | None, time_ns: int) -> None:
         """Extended attribute ``name`` becomes ``value`` (None: removed); ctime changes."""
-        if value is None:
-            self.xattrs.pop(name, None)
-        else:
-            self.xattrs[name] = value
+        if value is not None:
+            self.xattrs = {**self.xattrs, name: value}
+        elif name in self.xattrs:
+            self.xattrs = {k: v for k, v in self.xattrs.items() if k != name} or NO_XATTRS
         self.ctime_ns = time_ns
 
     def to_json(self) -> Json:
@@ -90,16 +98,28 @@ class Inode:
 
     @classmethod
     def from_json(cls, data: Json, ids_of: Callable[[str], tuple[int, int]]) -> Inode:
-        """``ids_of(name)``: (uid, gid) of a user, for JSON from before POSIX ids."""
+        """``ids_of(name)``: (uid, gid) of a user, for JSON from before POSIX ids. What
+        many inodes repeat is shared (shared.py): ids, modes, equal times, empty fields."""
         data = dict(data)
-        data["chunks"] = list(chunks_from_json(data.get("chunks", [])))
-        data["xattrs"] = {k: base64.b64decode(v) for k, v in data.get("xattrs", {}).items()}
+        data["chunks"] = list(chunks_from_json(data.get("chunks", []))) or NO_CHUNKS
+        data["xattrs"] = {k: base64.b64decode(v)
+                          for k, v in data.get("xattrs", {}).items()} or NO_XATTRS
+        if data.get("children"):  # else the default: a directory's own empty dict
+            data["children"] = {k: int(v) for k, v in data["children"].items()}
+        else:
+            data.pop("children", None)
         if "owner" in data:
             data["uid"], data["gid"] = ids_of(data.pop("owner"))
+        for key in ("uid", "gid", "mode"):
+            data[key] = small_int(data[key])
+        if data["mtime_ns"] == data["atime_ns"]:
+            data["mtime_ns"] = data["atime_ns"]
+        if data["ctime_ns"] == data["mtime_ns"]:
+            data["ctime_ns"] = data["mtime_ns"]
         return cls(**data)
 
 
-@dataclass
+@dataclass(slots=True)
 class TrashItem:
     uid: int  # whose trash: the file's owner when it was deleted
     path: str  # where the file was when deleted (a restore puts it back there)

@@ -12,8 +12,9 @@ Invariants (checked by tests/t1_namespace.py):
   from worker reports after every start.
 - Every change goes through ``apply(record)`` with a typed entry (dfs/namespace/entries.py)
   that the rules built (dfs/namespace/rules*.py: all ids and times decided beforehand), so
-  replaying the journal rebuilds exactly the same state. ``apply`` never fails for an entry
-  that passed the rules' checks.
+  replaying the journal rebuilds exactly the same state (the entries that change the tree
+  are applied by dfs/namespace/tree.py). ``apply`` never fails for an entry that passed
+  the rules' checks.
 - Inode 1 is the root directory, owned by the admin user, mode 1777: anyone may create
   entries in it, only the owner may remove them.
 - Trash: a regular file whose last link is removed by an unlink entry that carries
@@ -31,6 +32,10 @@ Access: the owner (and admins) may do anything; other users get the "other" perm
 bits of the mode. Listing a directory shows another user's entries only if their mode
 grants the others something (``chmod o+r`` shares a file).
 
+Memory: the master holds every inode, at most 1 KiB a file (issue 12): inodes have slots and
+share their empty fields, ids and modes (dfs/namespace/shared.py), the parent index is
+compact, and tables emptied by mass deletions are rebuilt small.
+
 Not thread-safe: the master holds its lock around every call.
 """
 
@@ -39,7 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from dfs import errors
-from dfs.namespace import access
+from dfs.namespace import access, tree
 from dfs.namespace.access import ROOT_UID, Cred
 from dfs.namespace.entries import (
     AddUser,
@@ -81,6 +86,7 @@ from dfs.namespace.inode import (  # also imported from here: ROOT_INO, split_pa
     split_path,
 )
 from dfs.namespace.parents import ParentIndex
+from dfs.namespace.shared import NO_CHUNKS
 from dfs.namespace.trash_index import TrashIndex
 from dfs.namespace.usage import Usage
 from dfs.namespace.users import NOBODY, User, legacy_uid
@@ -161,7 +167,6 @@ class Namespace:
                                for tid, item in data.get("trash", {}).items()})
         for item in data["inodes"]:
             inode = Inode.from_json(item, ns.ids_of)
-            inode.children = {k: int(v) for k, v in inode.children.items()}
             ns.inodes[inode.ino] = inode
         ns.parents = ParentIndex.of((d.ino, d.children.values()) for d in ns.inodes.values())
         ns.usage = Usage.of([*ns.inodes.values(), *(t.inode for t in ns.trash.values())],
@@ -264,11 +269,11 @@ class Namespace:
     def reachable(self, user: Cred, ino: int) -> bool:
         """Is ``ino`` named in a directory that ``user`` reaches from the root through
         directories it may search? O(depth): directories have one parent each."""
-        for directory in self.parents.get(ino, {}):
+        for directory in self.parents.directories(ino):
             while self.allowed(user, self.inodes[directory], X):
                 if directory == ROOT_INO:
                     return True
-                directory = next(iter(self.parents[directory]))
+                directory = self.parents.first(directory)
         return ino == ROOT_INO
 
     def check_removable(self, user: Cred, parent: Inode, child: Inode, path: str) -> None:
@@ -345,26 +350,26 @@ class Namespace:
                 if e.state == "removed":
                     self.voters.pop(e.worker_id, None)
             case Mkdir():
-                _, parent = self._new_inode(e, "d", nlink=2)
+                _, parent = tree.new_inode(self, e, "d", nlink=2)
                 parent.nlink += 1
             case Create():
-                self._new_inode(e, "f")
+                tree.new_inode(self, e, "f")
             case Symlink():
-                self._new_inode(e, "l", target=e.target, size=len(e.target.encode()))
+                tree.new_inode(self, e, "l", target=e.target, size=len(e.target.encode()))
             case Mknod():
-                self._new_inode(e, e.kind, rdev=e.rdev)
+                tree.new_inode(self, e, e.kind, rdev=e.rdev)
             case Link():
-                self._link(e)
+                tree.link(self, e)
             case Unlink():
-                return self._unlink(e)
+                return tree.unlink(self, e)
             case Restore():
-                self._restore(e)
+                tree.restore(self, e)
             case Purge():
-                return self._purge(e)
+                return tree.purge(self, e)
             case Rename():
-                return self._rename(e)
+                return tree.rename(self, e)
             case Exchange():
-                self._exchange(e)
+                tree.exchange(self, e)
             case SetAttr():
                 self._setattr(e)
             case SetXattr():
@@ -382,7 +387,7 @@ class Namespace:
                 return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns, e.mode)
             case Put():
                 if e.create:
-                    self._new_inode(e, "f")
+                    tree.new_inode(self, e, "f")
                 keep_mode = e.create or e.legacy_owner is not None  # older lines: ignored
                 return self._set_chunks(e.ino, e.chunks, e.size, e.time_ns,
                                         None if keep_mode else e.mode)
@@ -392,127 +397,6 @@ class Namespace:
             case _:
                 raise TypeError(f"not a journal entry: {e!r}")
         return []
-
-    def _new_inode(self, e: Mkdir | Create | Symlink | Mknod | Put, kind: str,
-                   **extra: Any) -> tuple[Inode, Inode]:
-        t = e.time_ns
-        uid, gid = (e.uid, e.gid) if e.legacy_owner is None else self.ids_of(e.legacy_owner)
-        inode = Inode(e.ino, kind, uid, gid, e.mode, t, t, t, **extra)
-        self.inodes[inode.ino] = inode
-        self.usage.add(inode)
-        self.next_ino = max(self.next_ino, inode.ino + 1)
-        parent = self.inodes[e.parent]
-        parent.children[e.name] = inode.ino
-        self.parents.add(inode.ino, parent.ino)
-        parent.mtime_ns = parent.ctime_ns = t
-        return inode, parent
-
-    def _link(self, e: Link) -> None:
-        parent = self.inodes[e.parent]
-        inode = self.inodes[e.ino]
-        parent.children[e.name] = inode.ino
-        self.parents.add(inode.ino, parent.ino)
-        inode.nlink += 1
-        parent.mtime_ns = parent.ctime_ns = inode.ctime_ns = e.time_ns
-
-    def _drop_link(self, inode: Inode, t: int) -> list[int]:
-        """One directory entry fewer for ``inode``; frees it when none is left."""
-        if inode.kind == "d":
-            inode.nlink = 0  # a directory has exactly one name: removing it removes it
-        else:
-            inode.nlink -= 1
-        inode.ctime_ns = t
-        if inode.nlink > 0:
-            return []
-        del self.inodes[inode.ino]
-        self.parents.forget(inode.ino)
-        self.usage.remove(inode)
-        return [c.chunk_id for c in inode.chunks]
-
-    def _unlink(self, e: Unlink) -> list[int]:
-        parent = self.inodes[e.parent]
-        inode = self.inodes[parent.children.pop(e.name)]
-        self.parents.drop(inode.ino, parent.ino)
-        parent.mtime_ns = parent.ctime_ns = e.time_ns
-        if inode.kind == "d":
-            parent.nlink -= 1
-        trash = e.trash
-        if trash and inode.kind == "f" and inode.nlink == 1:
-            inode.nlink = 0
-            inode.ctime_ns = e.time_ns
-            del self.inodes[inode.ino]
-            self.parents.forget(inode.ino)
-            self.trash[str(inode.ino)] = TrashItem(inode.uid, trash.path, trash.deleted_at,
-                                                   trash.expires, inode)
-            return []
-        return self._drop_link(inode, e.time_ns)
-
-    def _restore(self, e: Restore) -> None:
-        """A trashed file goes back into the tree as ``name`` in ``parent``."""
-        item = self.trash.pop(e.trash_id)
-        inode = item.inode
-        inode.nlink = 1
-        inode.ctime_ns = e.time_ns
-        self.inodes[inode.ino] = inode
-        parent = self.inodes[e.parent]
-        parent.children[e.name] = inode.ino
-        self.parents.add(inode.ino, parent.ino)
-        parent.mtime_ns = parent.ctime_ns = e.time_ns
-
-    def _purge(self, e: Purge) -> list[int]:
-        """Trashed files are gone for good; returns their chunks (now garbage)."""
-        freed: list[int] = []
-        for tid in e.trash_ids:
-            item = self.trash.pop(tid, None)
-            if item is not None:
-                self.usage.remove(item.inode)
-                freed.extend(c.chunk_id for c in item.inode.chunks)
-        return freed
-
-    def _rename(self, e: Rename) -> list[int]:
-        t = e.time_ns
-        src_parent = self.inodes[e.src_parent]
-        dst_parent = self.inodes[e.dst_parent]
-        ino = src_parent.children.pop(e.src_name)
-        self.parents.drop(ino, src_parent.ino)
-        moved = self.inodes[ino]
-        freed: list[int] = []
-        replaced = dst_parent.children.get(e.dst_name)
-        if replaced is not None and replaced != ino:
-            old = self.inodes[replaced]
-            if old.kind == "d":
-                dst_parent.nlink -= 1
-            self.parents.drop(replaced, dst_parent.ino)
-            freed = self._drop_link(old, t)
-        if replaced != ino:  # moving a name onto another name of the same inode adds none
-            self.parents.add(ino, dst_parent.ino)
-        dst_parent.children[e.dst_name] = ino
-        if moved.kind == "d" and src_parent is not dst_parent:
-            src_parent.nlink -= 1
-            dst_parent.nlink += 1
-        for d in (src_parent, dst_parent):
-            d.mtime_ns = d.ctime_ns = t
-        moved.ctime_ns = t
-        return freed
-
-    def _exchange(self, e: Exchange) -> None:
-        """The two names swap inodes; a directory that changes parent moves a link (its
-        "..") from one parent's count to the other's."""
-        src_parent = self.inodes[e.src_parent]
-        dst_parent = self.inodes[e.dst_parent]
-        a, b = src_parent.children[e.src_name], dst_parent.children[e.dst_name]
-        src_parent.children[e.src_name], dst_parent.children[e.dst_name] = b, a
-        self.parents.drop(a, src_parent.ino)
-        self.parents.drop(b, dst_parent.ino)
-        self.parents.add(a, dst_parent.ino)
-        self.parents.add(b, src_parent.ino)
-        for ino, left, joined in ((a, src_parent, dst_parent), (b, dst_parent, src_parent)):
-            if self.inodes[ino].kind == "d" and left is not joined:
-                left.nlink -= 1
-                joined.nlink += 1
-            self.inodes[ino].ctime_ns = e.time_ns
-        for d in (src_parent, dst_parent):
-            d.mtime_ns = d.ctime_ns = e.time_ns
 
     def _setattr(self, e: SetAttr) -> None:
         inode = self.inodes[e.ino]
@@ -543,7 +427,7 @@ class Namespace:
         for c in new:
             self._unpend(c.chunk_id)
         self.usage.remove(inode)
-        inode.chunks = new
+        inode.chunks = new or NO_CHUNKS
         inode.size = size
         self.usage.add(inode)
         inode.mtime_ns = inode.ctime_ns = time_ns

@@ -10,6 +10,7 @@ from rpyc.utils.helpers import classpartial
 from dfs import metrics
 from dfs.config import MasterConfig, metrics_port
 from nodes.master import status_page
+from nodes.master.heap import Heap
 from nodes.master.metrics import MasterCollector
 from nodes.master.service import MasterService
 from nodes.master.state import MasterState
@@ -27,6 +28,7 @@ SYNC_INTERVAL = 0.5  # seconds between attempts to bring a lagging standby back 
 def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> None:
     """Run a master in this process until interrupted. ``ready(port)`` once listening."""
     config.validate()
+    heap = Heap()  # before the threads: glibc gives freed memory back (nodes/master/heap.py)
     state = MasterState(config)
     server = make_server(classpartial(MasterService, state), config.host, config.port,
                          limits=master_limits(config))
@@ -40,7 +42,8 @@ def run(config: MasterConfig, ready: Callable[[int], object] | None = None) -> N
              Task("trash-pressure", TrashPressure(state).tick, config.tick_interval),
              Task("master-locks", lambda: state.locks.tick(
                  state.leadership.term if state.serving() else None, state.ns.initialised),
-                 config.tick_interval)]
+                 config.tick_interval),
+             Task("master-heap", heap.tick, config.tick_interval)]
     for loop in loops:
         loop.start()
     log.info("%s listening on %s:%d (data in %s)", config.role, config.host, server.port,
