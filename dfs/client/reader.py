@@ -32,7 +32,7 @@ from dfs.config import BLOCK_SIZE, MIB
 from dfs.wire import FileLayout, ReadChunk
 
 PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
-SEQUENTIAL_SLACK = 256 * 1024  # a read starting this near the last one's end is sequential
+SEQUENTIAL_SLACK = MIB // 4  # a read starting this near the last one's end is sequential
 
 log = logging.getLogger("dfs.client.files")  # its DfsFile's log
 
