@@ -13,28 +13,21 @@ were given back since the last one, so a ``cp -r`` of small files rarely trims.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 
+from dfs import glibc
+from dfs.glibc import M_ARENA_MAX
+
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 ARENAS = 2
 TRIM_AFTER = 1024 * 1024
 
 
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
 class Heap:
     def __init__(self) -> None:
-        self.libc = _glibc()
+        self.libc = glibc.libc()
         self.trimmed_at = 0
         self.lock = threading.Lock()
 

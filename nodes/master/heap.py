@@ -24,39 +24,22 @@ the next 30,000 files take it back (1.4 MiB more).
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
+
+from dfs import glibc
+from dfs.glibc import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, resident_bytes
 
 log = logging.getLogger(__name__)
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 THRESHOLD = 128 * 1024  # glibc's default for both, kept from rising
 TRIM_GROWTH = 8 * 1024 * 1024  # bytes of resident growth since the last trim
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
-def resident_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * PAGE
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class Heap:
     """One per process; made first thing, before the server's threads allocate much."""
 
     def __init__(self) -> None:
-        self.libc = _glibc()
+        self.libc = glibc.libc()
         if self.libc is not None:
             self.libc.mallopt(M_TRIM_THRESHOLD, THRESHOLD)
             self.libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD)
