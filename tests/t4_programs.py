@@ -13,29 +13,22 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 
+import mount_users
 import pytest
 from t4_mount import pytestmark  # noqa: F401 (skip without FUSE)
-from t4_posix import CHILD_PYTHON, OWNER, TEAM, AdminMount
+from t4_posix import CHILD_PYTHON, OWNER, TEAM
 
 OTHER_OWNER = 2002
 STAT_FORMAT = "%n|%F|%a|%u|%g|%s|%Y"
 
 
-@pytest.fixture(scope="module")
-def open_dir():
-    """A temp folder every uid may pass through (pytest's own are root's 0700)."""
-    base = tempfile.mkdtemp(prefix="dfs-programs-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+open_dir, admin_mount = mount_users.open_dir, mount_users.admin_mount  # the fixtures
 
 
 @pytest.fixture(scope="module")
-def mnt(shared_cluster, open_dir):
-    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
-        yield m
+def mnt(admin_mount):
+    return admin_mount
 
 
 @pytest.fixture(scope="module")

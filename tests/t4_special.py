@@ -11,13 +11,12 @@ through ctypes (os.rename has no flags).
 import ctypes
 import errno
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 
+import mount_users
 import pytest
 from t4_mount import MOUNT_DEADLINE, dfs_command, pytestmark  # noqa: F401 (skip without FUSE)
 from t4_posix import OTHER, OWNER, AdminMount, attempt
@@ -47,19 +46,12 @@ def errno_name(call, *args):
     return "ok"
 
 
-@pytest.fixture(scope="module")
-def open_dir():
-    """A temp folder every uid may pass through (pytest's own are root's 0700)."""
-    base = tempfile.mkdtemp(prefix="dfs-special-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+open_dir, admin_mount = mount_users.open_dir, mount_users.admin_mount  # the fixtures
 
 
 @pytest.fixture(scope="module")
-def mount(shared_cluster, open_dir):
-    with AdminMount(shared_cluster, os.path.join(open_dir, "admin")) as m:
-        yield m
+def mount(admin_mount):
+    return admin_mount
 
 
 @pytest.fixture
