@@ -11,6 +11,7 @@ from conftest import TEST_CHUNK, chunk_files, random_bytes
 
 from dfs import errors
 from dfs.config import BLOCK_SIZE
+from dfs.local.cluster import wait_for
 
 SIZE = 3 * TEST_CHUNK + 12345  # four chunks, the last one short
 
@@ -68,6 +69,16 @@ def test_a_flipped_byte_in_one_copy_is_read_from_the_other(cluster, dfs):
     with dfs.open("/flipped") as f:
         offset = TEST_CHUNK + 3 * BLOCK_SIZE
         assert f.pread(offset, 4096) == data[offset:offset + 4096]
+
+    def good_copies():  # the bad copy is quarantined and a good one made from the other
+        found = []
+        for kind in ("chunks", "backups"):
+            for index in chunk_files(cluster, kind).get(ref.chunk_id, []):
+                with open(os.path.join(cluster.worker_dir(index), kind, str(ref.chunk_id)),
+                          "rb") as copy:
+                    found.append(copy.read() == data[TEST_CHUNK:])
+        return found.count(True) == 2
+    wait_for(good_copies, 60, "the corrupt copy to be replaced")
 
 
 @pytest.mark.parametrize("first, count", [(-1, 1), (0, 0), (0, -3), (10_000, 1),
