@@ -36,12 +36,15 @@ def write_file(alice, path, chunks):
 
 
 def report(state, clock, removed=()):
-    """The worker heartbeats: its used bytes are the chunks it still holds."""
+    """The worker heartbeats: its used bytes are the chunks it still holds, and it lists
+    those it stored as added (as a real worker's report does, once each: again is
+    harmless), which ends the room their placement reserved."""
     with state.lock:
         worker = state.workers.workers["w1"]
         held = set(worker.chunks) - set(removed)
         used = len(held) * CHUNK
-        return state.workers.heartbeat("w1", DISK - used, used, 0, (),
+        return state.workers.heartbeat("w1", DISK - used, used, 0,
+                                       tuple((cid, "chunks") for cid in sorted(held)),
                                        tuple((cid, "chunks") for cid in removed), clock())
 
 

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 
-from dfs import auth, chunks, metrics, rpc, tls
+from dfs import auth, chunks, errors, metrics, rpc, tls
 from dfs.config import MIB, Address, WorkerConfig
 from dfs.fsutil import write_atomic
 from nodes.master.voter import Voter
@@ -114,6 +114,9 @@ class Worker:
                 self.replicate(expect(chunk_id, int, "chunk id"), as_kind(kind),
                                expect(host, str, "host"), expect(port, int, "port"),
                                expect(source_kind, str, "kind"), expect(token, str, "token"))
+        except errors.Unavailable as exc:  # the copy's source is away (stopped, cut off)
+            log.info("command %s for chunk %s: %s; the master asks another source later",
+                     command[0], command[1], exc)
         except Exception as exc:
             log.warning("command %s for chunk %s failed: %s", command[0], command[1], exc)
 
