@@ -139,3 +139,14 @@ def test_deleting_most_files_gives_the_tables_room_back():
     assert sys.getsizeof(d.children) < min(sizes[1] / 4, SPARSE_FLOOR)
     assert sorted(d.children) == sorted(f"e{i}" for i in range(19_990, 20_000))
     assert all(fs.ns.parents[ino] == {d.ino: 1} for ino in d.children.values())
+
+
+def test_the_shared_empty_chunk_list_refuses_every_change():
+    from dfs.namespace.shared import NO_CHUNKS
+    assert NO_CHUNKS == [] and list(NO_CHUNKS) == []
+    for change in (lambda c: c.append(1), lambda c: c.extend([1]), lambda c: c.insert(0, 1),
+                   lambda c: c.__setitem__(slice(0, 0), [1]), lambda c: c.__iadd__([1]),
+                   lambda c: c.sort(), lambda c: c.clear()):
+        with pytest.raises(TypeError):
+            change(NO_CHUNKS)
+    assert NO_CHUNKS == []

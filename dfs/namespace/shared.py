@@ -28,9 +28,22 @@ from dfs.wire import ChunkRef
 # raises TypeError (only directories get children, and each gets its own dict).
 NO_CHILDREN = cast(dict[str, int], MappingProxyType({}))
 NO_XATTRS: Mapping[str, bytes] = MappingProxyType({})
+
+
+class _SharedEmptyList(list[ChunkRef]):
+    """An empty list that refuses every change in place (TypeError), as the read-only
+    mappings do: shared by every file without chunks, it must never gain one."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the shared empty chunk list: replace an inode's chunks whole")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
 # A list, not a tuple: a file's chunks compare equal to a list of refs (the tests' and
 # the wire's view). Never changed in place: an inode's chunks are replaced whole.
-NO_CHUNKS: Sequence[ChunkRef] = []
+NO_CHUNKS: Sequence[ChunkRef] = _SharedEmptyList()
 
 SMALL_INTS_MAX = 4096  # distinct values remembered; past that each inode keeps its own
 
