@@ -180,6 +180,13 @@ class AttrCache:
             self.stats[other] = (EXPIRED, self.stats[other][1])
         return stale
 
+    def _put_all(self, items: Iterable[tuple[str, Stat]]) -> list[str]:
+        """Lock held: _put each (path, Stat). -> every other name told of a change."""
+        stale: list[str] = []
+        for path, stat in items:
+            stale.extend(self._put(path, stat))
+        return stale
+
     def _tell(self, stale: list[str]) -> None:
         for path in stale:
             self.on_stale(path)
@@ -189,13 +196,11 @@ class AttrCache:
         if self.ttl <= 0:
             return
         base = directory.rstrip("/")
-        stale: list[str] = []
         with self.guard:
             listed = {f"{base}/{entry.name}": entry.stat for entry in entries}
             for gone in self.children.get(directory, set()) - listed.keys():
                 self._drop_tree(gone)  # known here, gone there: another client's change
-            for path, stat in listed.items():
-                stale.extend(self._put(path, stat))
+            stale = self._put_all(listed.items())
             self.orders.pop(directory, None)
             if AHEAD_MIN <= len(listed) <= AHEAD_MAX:
                 names = [path.rpartition("/")[2] for path in listed]
@@ -209,10 +214,8 @@ class AttrCache:
         if self.ttl <= 0:
             return
         base = directory.rstrip("/")
-        stale: list[str] = []
         with self.guard:
-            for entry in entries:
-                stale.extend(self._put(f"{base}/{entry.name}", entry.stat))
+            stale = self._put_all((f"{base}/{entry.name}", entry.stat) for entry in entries)
         self._tell(stale)
 
     # --- this mount's own changes ----------------------------------------------------------
