@@ -323,8 +323,12 @@ def test_a_corrupt_copy_a_user_reports_is_checked_quarantined_and_replaced(tmp_p
             copies = []
             for c, i, kind in _replicas_on_disk(cluster):
                 if c == cid:
-                    with open(os.path.join(cluster.worker_dir(i), kind, str(cid)), "rb") as f:
-                        copies.append(f.read())
+                    try:
+                        with open(os.path.join(cluster.worker_dir(i), kind, str(cid)),
+                                  "rb") as f:
+                            copies.append(f.read())
+                    except FileNotFoundError:  # quarantined between the listing and now
+                        return False
             return copies == [data[:C]] * 2 and _quarantined(cluster)
         wait_for(replaced, 30, "the corrupt copy to be quarantined and a good one made")
         assert _quarantined(cluster) == [(index, f"{cid}.chunks")]  # kept, not deleted
