@@ -13,6 +13,7 @@ from helpers import random_bytes
 from dfs import chunks, errors
 from dfs.config import BLOCK_SIZE, MIB
 from nodes.worker import store as store_module
+from nodes.worker import uploads as uploads_module
 from nodes.worker.scrubber import Scrubber
 from nodes.worker.store import ChunkStore
 
@@ -95,7 +96,7 @@ def test_a_failed_checksum_file_leaves_no_temp_file(tmp_path, monkeypatch):
     """ENOSPC while writing the .crc (the data already fit): both temp files go."""
     store = ChunkStore(str(tmp_path), capacity=0, reserve=0)
     store.chunk_size = MIB
-    real_open = store_module.open_private
+    real_open = uploads_module.open_private
 
     def open_then_full(path, mode="wb"):
         f = real_open(path, mode)
@@ -103,7 +104,7 @@ def test_a_failed_checksum_file_leaves_no_temp_file(tmp_path, monkeypatch):
             f.close()
             raise OSError(28, "No space left on device", path)
         return f
-    monkeypatch.setattr(store_module, "open_private", open_then_full)
+    monkeypatch.setattr(uploads_module, "open_private", open_then_full)
     with pytest.raises(errors.NoSpace):
         put(store, 7, random_bytes(BLOCK_SIZE, seed=5))
     assert os.listdir(store.tmp_dir) == [] and store.inventory() == []

@@ -10,8 +10,9 @@ Every directory is 0700 and every file 0600 (dfs.fsutil), whatever the umask: ch
 is its owners' alone, even against other local users.
 
 A chunk is complete when its data file exists: the ``.crc`` file is renamed into place
-first, the data file last, both after an fsync. Every read checks the CRC32C of each
-64 KiB block it touches; a mismatch raises ChunkCorrupt and no byte of it leaves.
+first, the data file last, both after an fsync (nodes/worker/uploads.py). Every read
+checks the CRC32C of each 64 KiB block it touches; a mismatch raises ChunkCorrupt and no
+byte of it leaves.
 
 Thread safety: any thread may call any method. ``ChunkStore.lock`` guards the staging
 table, the counters (``used``, ``busy``) and the report feeds; file I/O runs outside it,
@@ -36,8 +37,9 @@ from typing import Literal, NamedTuple
 
 from dfs import chunks, errors
 from dfs.config import BLOCK_SIZE, MIB, WorkerConfig, default
-from dfs.fsutil import fsync_dir, open_private, private_dir
+from dfs.fsutil import private_dir
 from nodes.tasks import Task
+from nodes.worker.uploads import Upload
 
 log = logging.getLogger(__name__)
 
@@ -74,42 +76,6 @@ class _Feed:
     added: list[ChunkKey] = field(default_factory=list)
     removed: list[ChunkKey] = field(default_factory=list)
     bad: list[ChunkKey] = field(default_factory=list)
-
-
-class Upload:
-    """A chunk being received: appended in order, checksummed as it arrives."""
-
-    def __init__(self, path: str, total: int, now: float) -> None:
-        self.path = path
-        self.total = total
-        self.written = 0
-        self.crc = 0
-        self.block_crcs: list[int] = []
-        self.touched = now  # when the last piece came (ChunkStore.lock)
-        self.file = open_private(path)
-
-    def add(self, data: bytes) -> None:
-        if self.written + len(data) > self.total:
-            raise errors.InvalidArgument("more bytes than the chunk's announced length")
-        if self.written % BLOCK_SIZE or (len(data) % BLOCK_SIZE and
-                                         self.written + len(data) != self.total):
-            raise errors.InvalidArgument(f"pieces must be multiples of {BLOCK_SIZE} bytes")
-        self.file.write(data)
-        self.crc = chunks.crc_update(data, self.crc)
-        self.block_crcs.extend(chunks.block_crcs(data))
-        self.written += len(data)
-
-    def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-
-    def abort(self) -> None:
-        """Close and remove the temp files (the data, and the checksums if begun)."""
-        self.file.close()
-        for path in (self.path, self.path + ".crc"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
 
 
 class ChunkStore:
@@ -285,18 +251,7 @@ class ChunkStore:
         upload.abort()
 
     def _finish(self, upload: Upload, chunk_id: int, kind: Kind, crc: int) -> None:
-        if upload.crc != crc:
-            raise errors.ChunkCorrupt(f"chunk {chunk_id} arrived damaged (checksum mismatch)")
-        upload.close()
-        final = self.path(chunk_id, kind)
-        crc_tmp = upload.path + ".crc"
-        with open_private(crc_tmp) as f:
-            f.write(array.array("I", upload.block_crcs).tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(crc_tmp, final + ".crc")
-        os.replace(upload.path, final)
-        fsync_dir(self.dirs[kind])  # the renames too must survive a power cut
+        upload.commit(chunk_id, crc, self.path(chunk_id, kind))
         with self.lock:
             self.used += upload.total
             for feed in self.feeds.values():
@@ -309,8 +264,8 @@ class ChunkStore:
             return array.array("I", f.read())
 
     def read(self, chunk_id: int, offset: int, length: int) -> tuple[bytes, int]:
-        """-> (up to ``length`` bytes from ``offset``, chunk length); every block touched
-        is checksum-verified first."""
+        """-> (up to ``length`` bytes from ``offset``, chunk length): the blocks covering
+        the range, each checksum-verified (``read_blocks``), sliced."""
         kind, path = self.locate(chunk_id)
         size = os.path.getsize(path)
         if offset < 0 or length < 0 or offset > size:
@@ -319,16 +274,12 @@ class ChunkStore:
             raise errors.InvalidArgument(f"read of {length} bytes exceeds {MAX_PIECE}")
         end = min(size, offset + length)
         first_block = offset // BLOCK_SIZE
-        start = first_block * BLOCK_SIZE
         # whole blocks only: a CRC covers a block, so a read ending inside one reads it all
-        blocks_end = min(size, -(-end // BLOCK_SIZE) * BLOCK_SIZE)
-        with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(blocks_end - start)
-        bad = chunks.first_bad_block(data, self.block_crcs(path), BLOCK_SIZE, first_block)
-        if bad is not None:
-            log.error("chunk %d (%s) block %d fails its checksum", chunk_id, kind, bad)
-            raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
+        count = -(-end // BLOCK_SIZE) - first_block
+        if count == 0:  # an empty range on a block boundary touches no block
+            return b"", size
+        data, _crcs, size = self._verified_blocks(chunk_id, kind, path, first_block, count)
+        start = first_block * BLOCK_SIZE
         return data[offset - start:end - start], size
 
     def read_blocks(self, chunk_id: int, first_block: int,
@@ -340,6 +291,12 @@ class ChunkStore:
         if first_block < 0 or count <= 0 or count * BLOCK_SIZE > MAX_PIECE:
             raise errors.InvalidArgument(f"blocks {first_block}+{count}: out of range")
         kind, path = self.locate(chunk_id)
+        return self._verified_blocks(chunk_id, kind, path, first_block, count)
+
+    def _verified_blocks(self, chunk_id: int, kind: Kind, path: str, first_block: int,
+                         count: int) -> tuple[bytes, tuple[int, ...], int]:
+        """``read_blocks`` of the replica at ``path``, with no limit on ``count``; a block
+        that fails its CRC raises ChunkCorrupt and no byte leaves."""
         crcs = self.block_crcs(path)
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -348,9 +305,9 @@ class ChunkStore:
                                              f"its end ({size} bytes)")
             f.seek(first_block * BLOCK_SIZE)
             data = f.read(count * BLOCK_SIZE)
-        if chunks.first_bad_block(data, crcs, BLOCK_SIZE, first_block) is not None:
-            log.error("chunk %d (%s) fails its checksum in blocks %d+%d", chunk_id, kind,
-                      first_block, count)
+        bad = chunks.first_bad_block(data, crcs, BLOCK_SIZE, first_block)
+        if bad is not None:
+            log.error("chunk %d (%s) block %d fails its checksum", chunk_id, kind, bad)
             raise errors.ChunkCorrupt(f"chunk {chunk_id} is corrupt on this worker")
         return data, tuple(crcs[first_block:first_block + -(-len(data) // BLOCK_SIZE)]), size
 
