@@ -17,7 +17,7 @@ counts (``drop_corrupt``): the copy stops being served and the worker moves it a
 
 Placement keeps every worker's share of the data even, by bytes and by chunk count. A
 worker's figures are its last report plus the chunks placed on it that the report does not
-include yet (``Worker.pending``, nodes/master/reservations.py); one of unknown length counts
+include yet (``Worker.pending``: worker_view.py, reservations.py); one of unknown length counts
 the recent commits' typical length (``typical``). A worker more than ``BAND_CHUNKS`` chunks
 fuller than the least filled comes after the others, least filled first: a fuller worker
 gets nothing new until they catch up, one with twice the space gets twice the data. Within
@@ -43,10 +43,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
 
 from dfs.wire import Replica, WorkerStatus
-from nodes.master.reservations import Reservations
+from nodes.master.worker_view import Command, Worker
 
 log = logging.getLogger(__name__)
 
@@ -60,58 +59,7 @@ STALE_REPORTS = 30  # a placement its worker has not reported stored in this man
 BAND_CHUNKS = 8  # fills within this many chunks of the least filled worker count as even
 TYPICAL_WEIGHT = 32  # the guess at a new chunk's length follows the last commits' lengths
 
-Command = tuple[str | int, ...]  # ("delete", ...) or ("replicate", ...): see above
 ChunkKinds = Iterable[tuple[int, str]]  # ((chunk id, kind), ...) as workers report them
-
-
-@dataclass
-class Worker:
-    worker_id: str
-    host: str
-    port: int
-    free: int = 0
-    used: int = 0
-    load: int = 0
-    last_seen: float = 0.0
-    alive: bool = True
-    chunks: dict[int, str] = field(default_factory=dict)  # chunk_id -> kind
-    commands: list[Command] = field(default_factory=list)
-    pending: Reservations = field(default_factory=Reservations)  # placed, not reported yet
-    repairs: int = 0  # replications in flight towards this worker
-    verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
-    reports: int = 0  # heartbeats received since it registered
-    lost: set[int] = field(default_factory=set)  # chunks it held when it was declared dead
-
-    @property
-    def assigned(self) -> int:
-        """Chunks placed here that its reports do not include yet."""
-        return len(self.pending)
-
-    def total(self) -> int:
-        return self.used + self.free
-
-    def fill(self) -> float:
-        """Share of its space in use, as last reported."""
-        total = self.total()
-        return self.used / total if total else 1.0
-
-    def projected_fill(self, chunk_size: int, typical: float) -> float:
-        """Share in use once the chunks placed here since its report are stored (one of
-        unknown length taking ``typical`` bytes)."""
-        total = self.total()
-        expected = self.used + self.pending.expected_bytes(chunk_size, typical)
-        return expected / total if total else 1.0
-
-    def projected_chunks(self) -> int:
-        """Chunks held once those placed here are stored (a committed one is listed in
-        ``chunks`` already)."""
-        return len(self.chunks) + len(self.pending) - self.pending.listed(self.chunks)
-
-    def has_room(self, chunk_size: int) -> bool:
-        return self.free - self.pending.room >= chunk_size
-
-    def replica(self, kind: str) -> Replica:
-        return Replica(self.worker_id, self.host, self.port, kind)
 
 
 class WorkerTable:
