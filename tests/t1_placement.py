@@ -63,6 +63,8 @@ class Writes:
         self.copies: Counter[str] = Counter({wid: 0 for wid in ids})  # this workload's
         self.nbytes: Counter[str] = Counter({wid: 0 for wid in ids})
         self.primaries: Counter[str] = Counter()
+        self.later: set[int] = set()  # chunk ids committed by ``commit_all`` only
+        self.uncommitted: list[tuple[int, int, list[Replica]]] = []  # landed, not committed
         self.files = self.next_id = 0
 
     def allocate(self, exclude: tuple[str, ...]) -> tuple[int, list[Replica]]:
@@ -77,11 +79,16 @@ class Writes:
                 self.ahead.append((self.next_id, replicas))
         return self.ahead.popleft()
 
-    def write(self, lengths: list[int], exclude: tuple[str, ...] = ()) -> None:
-        """One file of chunks this long: send them, and move time on by one file."""
+    def write(self, lengths: list[int], exclude: tuple[str, ...] = (),
+              commit: bool = True) -> None:
+        """One file of chunks this long: send them, and move time on by one file.
+        ``commit`` False: their commit waits for ``commit_all`` (a stream through the
+        mount commits at its fsync or close, not chunk by chunk)."""
         for length in lengths:
             chunk_id, replicas = self.allocate(exclude)
             self.flying.append((self.files + self.in_flight, chunk_id, length, replicas))
+            if not commit:
+                self.later.add(chunk_id)
             self.primaries[replicas[0].worker_id] += 1
             for r in replicas:
                 self.copies[r.worker_id] += 1
@@ -96,8 +103,23 @@ class Writes:
             for r in replicas:
                 self.landed[r.worker_id].append((chunk_id, r.kind))
                 self.used[r.worker_id] += length
+            if chunk_id in self.later:
+                self.uncommitted.append((chunk_id, length, replicas))
+                continue
             for r in replicas:  # the client's commit
                 self.workers.add_location(chunk_id, r.worker_id, r.kind, length)
+
+    def commit_all(self) -> None:
+        """The streams' commits, of every chunk they wrote."""
+        for chunk_id, length, replicas in self.uncommitted:
+            for r in replicas:
+                self.workers.add_location(chunk_id, r.worker_id, r.kind, length)
+        self.uncommitted.clear()
+
+    def next_workload(self) -> None:
+        """Count the copies of what comes next only, as the bench measures each workload."""
+        self.copies = Counter({wid: 0 for wid in self.copies})
+        self.nbytes = Counter({wid: 0 for wid in self.nbytes})
 
     def _heartbeats(self) -> None:
         for wid, phase in self.phase.items():
@@ -184,6 +206,26 @@ def test_files_of_every_size_spread_within_ten_percent(period: int, skew: int,
     for _ in range(3000):
         size = int(2 ** random.uniform(0, 24))
         writes.write([BIG_CHUNK] * (size // BIG_CHUNK) + [size % BIG_CHUNK or BIG_CHUNK])
+    assert writes.worst() <= 10.0, (writes.copies, writes.nbytes)
+
+
+@pytest.mark.parametrize("period,skew,in_flight", [(16, 4, 8), (20, 5, 10), (40, 10, 10),
+                                                   (25, 8, 16), (12, 12, 8)])
+def test_a_stream_after_small_files_spreads_within_ten_percent(period: int, skew: int,
+                                                               in_flight: int) -> None:
+    """The bench's par_write after its cp -r of a source tree: 4 dd writers stream 256 MiB
+    each through the mount, which commits at their fsync only, so no commit tells the
+    length of their chunks while they are written. The guess at it (``typical``) stayed
+    the small files' length, the chunks being written counted next to nothing, and a
+    worker whose reports lagged (a loaded machine) looked the emptiest by more than the
+    band: it took a copy of nearly every chunk (20 % off even in the bench at load 5)."""
+    writes = Writes(equal_workers(), period, in_flight, skew)
+    for _ in range(2000):
+        writes.write([SMALL])
+    writes.next_workload()
+    for _ in range(256):  # 4 x 256 MiB of 4 MiB chunks, the writers' chunks interleaved
+        writes.write([BIG_CHUNK], commit=False)
+    writes.commit_all()
     assert writes.worst() <= 10.0, (writes.copies, writes.nbytes)
 
 

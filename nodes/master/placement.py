@@ -17,17 +17,18 @@ counts (``drop_corrupt``): the copy stops being served and the worker moves it a
 
 Placement keeps every worker's share of the data even, by bytes and by chunk count. A
 worker's figures are its last report plus the chunks placed on it that the report does not
-include yet (``Worker.pending``: worker_view.py, reservations.py); one of unknown length counts
-the recent commits' typical length (``typical``). A worker more than ``BAND_CHUNKS`` chunks
-fuller than the least filled comes after the others, least filled first: a fuller worker
-gets nothing new until they catch up, one with twice the space gets twice the data. Within
-the band the fewest chunks for its space wins, the fill breaking ties: small files barely
-move the fill, so they are spread by count, and as chunks of every size spread alike,
-their bytes follow. The band is wide because the unknown lengths of the chunks still being
-written blur each figure by several chunks: a narrower band had workers drop in and out
-of it, which dragged the counts apart. Exact ties go to the less busy worker (``load``:
-transfers in flight at its last report), then to a random one; which of the chosen holds
-the primary copy (the one reads try first) is random.
+include yet (``Worker.pending``: worker_view.py, reservations.py); one of unknown length
+counts the typical length of the chunks lately committed or reported stored (``typical``: a
+stream commits only at its end). A worker more than ``BAND_CHUNKS`` chunks fuller than the
+least filled comes after the others, least filled first: a fuller worker gets nothing new
+until they catch up, one with twice the space gets twice the data. Within the band the
+fewest chunks for its space wins, the fill breaking ties: small files barely move the fill,
+so they are spread by count, and as chunks of every size spread alike, their bytes follow.
+The band is wide because the unknown lengths of the chunks still being written blur each
+figure by several chunks: a narrower band had workers drop in and out of it, which dragged
+the counts apart. Exact ties go to the less busy worker (``load``: transfers in flight at
+its last report), then to a random one; which of the chosen holds the primary copy (the one
+reads try first) is random.
 
 Draining workers (``draining``, from the namespace's Member entries; `dfs workers drain`)
 get no new chunks and their copies do not count toward a chunk's replication: repair copies
@@ -57,7 +58,7 @@ VERIFY_DEADLINE = 60.0  # a chunk reported again within this is not checked agai
 STALE_REPORTS = 30  # a placement its worker has not reported stored in this many reports
 #                     is taken as never written (the client gave up, or went away)
 BAND_CHUNKS = 8  # fills within this many chunks of the least filled worker count as even
-TYPICAL_WEIGHT = 32  # the guess at a new chunk's length follows the last commits' lengths
+TYPICAL_WEIGHT = 32  # the guess at a new chunk's length follows the last chunks' lengths
 
 ChunkKinds = Iterable[tuple[int, str]]  # ((chunk id, kind), ...) as workers report them
 
@@ -67,8 +68,8 @@ class WorkerTable:
         self.replication = replication
         self.dead_after = dead_after
         self.chunk_size = chunk_size
-        # the length a chunk placed now will likely have: the recent commits' (a whole chunk
-        # until they tell), so small files are not counted as whole chunks meanwhile
+        # the length a chunk placed now will likely have: the recent commits' and reports'
+        # (a whole chunk until they tell), so small files are not counted as whole chunks
         self.typical = float(chunk_size)
         self.workers: dict[str, Worker] = {}
         self.locations: dict[int, dict[str, str]] = {}  # chunk_id -> {worker_id: kind}
@@ -108,9 +109,12 @@ class WorkerTable:
         worker = self.workers.get(worker_id)
         if worker is None or not worker.alive:
             return None
+        growth = used - worker.used
         worker.free, worker.used, worker.load, worker.last_seen = free, used, load, now
         worker.reports += 1
-        added = list(added)
+        added, removed = list(added), list(removed)
+        if added and not removed:
+            self._learn_typical(growth, len(added))
         for chunk_id, kind in added:
             self._add(chunk_id, worker, kind)
             if self.repairs.get(chunk_id, (None,))[0] == worker_id:
@@ -123,6 +127,17 @@ class WorkerTable:
             self._remove(chunk_id, worker)
         commands, worker.commands = worker.commands, []
         return commands
+
+    def _learn_typical(self, growth: int, count: int) -> None:
+        """A report of ``count`` chunks stored (none removed) grew its worker's ``used`` by
+        ``growth`` bytes: their mean length is news for ``typical`` as a commit's is. A
+        stream written through the mount commits only at its fsync or close: without this
+        the guess kept the length of the small files written before it for the whole
+        stream, its chunks still being written counted next to nothing, and a worker whose
+        report lagged looked the emptiest and took a copy of every chunk."""
+        mean = growth / count
+        if 0 <= mean <= self.chunk_size:
+            self.typical += (mean - self.typical) * (1 - (1 - 1 / TYPICAL_WEIGHT) ** count)
 
     def suspect(self, chunk_id: int, worker_id: str, now: float) -> bool:
         """A client says this replica failed its checksum. Only a hint: ask the worker to
