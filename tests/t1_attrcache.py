@@ -193,6 +193,24 @@ def test_a_big_listing_gives_the_names_after_a_miss(cache):
     assert cache.ahead("/f001", 2) == names[1:3]
 
 
+def test_a_walk_in_inode_order_gets_the_names_after_it_in_that_order(cache, now):
+    """find (gnulib fts) visits a folder of over 10,000 entries in inode order; ls in the
+    listing's. The look-ahead follows whichever order the lookups so far went in."""
+    made = [f"e{i}" for i in range(2 * AHEAD_MIN)]  # made in turn: inode order
+    listed = sorted(made)  # the master lists by name: e0, e1, e10, e100, ...
+    cache.put_listing("/big", [DirEntry(n, stat(100 + made.index(n))) for n in listed])
+    now[0] = 5.0  # the listing expired: every lookup is a miss
+    for name in ("e10", "e11"):
+        assert cache.get(f"/big/{name}") is None
+    assert cache.ahead("/big/e11", 3) == ["e11", "e12", "e13"]
+    for name in ("e1", "e10"):  # back to the listing's order
+        cache.get(f"/big/{name}")
+    assert cache.ahead("/big/e10", 3) == ["e10", "e100", "e101"]
+    cache.get("/big/e100")
+    cache.get("/big/e100")  # a getattr and a getxattr of one name: one step
+    assert cache.ahead("/big/e100", 2) == ["e100", "e101"]
+
+
 def test_only_the_latest_listings_keep_their_order(cache):
     names = [f"n{i}" for i in range(AHEAD_MIN)]
     for k in range(ORDERS_KEPT + 1):
