@@ -6,7 +6,7 @@ before anything goes on without it, and a snapshot brings it back."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,10 @@ class InProcessPeer(PeerLink):
             self.lose -= 1  # the standby never hears it: it will be one entry behind
             raise errors.Unavailable("timed out")
         return getattr(self.endpoints, "exposed_" + remote)(*args)
+
+    def _send(self, remote: str, args: tuple[object, ...]) -> Callable[[], object]:
+        answer = self._call(remote, args, None)  # no socket: answered as it is sent
+        return lambda: answer
 
 
 class FakeLeadership:

@@ -12,14 +12,15 @@ who asked, what, when and from which address. `dfs events` reads it (admin only)
 
 Off the request path: ``mutation`` and ``login`` only number the event and put it in a
 bounded queue (and in ``recent``, the last RECENT in memory); one writer thread appends
-them to ``cache-metadata/events.jsonl`` (0600, one JSON object per line, flushed, not
-fsynced: a crash may lose the last events, never a mutation). A full queue or a failing
-disk (ENOSPC) drops events with one warning (at most one per WARN_EVERY), until writing
-works again with nothing left queued; a request never waits for it or fails because of
-it. The file is rotated at a quarter of ``MasterConfig.events_bytes`` into events.1.jsonl
-.. events.3.jsonl (the oldest dropped), so the log stays under that bound. Event ids go
-on across restarts (read back from the last line). Each metadata server keeps the events
-it served as leader: after a failover the earlier ones are in the other server's file.
+them, at most one write per GATHER seconds, to ``cache-metadata/events.jsonl`` (0600, one
+JSON object per line, flushed, not fsynced: a crash may lose the last events, never a
+mutation). A full queue or a failing disk (ENOSPC) drops events with one warning (at most
+one per WARN_EVERY), until writing works again with nothing left queued; a request never
+waits for it or fails because of it. The file is rotated at a quarter of
+``MasterConfig.events_bytes`` into events.1.jsonl .. events.3.jsonl (the oldest dropped),
+so the log stays under that bound. Event ids go on across restarts (read back from the
+last line). Each metadata server keeps the events it served as leader: after a failover
+the earlier ones are in the other server's file.
 
 Thread-safe: ``lock`` guards the numbering and ``recent``; the file is the writer's alone.
 """
@@ -53,6 +54,8 @@ PAGE_MAX = 1_000  # events in one answer
 DETAIL_MAX = 512  # characters of an event's detail
 MASTER_OP = "(master)"
 WARN_EVERY = 600.0  # seconds: at most one "dropping events" warning in this long
+GATHER = 0.05  # seconds the writer rests after a write: the events of a busy master share a
+# write and a wake of the writer (one per event cost the request path a context switch each)
 
 DETAIL: dict[str, tuple[str, ...]] = {
     # method -> the arguments recorded (by parameter name); the others never are
@@ -235,6 +238,7 @@ class EventLog:
             if None in batch:
                 self._close_file()
                 return
+            time.sleep(GATHER)
 
     def _write(self, events: list[Event]) -> None:
         lines = [json.dumps(e._asdict(), ensure_ascii=False).encode() + b"\n" for e in events]

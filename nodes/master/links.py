@@ -16,8 +16,10 @@ exposed methods on the metadata server (``peer_ping``, ``peer_replicate``,
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import rpyc
+from rpyc.core import consts
 
 from dfs import auth, errors, rpc
 from nodes.master.voter import Answer, Voter
@@ -50,18 +52,47 @@ class Link:
         """``remote(*args)`` on the other end, within ``timeout`` (else the link's)."""
         with self.call_lock:
             try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = rpc.connect(*self.address, timeout=self.timeout,
-                                            connect_timeout=min(self.timeout, 2.0))
-                    self._introduce(self.conn)
-                self.conn._config["sync_request_timeout"] = timeout or self.timeout
-                return rpc.call(self.conn, remote, *args)
-            except errors.DfsError:
-                raise
+                conn = self._connected()
+                conn._config["sync_request_timeout"] = timeout or self.timeout
+                return rpc.call(conn, remote, *args)
             except (*rpc.TRANSPORT_ERRORS, OSError) as exc:
-                self.close_locked()
-                raise errors.Unavailable(f"{self.address[0]}:{self.address[1]}: {exc!r}") \
-                    from None
+                raise self._lost(exc) from None
+
+    def _send(self, remote: str, args: tuple[object, ...]) -> Callable[[], object]:
+        """``remote(*args)`` sent now, the answer taken later: -> what waits for it (within
+        the link's timeout), to be called once; the link serves no other call until then."""
+        self.call_lock.acquire()
+        try:
+            conn = self._connected()
+            answer = conn.async_request(consts.HANDLE_CALLATTR, conn.root, remote, args, (),
+                                        timeout=self.timeout)
+        except BaseException as exc:
+            failure = self._lost(exc) if isinstance(exc, (*rpc.TRANSPORT_ERRORS, OSError)) \
+                else exc
+            self.call_lock.release()
+            raise failure from None
+
+        def wait() -> object:
+            try:
+                return answer.value
+            except (*rpc.TRANSPORT_ERRORS, OSError) as exc:
+                raise self._lost(exc) from None
+            finally:
+                self.call_lock.release()
+        return wait
+
+    def _connected(self) -> rpyc.Connection:
+        """call_lock held: the connection, made (and introduced) if there is none."""
+        if self.conn is None or self.conn.closed:
+            self.conn = rpc.connect(*self.address, timeout=self.timeout,
+                                    connect_timeout=min(self.timeout, 2.0))
+            self._introduce(self.conn)
+        return self.conn
+
+    def _lost(self, exc: BaseException) -> errors.Unavailable:
+        """call_lock held: a transport failure; the connection is dropped."""
+        self.close_locked()
+        return errors.Unavailable(f"{self.address[0]}:{self.address[1]}: {exc!r}")
 
     def _introduce(self, conn: rpyc.Connection) -> None:
         """A fresh connection's first call (lock held). Voter calls are small: none needed."""
@@ -120,6 +151,19 @@ class PeerLink(Link):
     def replicate(self, epoch: int, entries: tuple[str, ...]) -> PeerAnswer:
         """entries: journal lines (JSON). -> ("ok" | "gap" | "old", seq or epoch)."""
         return self._peer("peer_replicate", (epoch, entries))
+
+    def replicate_async(self, epoch: int,
+                        entries: tuple[str, ...]) -> Callable[[], PeerAnswer]:
+        """``replicate`` sent now: -> what waits for its answer (call it once, soon: the
+        link is busy until then). The leader fsyncs its own journal in between."""
+        args = (epoch, entries)
+        stamp, mac = auth.sign_voter_call(self.secret, "peer_replicate", args, self.to)
+        wait = self._send("peer_replicate", (*args, stamp, mac))
+
+        def answer() -> PeerAnswer:
+            answer, value = _pair(wait())
+            return expect(answer, str, "answer"), expect(value, int, "sequence number or epoch")
+        return answer
 
     def install(self, epoch: int, snapshot: bytes) -> PeerAnswer:
         """snapshot: the namespace's JSON. -> ("ok" | "old", seq or epoch)."""

@@ -3,20 +3,24 @@
 Leader side, ``Replicator``:
 
 - ``submit(seq, line)`` (metadata lock held, right after the entry was journaled and
-  applied) queues the entry; the replication thread sends everything queued in one call
-  (``peer_replicate`` with several lines) while the committing threads fsync our own
-  journal: the two fsyncs run in parallel, and entries decided meanwhile share a call.
+  applied) queues the entry. The committing threads send the queue themselves, once the
+  metadata lock is left, one call at a time and in order (``peer_replicate`` with every
+  line queued: entries decided meanwhile share a call): ``begin()`` puts the call on its
+  way and ``finish(flight)`` takes its answer, with our own journal's fsync in between, so
+  the two fsyncs run in parallel. No thread handoff on this path (measured: a wake of a
+  replication thread and back cost more CPU per entry than the call itself).
 - ``wait(seq, term)`` (no lock) returns once ``seq`` is *covered*: fsynced by the standby
   (its answer), or the standby marked stale on a majority of its electorate
-  (Leadership.mark_standby_stale), whatever comes first. An entry is acknowledged only then
+  (Leadership.mark_standby_stale), whatever comes first; meanwhile it sends what is
+  queued whenever no call is out. An entry is acknowledged only then
   (nodes/master/durability.py). If neither is possible the leader steps down and the wait
   raises: the change is not acknowledged.
 - A call that fails, times out or finds the standby behind ("gap") marks the standby stale
   from its first entry before anything after it is covered. A newer epoch ("old") makes
   the leader step down.
-- A new term starts out of sync: the thread first sends a full snapshot under the metadata
-  lock (``_install_locked``: nothing is written meanwhile, so the standby then holds every
-  entry), or, if the standby cannot take it, marks it stale. ``sync()`` (the master-sync
+- A new term starts out of sync: the replication thread first sends a full snapshot under
+  the metadata lock (``_install_locked``: nothing is written meanwhile, so the standby then
+  holds every entry), or, if the standby cannot take it, marks it stale. ``sync()`` (the master-sync
   task) does the same for a standby marked stale once it answers again, and lifts the
   marks. A snapshot is simpler than a journal tail and always right, also for an old
   leader whose journal holds entries nobody acknowledged.
@@ -24,8 +28,7 @@ Leader side, ``Replicator``:
 Everything a term does is tagged with ``term`` (bumped by ``reset``): an answer or a wait
 from an earlier term never counts in a later one.
 
-Standby side, ``Standby``: the peer calls (nodes/master/cluster_service.py) journal and apply
-under the standby's metadata lock, whose release waits for the fsync, before answering.
+Standby side: ``Standby`` (nodes/master/standby.py).
 
 Entries travel as journal lines (``Record.to_line`` / ``Record.from_line``), snapshots as
 dfs.journal.encode'd JSON (written to disk by the standby as they came).
@@ -33,20 +36,15 @@ dfs.journal.encode'd JSON (written to disk by the standby as they came).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from dfs import errors
-from dfs.namespace.entries import Record
-from dfs.namespace.model import Namespace
-from nodes.master.election import LEADER, VoterLink
+from nodes.master.election import VoterLink
 from nodes.master.links import PeerAnswer
-from nodes.master.voter import Voter
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +56,27 @@ RETRY = 0.2  # seconds before trying again to reach a standby that must be synce
 
 
 class Peer(Protocol):
-    """The standby as the leader reaches it (nodes.master.links.PeerLink)."""
+    """The standby as the leader reaches it (nodes.master.links.PeerLink). A peer may also
+    offer ``replicate_async(epoch, entries)``: the call sent, -> what waits for its answer
+    (PeerLink does); without it ``replicate`` runs whole in ``begin``."""
 
     def ping(self) -> PeerAnswer: ...
     def replicate(self, epoch: int, entries: tuple[str, ...]) -> PeerAnswer: ...
     def install(self, epoch: int, snapshot: bytes) -> PeerAnswer: ...
+
+
+class Flight(NamedTuple):
+    """A replicate call on its way (``Replicator.begin``): ``answer()`` waits for it."""
+
+    term: int
+    batch: list[tuple[int, str]]
+    answer: Callable[[], PeerAnswer]
+
+
+def _failed_call(exc: Exception) -> Callable[[], PeerAnswer]:
+    def answer() -> PeerAnswer:
+        raise exc
+    return answer
 
 
 class LeaderSide(Protocol):
@@ -93,7 +107,10 @@ class Replicator:
         self.snapshot = snapshot
         self.written = written
         self.standby_marked = standby_marked
-        self.cond = threading.Condition()  # guards everything below
+        guard = threading.RLock()
+        self.cond = threading.Condition(guard)  # guards everything below; committers wait here
+        self.work = threading.Condition(guard)  # the replication thread waits here (apart, so
+        # that an answer wakes the committers, never the thread)
         self.term = 0
         self.epoch = 0
         self.leading = False
@@ -103,6 +120,7 @@ class Replicator:
         # (kept across terms: finish_clearing tells them once the standby is in sync)
         self.acked = 0  # the last entry the standby fsynced in this term
         self.queue: list[tuple[int, str]] = []  # (seq, line) to send, in order
+        self.sending = False  # a replicate call is out (its sender clears this)
         self.first: int | None = None  # the first entry written in this term
         self.wanted = False  # a new term or entries: the standby must be synced or marked
         self.waiting = 0
@@ -120,6 +138,7 @@ class Replicator:
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
+            self.work.notify_all()
         if self.thread is not None:
             self.thread.join(timeout=5)
 
@@ -143,6 +162,7 @@ class Replicator:
             self.first = None
             self.failure = None
             self.cond.notify_all()
+            self.work.notify_all()
 
     # --- the committing threads ------------------------------------------------------------
 
@@ -154,12 +174,10 @@ class Replicator:
             if self.first is None:
                 self.first = seq
             if self.in_sync:
-                self.queue.append((seq, line))
-                if len(self.queue) == 1:  # else the thread is busy and takes it next
-                    self.cond.notify_all()
+                self.queue.append((seq, line))  # its committer sends it (begin, wait)
             elif self.marked_from is None:
                 self.wanted = True  # the snapshot that syncs the standby will carry it
-                self.cond.notify_all()
+                self.work.notify_all()
 
     def covered(self, seq: int, term: int) -> bool:
         """Entry ``seq`` needs nothing more from the standby in ``term``."""
@@ -167,15 +185,16 @@ class Replicator:
             self.marked_from is not None or seq <= self.acked))
 
     def wait(self, seq: int, term: int) -> None:
-        """Return once entry ``seq`` of ``term`` is covered (no lock held). Raises NotLeader
-        or Unavailable if it cannot be: the change must not be acknowledged."""
+        """Return once entry ``seq`` of ``term`` is covered (no lock held), sending what is
+        queued whenever no call is out. Raises NotLeader or Unavailable if it cannot be:
+        the change must not be acknowledged."""
         if self.peer is None:
             return
         deadline = time.monotonic() + WAIT_LIMIT
         with self.cond:
             self.waiting += 1
             if not self.in_sync and self.marked_from is None:
-                self.cond.notify_all()  # the thread syncs or marks the standby for us
+                self.work.notify_all()  # the thread syncs or marks the standby for us
             try:
                 while not self.covered(seq, term):
                     if term != self.term:
@@ -186,76 +205,122 @@ class Replicator:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise errors.Unavailable("the standby did not answer in time: retry")
-                    self.cond.wait(left)
+                    flight = self._take()
+                    if flight is None:
+                        self.cond.wait(left)
+                        continue
+                    self.cond.release()
+                    try:
+                        self.finish(self._start(*flight))
+                    finally:
+                        self.cond.acquire()
             finally:
                 self.waiting -= 1
+
+    def begin(self) -> Flight | None:
+        """No lock held: send what is queued unless a call is out already. -> the call on
+        its way, for ``finish`` (always: the link is busy until then), or None."""
+        if self.peer is None:
+            return None
+        with self.cond:
+            taken = self._take()
+        return None if taken is None else self._start(*taken)
+
+    def _take(self) -> tuple[int, int, list[tuple[int, str]]] | None:
+        """cond held: (term, epoch, the next batch) if it is to be sent now; the caller
+        sends it (``sending`` is set)."""
+        if (self.sending or not self.queue or not self.in_sync or not self.leading
+                or self.failure is not None):
+            return None
+        size = count = 0
+        for _seq, line in self.queue:
+            if count and (count >= BATCH_LINES or size + len(line) > BATCH_BYTES):
+                break
+            count, size = count + 1, size + len(line)
+        batch, self.queue = self.queue[:count], self.queue[count:]
+        self.sending = True
+        return self.term, self.epoch, batch
+
+    def _start(self, term: int, epoch: int, batch: list[tuple[int, str]]) -> Flight:
+        """No lock held, ``sending`` ours: put the call on its way."""
+        assert self.peer is not None
+        lines = tuple(line for _seq, line in batch)
+        try:
+            start = getattr(self.peer, "replicate_async", None)
+            if start is not None:
+                answer: Callable[[], PeerAnswer] = start(epoch, lines)
+            else:
+                whole = self.peer.replicate(epoch, lines)
+                answer = lambda: whole  # noqa: E731
+        except Exception as exc:  # unreachable, refused: the answer says so
+            answer = _failed_call(exc)
+        return Flight(term, batch, answer)
 
     # --- the replication thread ------------------------------------------------------------
 
     def _work(self) -> bool:
-        """cond held: is there something to send, or a standby to sync or mark?"""
+        """cond held: is there a standby to sync or mark? (In sync, committers send.)"""
         if not self.leading or self.failure is not None:
             return False  # a failed term does nothing more: the next one starts afresh
-        if self.in_sync:
-            return bool(self.queue)
-        return self.marked_from is None and (self.wanted or self.waiting > 0)
+        return not self.in_sync and not self.sending and self.marked_from is None and (
+            self.wanted or self.waiting > 0)
 
     def _run(self) -> None:
         while True:
             with self.cond:
                 while not self.stopped and not self._work():
-                    self.cond.wait()
+                    self.work.wait()
                 if self.stopped:
                     return
-                term, epoch = self.term, self.epoch
-                batch: list[tuple[int, str]] | None = None
-                if self.in_sync:
-                    size = count = 0
-                    for _seq, line in self.queue:
-                        if count and (count >= BATCH_LINES or size + len(line) > BATCH_BYTES):
-                            break
-                        count, size = count + 1, size + len(line)
-                    batch, self.queue = self.queue[:count], self.queue[count:]
+                term = self.term
             try:
-                if batch is not None:
-                    self._send(term, epoch, batch)
-                elif not self._establish(term):
+                if not self._establish(term):
                     with self.cond:
-                        self.cond.wait(RETRY)
+                        self.work.wait(RETRY)
             except Exception:  # never let the stream die: every wait would hang
                 log.exception("replication to the standby failed")
                 with self.cond:
-                    self.cond.wait(RETRY)
+                    self.work.wait(RETRY)
 
-    def _send(self, term: int, epoch: int, batch: list[tuple[int, str]]) -> None:
-        assert self.peer is not None
+    def finish(self, flight: Flight) -> None:
+        """No lock held: take the answer of ``begin``'s call (waiting for it) and act on it;
+        the next call may go out then (after a failure, once the standby is marked)."""
         why: object = None
+        released = False
         try:
-            answer, value = self.peer.replicate(epoch, tuple(line for _seq, line in batch))
-        except Exception as exc:  # unreachable, refused, or anything else: not covered
-            answer, value, why = "failed", 0, exc
-        first, last = batch[0][0], batch[-1][0]
-        with self.cond:
-            if term != self.term:
-                return
-            if answer == "ok":
-                self.acked = max(self.acked, last)
-                self.cond.notify_all()
-                return
+            try:
+                answer, value = flight.answer()
+            except Exception as exc:  # unreachable, refused, or anything else: not covered
+                answer, value, why = "failed", 0, exc
+            term, batch = flight.term, flight.batch
+            first, last = batch[0][0], batch[-1][0]
+            with self.cond:
+                if term != self.term or answer == "ok":
+                    if term == self.term:
+                        self.acked = max(self.acked, last)
+                    self.sending, released = False, True
+                    self.cond.notify_all()  # covered, or the next call may go out
+                    return
+                if answer == "old":
+                    self.failure = errors.NotLeader("a newer leader exists")
+                else:
+                    self.in_sync = False
+                    self.queue = []
             if answer == "old":
-                self.failure = errors.NotLeader("a newer leader exists")
-                self.cond.notify_all()
+                self.leadership.step_down(value)
+            elif answer == "gap":
+                log.warning("standby is behind (at entry %s): marking it stale", value)
+                self._mark(term, first)
             else:
-                self.in_sync = False
-                self.queue = []
-        if answer == "old":
-            self.leadership.step_down(value)
-        elif answer == "gap":
-            log.warning("standby is behind (at entry %s): marking it stale", value)
-            self._mark(term, first)
-        else:
-            log.warning("standby unreachable (%s): marking it stale from entry %d", why, first)
-            self._mark(term, first)
+                log.warning("standby unreachable (%s): marking it stale from entry %d",
+                            why, first)
+                self._mark(term, first)
+        finally:  # a failure: the thread may sync the standby once it is marked, not before
+            if not released:
+                with self.cond:
+                    self.sending = False
+                    self.cond.notify_all()
+                    self.work.notify_all()
 
     def _mark(self, term: int, first: int) -> None:
         """Record "standby stale from ``first``" on a majority, or step down."""
@@ -355,81 +420,3 @@ class Replicator:
         """Retry lifting the stale mark on voters that did not hear it the first time."""
         if self.uncleared:
             self.uncleared = self.leadership.clear_standby_stale(only=self.uncleared)
-
-
-# --- the standby's side ----------------------------------------------------------------------
-
-class ReplicaStore(Protocol):
-    """What the standby side needs of its metadata server (MasterState)."""
-
-    @property
-    def lock(self) -> AbstractContextManager[object]:
-        """The metadata lock: its release waits until what was written is fsynced."""
-    @property
-    def seq(self) -> int:
-        """The last entry applied."""
-    def append_and_apply(self, records: Sequence[Record]) -> None:
-        """Journal and apply ``records``; lock held (durable once it is released)."""
-    def replace_namespace(self, ns: Namespace, snapshot: bytes) -> None:
-        """Persist ``snapshot`` (the JSON of ``ns``) and serve ``ns`` from now on; lock held."""
-
-
-class StandbyRole(Protocol):
-    """What the standby side needs of its own election state (election.Leadership)."""
-
-    @property
-    def role(self) -> str: ...
-    @property
-    def epoch(self) -> int: ...
-    def step_down(self, epoch: int) -> None: ...
-
-
-class Standby:
-    """The leader calls us (we are its standby): ping, replicate or install."""
-
-    def __init__(self, voter: Voter, leadership: StandbyRole, store: ReplicaStore) -> None:
-        self.voter = voter
-        self.leadership = leadership
-        self.store = store
-
-    def ping(self) -> PeerAnswer:
-        return "ok", self.store.seq
-
-    def _accept(self, epoch: int) -> PeerAnswer | None:
-        """None if the leader of ``epoch`` may write to us, else the refusal. A leader
-        hearing from a newer one steps down first."""
-        if epoch < self.voter.epoch:
-            return "old", self.voter.epoch
-        if self.leadership.role == LEADER:
-            if epoch <= self.leadership.epoch:
-                return "old", self.leadership.epoch
-            self.leadership.step_down(epoch)
-        self.voter.epoch = max(self.voter.epoch, epoch)
-        return None
-
-    def replicate(self, epoch: int, lines: tuple[str, ...]) -> PeerAnswer:
-        """Append and apply entries from the leader, fsynced before the answer (the lock's
-        release waits for it). -> ("ok", seq) / ("gap", seq)."""
-        refused = self._accept(epoch)
-        if refused is not None:
-            return refused
-        records = [Record.from_line(line) for line in lines]
-        store = self.store
-        with store.lock:
-            if not records:
-                return "ok", store.seq
-            if records[0].seq != store.seq + 1:
-                return "gap", store.seq
-            store.append_and_apply(records)
-            return "ok", store.seq
-
-    def install(self, epoch: int, snapshot: bytes) -> PeerAnswer:
-        """Replace our namespace with the leader's. -> ("ok", seq)."""
-        refused = self._accept(epoch)
-        if refused is not None:
-            return refused
-        ns = Namespace.from_json(json.loads(snapshot))
-        with self.store.lock:
-            self.store.replace_namespace(ns, snapshot)
-            log.info("installed the leader's snapshot at entry %d (epoch %d)", ns.seq, epoch)
-            return "ok", ns.seq

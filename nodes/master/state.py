@@ -46,8 +46,9 @@ from nodes.master.links import Link, PeerLink
 from nodes.master.locks import Locks
 from nodes.master.login_limits import LoginLimits
 from nodes.master.placement import WorkerTable
-from nodes.master.replication import Replicator, Standby
+from nodes.master.replication import Replicator
 from nodes.master.snapshots import Compactor
+from nodes.master.standby import Standby
 from nodes.master.voter import Voter
 
 log = logging.getLogger(__name__)
@@ -211,10 +212,10 @@ class MasterState:
         self.events.mutation(record)
         return freed
 
-    def append_and_apply(self, records: Sequence[Record]) -> None:
-        """Standby, lock held: journal and apply what the leader sent (fsynced when the
-        lock is left, before the answer)."""
-        self.journal.write([r.to_line() for r in records], records[-1].seq, essential=True)
+    def append_and_apply(self, records: Sequence[Record], lines: Sequence[str]) -> None:
+        """Standby, lock held: journal the leader's ``lines`` as they came and apply their
+        ``records`` (fsynced when the lock is left, before the answer)."""
+        self.journal.write(lines, records[-1].seq, essential=True)
         self._apply(records)
 
     def _barrier(self) -> Callable[[], None] | None:
@@ -232,12 +233,17 @@ class MasterState:
         return lambda: self._wait_durable(seq, term)
 
     def _wait_durable(self, seq: int, term: int | None) -> None:
-        """No lock held: fsync ours (shared) while the standby gets it, then wait for it."""
+        """No lock held: send the standby what is queued (this thread: no handoff), fsync
+        ours (shared) while the standby gets it, then wait for its answer."""
+        flight = self.replicator.begin() if term is not None else None
         try:
             self.journal.sync_to(seq)
         except errors.Unavailable:
             self.leadership.step_down(self.epoch)  # the standby may lead: it has them
             raise
+        finally:
+            if flight is not None:
+                self.replicator.finish(flight)
         if term is not None:
             self.replicator.wait(seq, term)
 
