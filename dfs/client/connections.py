@@ -285,6 +285,49 @@ class WorkerLinks:
                 raise
             raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
 
+    def call_each(self, replica: Replica, name: str, calls: Sequence[tuple[Any, ...]]
+                  ) -> list[Any]:
+        """``name(*args)`` for each ``args`` of ``calls``, in order: the first through
+        ``call`` (so a stale pooled connection is replaced, and what the first call checks,
+        room or token, fails before more is sent), the others sent on one connection
+        without waiting for each answer (a worker serves one connection's calls in turn):
+        the pieces of a chunk then travel while the worker stores the ones before. -> the
+        answers; raises the first failure, after every answer is in."""
+        if not calls:
+            return []
+        answers = [self.call(replica, name, *calls[0])]
+        if len(calls) == 1:
+            return answers
+        address = (replica.host, replica.port)
+        pool = self._pool(address)
+        conn = pool.take()
+        if conn is None:
+            try:
+                conn = rpc.connect(*address, timeout=self.timeout)
+            except errors.Unavailable as exc:
+                raise errors.WorkerUnavailable(f"worker {replica.worker_id}: {exc}") from None
+        failed: errors.DfsError | None = None
+        try:
+            pending = [rpc.call_async(conn, name, *args, timeout=self.timeout)
+                       for args in calls[1:]]
+            for result in pending:
+                try:
+                    answers.append(result.value)
+                except errors.DfsError as exc:
+                    failed = failed or clean(exc)
+        except rpc.TRANSPORT_ERRORS as exc:
+            rpc.hard_close(conn)
+            pool.clear()
+            raise errors.WorkerUnavailable(
+                f"worker {replica.worker_id} at {replica.host}:{replica.port}: {exc!r}") from None
+        except BaseException:
+            rpc.hard_close(conn)
+            raise
+        pool.give(conn)
+        if failed is not None:
+            raise failed
+        return answers
+
     def _answered(self, address: Address, result: Any) -> Any:
         if address in self.suspects:
             with self.lock:

@@ -37,8 +37,9 @@ from typing import Protocol
 from dfs import chunks, errors, wire
 from dfs.chunks import MAX_FILE_SIZE
 from dfs.client.memory import WriteBudget
-from dfs.client.reader import ChunkReader, ReadClient
+from dfs.client.reader import PREFETCH_CHUNKS, ChunkReader, ReadClient
 from dfs.client.renewer import Renewer
+from dfs.client.transfer import Pieces
 from dfs.config import ClientConfig
 from dfs.wire import FileLayout, PutResult, ReadChunk, WrittenChunk
 
@@ -73,7 +74,7 @@ class DfsFile:
         self.refs: dict[int, ReadChunk] = {c.ref.chunk_index: c for c in layout.chunks}  # sparse
         self.new: set[int] = set()  # indices whose ref was stored by this handle, not committed
         self.buffers: dict[int, bytearray] = {}  # changed, not yet uploaded
-        self.uploads: dict[int, tuple[bytearray, Future[ReadChunk]]] = {}
+        self.uploads: dict[int, tuple[Pieces, Future[ReadChunk]]] = {}
         self.dirty = False
         self.error: errors.DfsError | None = None
         self.pos = 0
@@ -184,7 +185,7 @@ class DfsFile:
         if index in self.buffers:
             return self.buffers[index]
         if index in self.uploads:
-            return self.uploads[index][0]
+            return self.uploads[index][0].joined()
         chunk = self.refs.get(index)
         if chunk is None:
             return b""
@@ -192,9 +193,10 @@ class DfsFile:
 
     def _chunk_bytes(self, index: int) -> bytes | bytearray:
         data = self._content(index)
-        ahead = index + 1
-        held = ahead in self.buffers or ahead in self.uploads  # its bytes are here already
-        self.reader.was_read(index, None if held else self.refs.get(ahead))
+        following = [None if ahead in self.buffers or ahead in self.uploads  # here already
+                     else self.refs.get(ahead)
+                     for ahead in range(index + 1, index + 1 + PREFETCH_CHUNKS)]
+        self.reader.was_read(index, following)
         return data
 
     # --- positional writes --------------------------------------------------------------
@@ -293,10 +295,12 @@ class DfsFile:
         if kept < len(data):
             self.budget.give(len(data) - kept, self)
             del data[kept:]
+        # cut into the pieces every replica is sent; the buffer goes (held once in flight)
+        pieces = Pieces(data, self.client.transfer.piece_size)
         future = self.client.chunk_pool.submit(self.client.transfer.store_chunk, self.path,
-                                               index, data)
+                                               index, pieces)
         future.add_done_callback(lambda _f: self.budget.poke())
-        self.uploads[index] = (data, future)
+        self.uploads[index] = (pieces, future)
         self.client.renewer.watch(self)  # until it commits, its new chunks must be kept
 
     def _finish_upload(self, index: int) -> None:

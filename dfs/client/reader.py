@@ -31,7 +31,7 @@ from dfs.client.transfer import Transfer
 from dfs.config import BLOCK_SIZE, MIB
 from dfs.wire import FileLayout, ReadChunk
 
-PREFETCH_CHUNKS = 2  # chunks read ahead at most on sequential access
+PREFETCH_CHUNKS = 4  # chunks one file reads ahead at most on sequential access
 SEQUENTIAL_SLACK = MIB // 4  # a read starting this near the last one's end is sequential
 
 log = logging.getLogger("dfs.client.files")  # its DfsFile's log
@@ -128,28 +128,39 @@ class ChunkReader:
                 return fresh
         return None
 
-    def was_read(self, index: int, following: ReadChunk | None) -> None:
+    def was_read(self, index: int, following: list[ReadChunk | None]) -> None:
         """Chunk ``index`` was read; if the one before it was the last read (sequential
-        access), read ``following`` ahead: chunk ``index + 1``'s stored chunk, None if there
-        is nothing to fetch (a hole, or bytes the file holds itself)."""
+        access), read ``following`` ahead: the stored chunks of ``index + 1`` on (at most
+        PREFETCH_CHUNKS), None where there is nothing to fetch (a hole, or bytes the file
+        holds itself). The next chunk is read ahead whenever the read buffers can make
+        room for it; the ones after it only into room that is free (they push out nothing
+        another file read), so many readers at once share the buffers as before."""
         if index == self.last_read_index + 1:
-            self._prefetch(index + 1, following)
+            for ahead, chunk in enumerate(following[:PREFETCH_CHUNKS], start=index + 1):
+                if not self._prefetch(ahead, chunk, evict=ahead == index + 1):
+                    break
         self.last_read_index = index
 
-    def _prefetch(self, index: int, chunk: ReadChunk | None) -> None:
+    def _prefetch(self, index: int, chunk: ReadChunk | None, evict: bool) -> bool:
+        """Read ``chunk`` (chunk ``index``) ahead. -> False when the read buffers have
+        no room for it (then there is none for the ones after it either)."""
         for i, (task, _count) in list(self.prefetching.items()):
             if task.done():
                 del self.prefetching[i]
+        buffers = self.client.read_buffers
         if (chunk is None or index in self.prefetching
                 or len(self.prefetching) >= PREFETCH_CHUNKS
-                or self.client.read_buffers.get(chunk.ref.chunk_id) is not None):
-            return
+                or buffers.get(chunk.ref.chunk_id) is not None):
+            return True
         count = chunk.ref.length
-        if not self.client.read_buffers.reserve(count):
-            return  # the read buffers are all spoken for: no read ahead
+        if not evict and buffers.used + count > buffers.capacity:
+            return False  # free room only, beyond the next chunk
+        if not buffers.reserve(count):
+            return False  # the read buffers are all spoken for: no read ahead
         self.read_ids.add(chunk.ref.chunk_id)
         task = self.client.chunk_pool.submit(self._read_ahead, chunk)
         self.prefetching[index] = (task, count)
+        return True
 
     def _read_ahead(self, chunk: ReadChunk) -> None:
         """Load a chunk into the read buffers, in the room reserved for it. A failure is

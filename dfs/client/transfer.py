@@ -1,9 +1,12 @@
 """Moving one chunk's bytes between a client and the workers.
 
 Upload: the bytes go to every replica in parallel, in pieces of about 1 MiB (rpyc's sweet
-spot). If a replica fails and other workers are alive, the chunk is stored again under a
-new id on workers that did not fail; only when no other worker can take it is the chunk
-accepted with fewer copies (reported as under-replicated, repaired by the master later).
+spot), cut once for all of them (``Pieces``) and sent one after another without waiting
+for each answer (``WorkerLinks.call_each``; downloads ask for a chunk's pieces the same
+way): the next piece travels while the worker stores the last. If a replica fails and
+other workers are alive, the chunk is stored again under a new id on workers that did
+not fail; only when no other worker can take it is the chunk accepted with fewer copies
+(reported as under-replicated, repaired by the master later).
 
 Download: the cache first, then each replica in turn (primary first). Every chunk is
 checked against the CRC32C the master recorded; a bad or unreachable replica is skipped,
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from dfs import chunks, errors, rpc, wire
+from dfs import chunks, errors, wire
 from dfs.client.cache import ChunkCache
 from dfs.client.connections import MasterLink, WorkerLinks
 from dfs.config import BLOCK_SIZE
@@ -82,6 +85,39 @@ class Reservations:
                 log.debug("unused chunk ids not handed back (freed later): %s", exc)
 
 
+class Pieces:
+    """A chunk's bytes cut into the pieces sent to the workers (exact bytes: what rpyc
+    sends without more copies), with their CRC32C. Cut once for every replica and every
+    placement tried; a writer hands these over and lets its buffer go, so a chunk in
+    flight is held once, as the write-back budget counts it."""
+
+    def __init__(self, data: chunks.BytesLike, piece_size: int) -> None:
+        if type(data) is bytes and len(data) <= piece_size:
+            self.parts = [data] if data else []
+        else:
+            view = memoryview(data)
+            self.parts = [bytes(view[offset:offset + piece_size])
+                          for offset in range(0, len(view), piece_size)]
+        self.length = sum(len(part) for part in self.parts)
+        self.crc = 0
+        for part in self.parts:
+            self.crc = chunks.crc_update(part, self.crc)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def at_offsets(self) -> list[tuple[int, bytes]]:
+        """(offset in the chunk, piece) of each piece."""
+        found, offset = [], 0
+        for part in self.parts:
+            found.append((offset, part))
+            offset += len(part)
+        return found
+
+    def joined(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
 RENEW_BATCH = 4096  # chunk ids per renew call (the master's MAX_CHUNKS_PER_CALL)
 
 
@@ -108,22 +144,21 @@ class Transfer:
 
     # --- upload ----------------------------------------------------------------------
 
-    def _send(self, target: WriteTarget, replica: Replica, data: chunks.BytesLike,
-              crc: int) -> None:
-        view = memoryview(data)
-        total = len(data)
-        for offset in range(0, total, self.piece_size):
-            piece = bytes(view[offset:offset + self.piece_size])
-            self.workers.call(replica, "write", target.token, target.chunk_id, replica.kind,
-                              offset, piece, total, crc)
+    def _send(self, target: WriteTarget, replica: Replica, pieces: Pieces) -> None:
+        """Every piece to one replica, sent without waiting for each answer (the worker
+        checks the first before the others come: WorkerLinks.call_each)."""
+        self.workers.call_each(replica, "write", [
+            (target.token, target.chunk_id, replica.kind, offset, piece, len(pieces),
+             pieces.crc) for offset, piece in pieces.at_offsets()])
 
-    def store_chunk(self, path: str, index: int, data: chunks.BytesLike,
+    def store_chunk(self, path: str, index: int, data: chunks.BytesLike | Pieces,
                     target: WriteTarget | None = None) -> ReadChunk:
         """Store ``data`` as chunk ``index`` of ``path``. -> ReadChunk of the stored copies.
 
         ``target`` is a WriteTarget from an earlier allocate() (batched), or None.
         """
-        crc = chunks.crc(data)
+        pieces = data if isinstance(data, Pieces) else Pieces(data, self.piece_size)
+        crc = pieces.crc
         failed: set[str] = set()
         full: set[str] = set()  # workers that refused for want of space
         best: ReadChunk | None = None
@@ -138,7 +173,7 @@ class Transfer:
                     if best is not None:
                         return best  # no other worker has room: fewer copies for now
                     raise
-            results = self._send_all(target, data, crc)
+            results = self._send_all(target, pieces)
             stored = tuple(r for r, exc in results if exc is None)
             for replica, exc in results:
                 if isinstance(exc, errors.StaleToken):
@@ -154,7 +189,7 @@ class Transfer:
                             "chunk %d to worker %s failed: %s", target.chunk_id,
                             replica.worker_id, exc)
                     failed.add(replica.worker_id)
-            ref = wire.ChunkRef(target.chunk_id, target.version, len(data), crc, index)
+            ref = wire.ChunkRef(target.chunk_id, target.version, len(pieces), crc, index)
             written = wire.ReadChunk(ref, stored, target.read_token)
             if stored and len(stored) == len(target.replicas):
                 return written
@@ -167,9 +202,9 @@ class Transfer:
             raise errors.NoSpace(f"no room for a chunk of {path}: the workers are full")
         raise errors.WorkerUnavailable(f"no worker could store a chunk of {path}")
 
-    def _send_all(self, target: WriteTarget, data: chunks.BytesLike,
-                  crc: int) -> list[tuple[Replica, errors.DfsError | None]]:
-        futures = [(r, self.pool.submit(self._send, target, r, data, crc))
+    def _send_all(self, target: WriteTarget,
+                  pieces: Pieces) -> list[tuple[Replica, errors.DfsError | None]]:
+        futures = [(r, self.pool.submit(self._send, target, r, pieces))
                    for r in target.replicas]
         results: list[tuple[Replica, errors.DfsError | None]] = []
         for replica, future in futures:
@@ -183,10 +218,21 @@ class Transfer:
     # --- download --------------------------------------------------------------------
 
     def _fetch(self, chunk: ReadChunk, replica: Replica) -> bytes:
-        return rpc.read_pieces(
-            lambda offset: self.workers.call(replica, "read", chunk.token, chunk.ref.chunk_id,
-                                             offset, self.piece_size),
-            chunk.ref.length, f"chunk {chunk.ref.chunk_id}")
+        """The chunk's pieces, asked for all at once (``WorkerLinks.call_each``). A copy
+        shorter than recorded answers a piece past its end with less, or with
+        InvalidArgument (an offset beyond it): corrupt, as a short piece is."""
+        ref = chunk.ref
+        offsets = range(0, ref.length, self.piece_size)
+        try:
+            answers = self.workers.call_each(replica, "read", [
+                (chunk.token, ref.chunk_id, offset, self.piece_size) for offset in offsets])
+        except errors.InvalidArgument:
+            raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} is shorter than recorded") from None
+        pieces = [data for data, _size in answers]
+        if any(len(piece) != min(self.piece_size, ref.length - offset)
+               for piece, offset in zip(pieces, offsets, strict=True)):
+            raise errors.ChunkCorrupt(f"chunk {ref.chunk_id} is shorter than recorded")
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def load_chunk(self, chunk: ReadChunk, use_cache: bool = True) -> bytes:
         """The bytes of one ReadChunk, verified; raises DataLost if no replica has them."""
