@@ -64,6 +64,9 @@ class Writes:
         self.nbytes: Counter[str] = Counter({wid: 0 for wid in ids})
         self.primaries: Counter[str] = Counter()
         self.later: set[int] = set()  # chunk ids committed by ``commit_all`` only
+        # worker id -> (the file after which it reports them, the replicas it deleted, and
+        # their bytes, which its reports count in its used until then)
+        self.deletes: dict[str, tuple[int, list[tuple[int, str]], int]] = {}
         self.uncommitted: list[tuple[int, int, list[Replica]]] = []  # landed, not committed
         self.files = self.next_id = 0
 
@@ -128,9 +131,28 @@ class Writes:
 
     def report(self, wid: str) -> None:
         added, self.landed[wid] = self.landed[wid], []
-        used = self.used[wid]
-        assert self.workers.heartbeat(wid, self.room[wid] - used, used, 0, added, (),
+        removed: list[tuple[int, str]] = []
+        if wid in self.deletes and self.deletes[wid][0] <= self.files:
+            _, removed, _nbytes = self.deletes.pop(wid)
+        used = self.used[wid] + (self.deletes[wid][2] if wid in self.deletes else 0)
+        assert self.workers.heartbeat(wid, self.room[wid] - used, used, 0, added, removed,
                                       0.0) == []
+
+    def remove_everything(self, reported_after: dict[str, int]) -> None:
+        """Every file is removed: the table asks the workers to delete every replica (its
+        garbage collection), and each worker reports its deletes after that many more files
+        (the used it reports counts them until then)."""
+        while self.flying:  # what is in flight lands first, and every worker reports it
+            self.files += 1
+            self._land()
+        for wid in self.landed:
+            self.report(wid)
+        self.workers.tick(0.0, referenced=set(), pending=set(), sign_read=str)
+        for wid, worker in self.workers.workers.items():
+            asked = [(c[1], c[2]) for c in worker.commands if c[0] == "delete"]
+            worker.commands = []  # carried by its next heartbeat's answer
+            self.deletes[wid] = (self.files + reported_after[wid], asked, self.used[wid])
+            self.used[wid] = 0
 
     def worst(self) -> float:
         return max(deviation(self.copies.values()), deviation(self.nbytes.values()))
@@ -226,6 +248,23 @@ def test_a_stream_after_small_files_spreads_within_ten_percent(period: int, skew
     for _ in range(256):  # 4 x 256 MiB of 4 MiB chunks, the writers' chunks interleaved
         writes.write([BIG_CHUNK], commit=False)
     writes.commit_all()
+    assert writes.worst() <= 10.0, (writes.copies, writes.nbytes)
+
+
+@pytest.mark.parametrize("late", [("w1", "w2", "w3"), ("w3",), ("w2", "w3")])
+def test_a_stream_right_after_a_removal_spreads_within_ten_percent(late: tuple[str, ...]) -> None:
+    """The bench's next par_write right after the last one's files were removed: each worker
+    was told to delete its 512 MiB, and the used it reports counts them until a report says
+    they are gone. The workers that had not reported it yet looked fuller by all of it and
+    got nothing until then, and a short stream ended before the chunk counts caught up
+    (34 % off even in a bench-like run)."""
+    writes = Writes(equal_workers(), period=16, in_flight=4)
+    for _ in range(128):
+        writes.write([BIG_CHUNK] * 4)
+    writes.remove_everything({wid: 192 if wid in late else 0 for wid in writes.landed})
+    writes.next_workload()
+    for _ in range(256):
+        writes.write([BIG_CHUNK])
     assert writes.worst() <= 10.0, (writes.copies, writes.nbytes)
 
 
@@ -382,6 +421,25 @@ def test_a_commit_shrinks_the_reservation_to_the_chunks_length() -> None:
     assert (w0.pending.room, w0.projected_chunks()) == (SMALL, 1)
     workers.heartbeat("w0", DISK - SMALL, SMALL, 0, [(7, PRIMARY)], (), 0.0)
     assert (w0.pending.room, w0.assigned, w0.projected_chunks()) == (0, 0, 1)
+
+
+def test_a_report_of_chunks_stored_tells_their_length_even_with_deletes() -> None:
+    """A stream commits at its end only: the reports of its chunks stored tell their length
+    meanwhile (the growth of used), also when the same report lists deletes done (their
+    bytes as estimated when the deletes were asked: the worker's mean chunk then)."""
+    workers = table({"w0": DISK, "w1": DISK}, chunk_size=BIG_CHUNK)
+    small = [(chunk_id, PRIMARY) for chunk_id in range(1, 11)]
+    workers.heartbeat("w0", DISK - 10 * SMALL, 10 * SMALL, 0, small, (), 0.0)
+    workers.typical = float(SMALL)  # as the small files' commits left it
+    workers.tick(0.0, referenced=set(), pending=set(), sign_read=str)  # removed: deletes asked
+    w0 = workers.workers["w0"]
+    assert (len(w0.releasing), w0.releasing.nbytes) == (10, 10 * SMALL)
+    assert w0.projected_fill(BIG_CHUNK, workers.typical) == 0.0  # counted free already
+    big = [(chunk_id, PRIMARY) for chunk_id in range(11, 15)]
+    workers.heartbeat("w0", DISK - 4 * BIG_CHUNK, 4 * BIG_CHUNK, 0, big, small, 0.0)
+    assert (len(w0.releasing), w0.releasing.nbytes) == (0, 0.0)
+    learnt = 1 - (1 - 1 / 32) ** 4  # 4 samples of TYPICAL_WEIGHT 32
+    assert workers.typical == pytest.approx(SMALL + (BIG_CHUNK - SMALL) * learnt)
 
 
 def test_reservations_never_written_are_dropped() -> None:

@@ -113,8 +113,9 @@ class WorkerTable:
         worker.free, worker.used, worker.load, worker.last_seen = free, used, load, now
         worker.reports += 1
         added, removed = list(added), list(removed)
-        if added and not removed:
-            self._learn_typical(growth, len(added))
+        freed = worker.releasing.freed(chunk_id for chunk_id, _kind in removed)
+        if added and freed is not None:
+            self._learn_typical(growth + freed, len(added))
         for chunk_id, kind in added:
             self._add(chunk_id, worker, kind)
             if self.repairs.get(chunk_id, (None,))[0] == worker_id:
@@ -125,16 +126,19 @@ class WorkerTable:
                               worker.reports - STALE_REPORTS)
         for chunk_id, _kind in removed:
             self._remove(chunk_id, worker)
+        worker.releasing.settle((chunk_id for chunk_id, _kind in removed),
+                                worker.reports - STALE_REPORTS)
         commands, worker.commands = worker.commands, []
         return commands
 
-    def _learn_typical(self, growth: int, count: int) -> None:
-        """A report of ``count`` chunks stored (none removed) grew its worker's ``used`` by
-        ``growth`` bytes: their mean length is news for ``typical`` as a commit's is. A
-        stream written through the mount commits only at its fsync or close: without this
-        the guess kept the length of the small files written before it for the whole
-        stream, its chunks still being written counted next to nothing, and a worker whose
-        report lagged looked the emptiest and took a copy of every chunk."""
+    def _learn_typical(self, growth: float, count: int) -> None:
+        """A report of ``count`` chunks stored added ``growth`` bytes to its worker's ``used``
+        (its change, plus what the deletes it reports freed): their mean length is news for
+        ``typical`` as a commit's is. A stream written through the mount commits only at its
+        fsync or close: without this the guess kept the length of the small files written
+        before it for the whole stream, its chunks still being written counted next to
+        nothing, and a worker whose report lagged looked the emptiest and took a copy of
+        every chunk."""
         mean = growth / count
         if 0 <= mean <= self.chunk_size:
             self.typical += (mean - self.typical) * (1 - (1 - 1 / TYPICAL_WEIGHT) ** count)
@@ -191,8 +195,7 @@ class WorkerTable:
         worker = self.workers.get(worker_id)
         if worker is None or not worker.alive:
             return 0
-        self._remove(chunk_id, worker)
-        worker.commands.append(("delete", chunk_id, kind))
+        self._delete(chunk_id, worker, kind)
         return 1
 
     def add_location(self, chunk_id: int, worker_id: str, kind: str,
@@ -216,6 +219,16 @@ class WorkerTable:
             holders.pop(worker.worker_id, None)
             if not holders:
                 del self.locations[chunk_id]
+
+    def _delete(self, chunk_id: int, worker: Worker, kind: str) -> None:
+        """Have the worker delete its replica; its bytes count as free until it reports
+        the deletion (``Worker.releasing``), as its mean chunk's length (the table keeps no
+        lengths)."""
+        if chunk_id in worker.chunks:
+            held = worker.used - worker.releasing.nbytes
+            worker.releasing.add(chunk_id, max(0.0, held) / len(worker.chunks), worker.reports)
+        worker.commands.append(("delete", chunk_id, kind))
+        self._remove(chunk_id, worker)
 
     def _forget_worker(self, worker: Worker) -> None:
         worker.lost = set(worker.chunks)
@@ -372,9 +385,7 @@ class WorkerTable:
             if chunk_id in pending:
                 continue
             for wid, kind in list(holders.items()):
-                worker = self.workers[wid]
-                worker.commands.append(("delete", chunk_id, kind))
-                self._remove(chunk_id, worker)
+                self._delete(chunk_id, self.workers[wid], kind)
 
     def _trim(self, chunk_id: int, holders: dict[str, str]) -> None:
         """A worker came back after its chunks were re-replicated: drop surplus backups.
@@ -387,9 +398,7 @@ class WorkerTable:
         by_fill = sorted(kept.items(), key=lambda item: (item[1] == PRIMARY,
                                                          -self.workers[item[0]].fill()))
         for wid, kind in surplus + by_fill[:extra]:
-            worker = self.workers[wid]
-            worker.commands.append(("delete", chunk_id, kind))
-            self._remove(chunk_id, worker)
+            self._delete(chunk_id, self.workers[wid], kind)
 
     def _repair(self, now: float, referenced: Iterable[int],
                 sign_read: Callable[[int], str]) -> None:

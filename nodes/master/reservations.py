@@ -12,6 +12,12 @@ allocation is handed out (``bind``). It counts a whole chunk (the most a client 
 until the client's commit gives the chunk's length (``measure``). One never reported ends
 when its allocation is given up or expires (``forget``), or after a number of reports
 (``settle``).
+
+The other way round, ``Releases``: a replica the worker was told to delete still counts in
+its ``used`` until a report lists it removed (the delete goes out in one heartbeat's
+answer, is done, and is reported in a later heartbeat). Until then its bytes count as free
+already: right after a workload's files are removed, the workers that had not reported
+their deletes yet looked fuller by all of it and got no new chunks.
 """
 
 from __future__ import annotations
@@ -101,3 +107,48 @@ class Reservations:
         if reservation is not None:
             self.room -= reservation.size
             self.unmeasured -= not reservation.measured
+
+
+class Releases:
+    """The replicas of one worker whose delete it has not reported yet, and their bytes."""
+
+    def __init__(self) -> None:
+        self.asked: dict[int, tuple[float, int]] = {}  # chunk id -> (bytes, report), oldest first
+        self.nbytes = 0.0  # the bytes they take, summed
+
+    def __len__(self) -> int:
+        return len(self.asked)
+
+    def add(self, chunk_id: int, nbytes: float, report: int) -> None:
+        """A delete of ``chunk_id`` (``nbytes`` long) was asked at report number ``report``."""
+        self._end(chunk_id)
+        self.asked[chunk_id] = (nbytes, report)
+        self.nbytes += nbytes
+
+    def freed(self, removed: Iterable[int]) -> float | None:
+        """The bytes a report listing these chunks removed took out of its ``used``, as
+        estimated when their deletes were asked (None: some delete was not asked here)."""
+        total = 0.0
+        for chunk_id in removed:
+            asked = self.asked.get(chunk_id)
+            if asked is None:
+                return None
+            total += asked[0]
+        return total
+
+    def settle(self, removed: Iterable[int], stale_before: int) -> None:
+        """A report lists these chunks removed: their bytes are out of its ``used``. So are
+        those asked before report number ``stale_before`` (a chunk already gone is deleted
+        without a report)."""
+        for chunk_id in removed:
+            self._end(chunk_id)
+        while self.asked:
+            oldest = next(iter(self.asked))
+            if self.asked[oldest][1] >= stale_before:
+                break
+            self._end(oldest)
+
+    def _end(self, chunk_id: int) -> None:
+        ended = self.asked.pop(chunk_id, None)
+        if ended is not None:
+            self.nbytes = self.nbytes - ended[0] if self.asked else 0.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dfs.wire import Replica
-from nodes.master.reservations import Reservations
+from nodes.master.reservations import Releases, Reservations
 
 Command = tuple[str | int, ...]  # ("delete", ...) or ("replicate", ...): see placement.py
 
@@ -32,6 +32,7 @@ class Worker:
     chunks: dict[int, str] = field(default_factory=dict)  # chunk_id -> kind
     commands: list[Command] = field(default_factory=list)
     pending: Reservations = field(default_factory=Reservations)  # placed, not reported yet
+    releasing: Releases = field(default_factory=Releases)  # deletes asked, not reported yet
     repairs: int = 0  # replications in flight towards this worker
     verifying: dict[int, float] = field(default_factory=dict)  # chunk id -> asked until
     reports: int = 0  # heartbeats received since it registered
@@ -52,9 +53,10 @@ class Worker:
 
     def projected_fill(self, chunk_size: int, typical: float) -> float:
         """Share in use once the chunks placed here since its report are stored (one of
-        unknown length taking ``typical`` bytes)."""
+        unknown length taking ``typical`` bytes) and those it was told to delete are gone."""
         total = self.total()
-        expected = self.used + self.pending.expected_bytes(chunk_size, typical)
+        expected = (self.used - self.releasing.nbytes +
+                    self.pending.expected_bytes(chunk_size, typical))
         return expected / total if total else 1.0
 
     def projected_chunks(self) -> int:
