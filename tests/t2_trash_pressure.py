@@ -83,7 +83,8 @@ def test_low_space_purges_the_oldest_trash_first_and_only_what_is_needed(master)
     report(state, clock)  # full: a and c both go, oldest first, to get over the mark
     pressure.tick()
     assert trashed(alice) == []
-    assert sorted(e[0] for e in alice.exposed_listdir("/")) == ["d", "e", "f", "home"]
+    listed = wire.entries_from_wire(alice.exposed_listdir("/"))
+    assert sorted(e.name for e in listed) == ["d", "e", "f", "home"]
 
 
 def test_choose_takes_the_oldest_until_enough_is_freed():

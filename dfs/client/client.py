@@ -154,8 +154,7 @@ class DfsClient(TrashCalls, AdminCalls):
     def stat_many(self, folder: str, names: Sequence[str]) -> list[wire.Stat | None]:
         """The stat of each of ``names`` in ``folder`` (None where missing), in one call
         (at most dfs.namespace.rules.MAX_STAT_MANY names)."""
-        found = self._call("stat_many", folder, tuple(names))
-        return [None if st is None else wire.stat_from_wire(st) for st in found]
+        return wire.stats_from_wire(self._call("stat_many", folder, tuple(names)))
 
     def mkdir(self, path: str, mode: int = 0o700, parents: bool = False,
               exist_ok: bool = False) -> wire.Stat:

@@ -7,6 +7,7 @@ The comment above each pair of functions gives the tuple layout.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from dfs.wire.base import Wire
@@ -123,14 +124,27 @@ def stat_from_wire(data: Wire) -> Stat:
     return Stat(*data)
 
 
-# directory listing: ((name, stat), ...)
+# directory listing: one JSON text, [[name, [stat]], ...]; stat_many's answer: [stat or
+# null, ...]. As tuples, rpyc's brine takes every entry and field apart one by one on both
+# sides: 1.2 s for a listing of 50,000 entries, 0.14 s as JSON (json is C, and exact for
+# any int; its ASCII escapes keep names with surrogates). Tuples are still read.
 
 def entries_to_wire(entries: list[DirEntry] | tuple[DirEntry, ...]) -> Wire:
-    return tuple((e.name, tuple(e.stat)) for e in entries)
+    return json.dumps(entries, separators=(",", ":"))
 
 
 def entries_from_wire(data: Wire) -> list[DirEntry]:
-    return [DirEntry(name, Stat(*stat)) for name, stat in data]
+    items = json.loads(data) if isinstance(data, str) else data
+    return [DirEntry(name, Stat(*stat)) for name, stat in items]
+
+
+def stats_to_wire(stats: list[Stat | None]) -> Wire:
+    return json.dumps(stats, separators=(",", ":"))
+
+
+def stats_from_wire(data: Wire) -> list[Stat | None]:
+    items = json.loads(data) if isinstance(data, str) else data
+    return [None if st is None else Stat(*st) for st in items]
 
 
 # replicas: ((worker id, host, port, kind), ...)

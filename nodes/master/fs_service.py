@@ -65,15 +65,15 @@ class FsEndpoints(Session):
         with self.state.lock:
             user = self._serving()
             ns = self.state.ns
-            found: list[wire.Wire] = []
+            found: list[wire.Stat | None] = []
             for name in names:
                 try:
                     inode = rules.stat_target(ns, user, f"{base}/{name}")
                 except errors.FileNotFound:
                     found.append(None)
                 else:
-                    found.append(wire.stat_to_wire(ns.stat(inode)))
-            return tuple(found)
+                    found.append(ns.stat(inode))
+            return wire.stats_to_wire(found)
 
     @boundary
     def exposed_listdir(self, path: object) -> wire.Wire:
