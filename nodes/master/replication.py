@@ -298,6 +298,8 @@ class Replicator:
                 if term != self.term or answer == "ok":
                     if term == self.term:
                         self.acked = max(self.acked, last)
+                    else:
+                        self.work.notify_all()  # the new term's sync waited for this call
                     self.sending, released = False, True
                     self.cond.notify_all()  # covered, or the next call may go out
                     return
