@@ -63,11 +63,12 @@ BIG = 64 * 1024  # bytes from which a frame or a bytes value is worth not copyin
 
 def _fewer_copies() -> None:
     """rpyc copies every 1 MiB piece some ten times between the caller's buffer and the
-    kernel (profiled: the mount's and the workers' CPU on big files). Three of them go:
+    kernel (profiled: the mount's and the workers' CPU on big files). Some of them go:
     a bytes value is framed without being concatenated to its tag (brine), a frame is
     sent as its parts in one sendmsg instead of header + data + flusher concatenated,
     and partial sends continue on a view instead of re-slicing the rest; a frame is
-    received in one recv when the socket allows it, so there is nothing to join."""
+    received in one recv when the socket allows it, so there is nothing to join, and
+    a big one is not sliced off its flusher."""
     dump_registry = brine._dump_registry
     plain_dump_bytes = dump_registry[bytes]
 
@@ -79,6 +80,7 @@ def _fewer_copies() -> None:
             stream.append(obj)
     dump_registry[bytes] = dump_bytes
     Channel.send = _channel_send
+    Channel.recv = _channel_recv
     SocketStream.write = _stream_write
     SocketStream.read = _stream_read
 
@@ -93,6 +95,19 @@ def _channel_send(self: Channel, data: bytes) -> None:
         self.stream.write(header + data + self.FLUSHER)
     else:
         _send_parts(self.stream, (header, data, self.FLUSHER))
+
+
+def _channel_recv(self: Channel) -> bytes:
+    """rpyc's recv; a big frame's body is read apart from the flusher after it, so it
+    is not sliced off (a copy). A node's server reads with its own (LimitedChannel)."""
+    header = self.stream.read(self.FRAME_HEADER.size)
+    length, compressed = self.FRAME_HEADER.unpack(header)
+    if length < BIG:
+        data: bytes = self.stream.read(length + len(self.FLUSHER))[:-len(self.FLUSHER)]
+    else:
+        data = self.stream.read(length)
+        self.stream.read(len(self.FLUSHER))
+    return zlib.decompress(data) if compressed else data
 
 
 def _send_parts(stream: SocketStream, parts: tuple[bytes, ...]) -> None:
