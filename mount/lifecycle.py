@@ -180,6 +180,7 @@ def run(mount_dir: str, auth_file: str, timeout: float = DEFAULT_TIMEOUT,
     threading.Thread(target=_when_live, args=(mount_dir, nosymfollow, failed),
                      name="dfs-readahead", daemon=True).start()
     log.info("mounting %s on %s as %s", client.config.masters, mount_dir, client.user)
+    HEAP.steady_gc()  # big listings allocate fast (mount/memory.py)
     try:
         binding.serve(mfusepy, ops, mount_dir, options)
     finally:
