@@ -89,6 +89,27 @@ def test_a_restart_finds_every_chunk_and_counts_their_bytes(tmp_path):
     assert reopened.read(2, 0, MAX_PIECE) == (two, len(two))
 
 
+class DeletedOnceLocated(ChunkStore):
+    """A store whose replica is deleted right after it was located: the window a delete, a
+    drain's move or a quarantine can open between finding a copy and opening it."""
+
+    def locate(self, chunk_id):
+        found = super().locate(chunk_id)
+        self.delete(chunk_id, found[0])
+        return found
+
+
+@pytest.mark.parametrize("read", [lambda s: s.read(4, 0, 10), lambda s: s.read(4, 10, 1),
+                                  lambda s: s.read_blocks(4, 0, 1)])
+def test_a_replica_deleted_once_located_reads_as_missing_not_as_an_internal_error(tmp_path,
+                                                                                   read):
+    store = DeletedOnceLocated(str(tmp_path), 0)
+    store.chunk_size = 1 << 20
+    put(store, 4, random_bytes(BLOCK_SIZE + 5))
+    with pytest.raises(errors.ChunkMissing):
+        read(store)
+
+
 @pytest.mark.parametrize("offset, length", [(-1, 10), (0, -1), (1001, 1), (0, MAX_PIECE + 1)])
 def test_reads_outside_the_chunk_or_too_big_are_refused(tmp_path, offset, length):
     store = new_store(tmp_path)

@@ -78,6 +78,10 @@ class _Feed:
     bad: list[ChunkKey] = field(default_factory=list)
 
 
+def _gone(chunk_id: int) -> errors.ChunkMissing:
+    return errors.ChunkMissing(f"chunk {chunk_id} is not on this worker")
+
+
 class ChunkStore:
     """The chunk files of one worker and what it has not told the master yet."""
 
@@ -138,7 +142,7 @@ class ChunkStore:
             path = self.path(chunk_id, kind)
             if os.path.exists(path):
                 return kind, path
-        raise errors.ChunkMissing(f"chunk {chunk_id} is not on this worker")
+        raise _gone(chunk_id)
 
     def free(self) -> int:
         """Bytes new chunks may still take here (what heartbeats report)."""
@@ -267,7 +271,10 @@ class ChunkStore:
         """-> (up to ``length`` bytes from ``offset``, chunk length): the blocks covering
         the range, each checksum-verified (``read_blocks``), sliced."""
         kind, path = self.locate(chunk_id)
-        size = os.path.getsize(path)
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise _gone(chunk_id) from None
         if offset < 0 or length < 0 or offset > size:
             raise errors.InvalidArgument(f"chunk {chunk_id}: offset {offset} outside 0..{size}")
         if length > MAX_PIECE:
@@ -296,9 +303,14 @@ class ChunkStore:
     def _verified_blocks(self, chunk_id: int, kind: Kind, path: str, first_block: int,
                          count: int) -> tuple[bytes, tuple[int, ...], int]:
         """``read_blocks`` of the replica at ``path``, with no limit on ``count``; a block
-        that fails its CRC raises ChunkCorrupt and no byte leaves."""
-        crcs = self.block_crcs(path)
-        with open(path, "rb") as f:
+        that fails its CRC raises ChunkCorrupt and no byte leaves; a replica deleted, moved or
+        quarantined since it was located raises ChunkMissing, as one never there does."""
+        try:
+            crcs = self.block_crcs(path)
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise _gone(chunk_id) from None
+        with f:
             size = os.fstat(f.fileno()).st_size
             if first_block * BLOCK_SIZE >= max(size, 1):
                 raise errors.InvalidArgument(f"chunk {chunk_id}: block {first_block} is past "
