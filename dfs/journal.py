@@ -21,7 +21,9 @@ refused (NoSpace) when the disk has less than ``reserve`` bytes free, or that re
 cannot be kept; ``essential`` entries (those that free space or keep the cluster running:
 the caller decides) are written whatever the free space, into the reserve, so a full disk
 can still be cleaned up from the cluster. Once space is back, the next ordinary entry
-finds room again: nothing to restart.
+finds room again: nothing to restart. The reserve is never missing: a seal gives the new
+journal its reserve before the sealed one gives its own back (and does not seal when the
+disk cannot), and a snapshot that empties the journal takes it again.
 
 Snapshots off the request path (dfs/compact.py, started by nodes/master/snapshots.py):
 ``seal()`` (lock held, one fsync) renames the journal to ``journal.sealed.jsonl`` and starts
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT = "saved-files.json"
 JOURNAL = "journal.jsonl"
 SEALED = "journal.sealed.jsonl"
+NEXT = "journal.next.jsonl"  # a seal's new journal until it is renamed journal.jsonl
 FULL = (errno.ENOSPC, errno.EDQUOT)
 UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 _KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: allocate blocks past the end, the size stays
@@ -89,6 +92,15 @@ def preallocate(fd: int, offset: int, length: int) -> None:
     if _FALLOCATE(fd, _KEEP_SIZE, offset, length) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
+
+
+def _give_back_reserve(path: str) -> None:
+    """A journal written no more gives the disk back what it held past its end (a
+    truncation to its own size frees the blocks allocated past it)."""
+    try:
+        os.truncate(path, os.path.getsize(path))
+    except OSError as exc:  # room that stays taken until the compaction drops the file
+        log.info("journal: could not give back the sealed journal's reserve: %s", exc)
 
 
 def encode(data: Json) -> bytes:
@@ -142,6 +154,7 @@ class Journal:
         self.snapshot_path = os.path.join(directory, SNAPSHOT)
         self.journal_path = os.path.join(directory, JOURNAL)
         self.sealed_path = os.path.join(directory, SEALED)
+        self.next_path = os.path.join(directory, NEXT)
         self.cond = threading.Condition()
         self._fd = -1
         self._syncing = False
@@ -163,8 +176,9 @@ class Journal:
         """-> Namespace rebuilt from snapshot + journal (empty if there is neither)."""
         private_dir(self.directory)  # every name and key hash is in there
         for name in os.listdir(self.directory):
-            if name.startswith(SNAPSHOT + "."):  # a temp file or a compaction never adopted
-                os.unlink(os.path.join(self.directory, name))
+            if name.startswith(SNAPSHOT + ".") or name == NEXT:  # a temp file, a
+                os.unlink(os.path.join(self.directory, name))  # compaction never adopted,
+                # or a seal cut short (its journal never written)
         ns = read_snapshot(self.directory)
         exists = os.path.exists(self.snapshot_path)
         self.snapshot_bytes = os.path.getsize(self.snapshot_path) if exists else 0
@@ -296,23 +310,75 @@ class Journal:
 
     def seal(self) -> None:
         """Metadata lock held: make journal.jsonl the sealed journal (fsynced first) and
-        start a new one, for a compaction to fold in. Raises NoSpace/Unavailable."""
+        start a new one, for a compaction to fold in. The new journal holds its reserve
+        before the sealed one gives its own back (it is never written again), so a
+        deletion finds room at every moment; when the disk cannot give the new journal
+        its reserve, nothing is sealed. Raises NoSpace/Unavailable (before the rename:
+        nothing changed)."""
         with self.cond:
             self._quiet()
+            fresh, reserved = self._open_next()
             try:
                 if self._fd >= 0:
                     os.fdatasync(self._fd)
-                    os.close(self._fd)
-                    self._fd = -1
                     self.synced_seq = self.written_seq
-                if os.path.exists(self.journal_path):
+                sealing = os.path.exists(self.journal_path)
+                if sealing:
                     os.replace(self.journal_path, self.sealed_path)
-                    fsync_dir(self.directory)
             except OSError as exc:
-                raise (self._no_space() if exc.errno in FULL
-                       else errors.Unavailable(f"metadata journal: {exc}")) from None
+                self._drop_next(fresh)
+                raise self._error(exc) from None
+            if self._fd >= 0:  # the sealed journal: never written again
+                os.close(self._fd)
+                self._fd = -1
             self.end = self.allocated = 0
             self.entries_since_snapshot = 0
+            try:
+                if sealing:
+                    fsync_dir(self.directory)  # sealed for good before a new journal.jsonl
+                    _give_back_reserve(self.sealed_path)
+                os.replace(self.next_path, self.journal_path)
+                self._fd, self.allocated = fresh, reserved
+                fsync_dir(self.directory)
+            except OSError as exc:  # without a new journal, the next write starts one
+                if self._fd != fresh:
+                    self._drop_next(fresh)
+                raise self._error(exc) from None
+
+    def _open_next(self) -> tuple[int, int]:
+        """The journal a seal starts, beside the current one, holding ``reserve`` bytes
+        where the file system can. -> (descriptor, bytes allocated). Raises NoSpace (and
+        leaves nothing behind) when the disk has not that much room."""
+        try:
+            fd = os.open(self.next_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+                         | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise self._error(exc) from None
+        try:
+            os.fchmod(fd, 0o600)
+            if self.can_preallocate and self.reserve > 0:
+                try:
+                    preallocate(fd, 0, self.reserve)
+                    return fd, self.reserve
+                except OSError as exc:
+                    if exc.errno not in UNSUPPORTED:
+                        raise
+                    self.can_preallocate = False  # the free-space check alone, then
+            return fd, 0
+        except OSError as exc:
+            self._drop_next(fd)
+            raise self._error(exc) from None
+
+    def _drop_next(self, fd: int) -> None:
+        os.close(fd)
+        try:
+            os.unlink(self.next_path)
+        except FileNotFoundError:
+            pass
+
+    def _error(self, exc: OSError) -> errors.DfsError:
+        return (self._no_space() if exc.errno in FULL
+                else errors.Unavailable(f"metadata journal: {exc}"))
 
     def has_sealed(self) -> bool:
         return os.path.exists(self.sealed_path)
@@ -367,10 +433,22 @@ class Journal:
             except OSError as exc:  # replay skips what the snapshot holds: nothing lost
                 log.warning("journal: could not be emptied after a snapshot: %s", exc)
             self.end = self.allocated = 0
+            self._keep_reserve()  # the truncation gave it back: deletions need it
             self.written_seq = self.synced_seq = seq
             self.broken = ""  # whatever was written is in the snapshot now
             self.entries_since_snapshot = 0
             self.snapshot_bytes = len(data)
+
+    def _keep_reserve(self) -> None:
+        """Best effort, lock held: an emptied open journal takes its reserve again (the
+        next ordinary entry would, but a deletion on a full disk needs it before)."""
+        if self._fd < 0 or not self.can_preallocate or self.reserve <= 0:
+            return
+        try:
+            preallocate(self._fd, 0, self.reserve)
+            self.allocated = self.reserve
+        except OSError as exc:
+            log.info("journal: no reserve after the snapshot yet: %s", exc)
 
     def read_tail(self, after_seq: int) -> list[Record] | None:
         """Journal records with seq > after_seq (for a standby catching up), or None if

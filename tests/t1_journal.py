@@ -1,14 +1,19 @@
 """The journal's two steps (write under the lock, fsync shared outside it), its room on
 disk (the reserve ordinary entries may not eat into), a failed write that leaves the file
 as it was, and snapshots off the request path: seal, the child's compaction, adoption,
-and every crash point in between loading the same namespace."""
+and every crash point in between loading the same namespace. The reserve across a seal
+is tried on a real full disk: a small tmpfs (we run as root), always unmounted."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import resource
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,3 +162,89 @@ def test_compaction_without_a_sealed_journal_fails_cleanly(tmp_path: Path) -> No
     assert compact.main([str(tmp_path), f"{SNAPSHOT}.x-1.new"]) == 1
     assert compact.main([str(tmp_path), "../elsewhere"]) == 1
     assert os.listdir(tmp_path) == []
+
+
+RESERVE = 256 << 10
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[str]:
+    """A tmpfs of ``size`` on ``path``, unmounted afterwards whatever happens."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield str(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(path: str) -> None:
+    """Write ``path`` until the file system has no byte left."""
+    with open(path, "wb", buffering=0) as f:
+        for block in (1 << 20, 1 << 12):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+
+
+def another(ns: Namespace) -> Record:
+    """An ordinary entry after ``ns.seq``, not applied (it is to be refused)."""
+    return Record(ns.seq + 1, 1, entries.Mkdir(parent=ROOT_INO, name="refused",
+                                                ino=ns.next_ino, uid=0, gid=0, mode=0o755,
+                                                time_ns=1))
+
+
+def held(path: str) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_after_a_seal_deletions_still_have_the_reserve_on_a_full_disk(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        journal = Journal(disk, reserve=RESERVE)
+        ns = journal.load()
+        write(journal, lines(ns, 3, 0))  # an ordinary entry: the reserve is held past the end
+        if not journal.can_preallocate:
+            pytest.skip("this tmpfs cannot preallocate")
+        journal.seal()
+        assert held(journal.journal_path) >= RESERVE  # the new journal's, from the start
+        assert held(journal.sealed_path) < RESERVE  # the sealed one gave its own back
+        compact.compact(disk, journal.compacted_name(journal.generation))  # its snapshot
+        fill(os.path.join(disk, "filler"))
+        with pytest.raises(errors.NoSpace):
+            write(journal, [another(ns)])
+        write(journal, lines(ns, 2, 3), essential=True)  # a deletion: into the reserve
+        assert journal.adopt_compacted(journal.generation)  # frees the sealed entries only,
+        with pytest.raises(errors.NoSpace):  # not a reserve: still full for other changes
+            write(journal, [another(ns)])
+        write(journal, lines(ns, 1, 5), essential=True)
+        journal.sync_to(6)
+        journal.close()
+        assert state(Journal(disk).load()) == state(ns)
+
+
+def test_a_seal_that_cannot_give_the_new_journal_its_reserve_seals_nothing(
+        tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        journal = Journal(disk, reserve=RESERVE)
+        ns = journal.load()
+        write(journal, lines(ns, 3, 0))
+        if not journal.can_preallocate:
+            pytest.skip("this tmpfs cannot preallocate")
+        fill(os.path.join(disk, "filler"))
+        with pytest.raises(errors.NoSpace):
+            journal.seal()
+        assert sorted(os.listdir(disk)) == ["filler", JOURNAL]  # as it was
+        write(journal, lines(ns, 2, 3), essential=True)  # the journal keeps its reserve
+        journal.sync_to(5)
+        os.unlink(os.path.join(disk, "filler"))  # space is back: the seal goes through
+        journal.seal()
+        assert sorted(os.listdir(disk)) == [JOURNAL, SEALED]
+        write(journal, lines(ns, 1, 5))
+        journal.sync_to(6)
+        journal.close()
+        assert state(Journal(disk).load()) == state(ns)
