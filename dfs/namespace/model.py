@@ -41,11 +41,13 @@ Not thread-safe: the master holds its lock around every call.
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from typing import Any
 
 from dfs import errors
 from dfs.namespace import access, tree
 from dfs.namespace.access import ROOT_UID, Cred
+from dfs.namespace.chunk_refs import ChunkRefs
 from dfs.namespace.entries import (
     AddUser,
     Alloc,
@@ -119,6 +121,7 @@ class Namespace:
         self.trash = TrashIndex()  # str(ino) -> deleted files kept for a while, indexed
         self.parents = ParentIndex()  # derived from the children, never saved
         self.usage = Usage()  # derived from inodes, trash and pending, never saved
+        self.refs = ChunkRefs()  # the chunks files list (tree and trash), never saved
 
     # --- set-up and persistence ------------------------------------------------------
 
@@ -169,8 +172,10 @@ class Namespace:
             inode = Inode.from_json(item, ns.ids_of)
             ns.inodes[inode.ino] = inode
         ns.parents = ParentIndex.of((d.ino, d.children.values()) for d in ns.inodes.values())
-        ns.usage = Usage.of([*ns.inodes.values(), *(t.inode for t in ns.trash.values())],
-                            [ns.ids_of(owner)[0] for owner, _expires in ns.pending.values()])
+        files = [*ns.inodes.values(), *(t.inode for t in ns.trash.values())]
+        ns.usage = Usage.of(files, [ns.ids_of(owner)[0] for owner, _expires in
+                                    ns.pending.values()])
+        ns.refs = ChunkRefs.of(files)
         return ns
 
     def _load_users(self, data: Json) -> None:
@@ -289,13 +294,13 @@ class Namespace:
 
     def live_chunk_ids(self) -> set[int]:
         """Chunks something still needs: pending, in a file, or in a trashed file."""
-        ids = set(self.pending)
-        for inode in self.inodes.values():
-            if inode.kind == "f":
-                ids.update(c.chunk_id for c in inode.chunks)
-        for item in self.trash.values():
-            ids.update(c.chunk_id for c in item.inode.chunks)
-        return ids
+        return set(self.pending).union(self.refs.ids())
+
+    def referenced_chunk_ids(self) -> KeysView[int]:
+        """Chunks committed in a file or a trashed file (never also pending: a commit
+        takes its chunks out of ``pending``, and allocations take ids never used): a
+        live view, kept as entries apply, for the master's tick (read under its lock)."""
+        return self.refs.ids()
 
     def trash_of(self, user: Cred) -> list[tuple[str, TrashItem]]:
         """[(trash id, TrashItem)] of ``user`` (the files their uid owned), newest first."""
@@ -427,9 +432,11 @@ class Namespace:
         for c in new:
             self._unpend(c.chunk_id)
         self.usage.remove(inode)
+        self.refs.remove(inode)
         inode.chunks = new or NO_CHUNKS
         inode.size = size
         self.usage.add(inode)
+        self.refs.add(inode)
         inode.mtime_ns = inode.ctime_ns = time_ns
         return freed
 

@@ -2,7 +2,7 @@
 unlinks (into the trash or for good), restores and purges from the trash, renames and
 exchanges. Called by ``Namespace.apply`` (dfs/namespace/model.py) only: like it, they
 never fail for an entry that passed the rules' checks, and keep the derived state (the
-parent index, usage) in step with the inodes.
+parent index, usage, chunk references) in step with the inodes.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def new_inode(ns: Namespace, e: Mkdir | Create | Symlink | Mknod | Put, kind: st
                   **extra)
     ns.inodes[inode.ino] = inode
     ns.usage.add(inode)
+    ns.refs.add(inode)
     ns.next_ino = max(ns.next_ino, inode.ino + 1)
     parent = ns.inodes[e.parent]
     parent.children[e.name] = inode.ino
@@ -65,6 +66,7 @@ def _drop_link(ns: Namespace, inode: Inode, t: int) -> list[int]:
         return []
     _leave_tree(ns, inode)
     ns.usage.remove(inode)
+    ns.refs.remove(inode)
     return [c.chunk_id for c in inode.chunks]
 
 
@@ -114,6 +116,7 @@ def purge(ns: Namespace, e: Purge) -> list[int]:
         item = ns.trash.pop(tid, None)
         if item is not None:
             ns.usage.remove(item.inode)
+            ns.refs.remove(item.inode)
             freed.extend(c.chunk_id for c in item.inode.chunks)
     return freed
 

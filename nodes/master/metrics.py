@@ -120,7 +120,7 @@ class MasterCollector(Collector):
                 per_worker[name].add_metric([w.worker_id], value)
         yield from per_worker.values()
         ns = state.ns
-        referenced = ns.live_chunk_ids() - set(ns.pending)
+        referenced = ns.referenced_chunk_ids()
         total, free = capacity(state)
         for name, doc, value in (
                 ("dfs_chunks", "Chunks of committed files (and the trash)", len(referenced)),

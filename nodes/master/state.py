@@ -340,8 +340,9 @@ class MasterState:
                 log.info("trash: %d deleted file(s) expired, freeing their chunks",
                          len(purge.trash_ids))
                 self.commit(purge)
-            referenced = self.ns.live_chunk_ids() - set(self.ns.pending)
-            self.workers.tick(now, referenced, set(self.ns.pending),
+            # live views kept as entries apply, not a walk of the namespace: the lock is
+            # held throughout, so they do not change under the workers' table
+            self.workers.tick(now, self.ns.referenced_chunk_ids(), self.ns.pending.keys(),
                               lambda cid: self.sign("r", cid))
 
     def elect(self) -> None:

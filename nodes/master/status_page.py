@@ -52,7 +52,7 @@ def cluster_status(state: MasterState) -> wire.ClusterStatus:
     """What this server knows of the cluster (takes the metadata lock)."""
     with state.lock:
         now = state.clock()
-        referenced = state.ns.live_chunk_ids() - set(state.ns.pending)
+        referenced = state.ns.referenced_chunk_ids()
         holders = tuple(sorted(vid for vid, until in state.leadership.grants.items()
                                if until > now))
         return wire.ClusterStatus(
