@@ -32,6 +32,7 @@ RENAME_NOREPLACE = 1  # linux/fs.h
 RENAME_EXCHANGE = 2
 READDIR_PLUS = 1  # enum fuse_readdir_flags
 FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags
+CAPABILITY = b"security.capability"
 
 KernelForget = Callable[[str], None]
 
@@ -100,6 +101,15 @@ def fuse_class(mfusepy: Any) -> Any:
             fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode,
                                            fi.flags)
             return 0
+
+        def getxattr(self, path: bytes, name: bytes, value: Any, size: int, *args: Any) -> int:
+            # the kernel asks for security.capability before every write(2): a tenth of the
+            # mount's GIL time in a sequential write went to answering ENODATA through the
+            # operation's exceptions; the cached Stat usually knows without them
+            if name == CAPABILITY and self.operations.xattrs.no_capability(
+                    path.decode(self.encoding, self.errors)):
+                return -errno.ENODATA
+            return int(super().getxattr(path, name, value, size, *args))
 
         def lseek(self, path: bytes | None, offset: int, whence: int, fip: Any) -> int:
             # mfusepy 3.1 declares libfuse3's lseek but has no wrapper for it: SEEK_DATA and

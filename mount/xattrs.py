@@ -6,7 +6,8 @@ query (a NULL buffer) with its length, a buffer too small with ERANGE; so here e
 answers whole values.
 
 No round trip where the answer is known: the kernel asks for ``security.capability``
-before every write(2) (to drop file capabilities) and ``ls -l`` asks for
+before every write(2) (to drop file capabilities; ``no_capability`` answers it before
+the operation's machinery) and ``ls -l`` asks for
 ``security.selinux`` of every name. Each Stat says in which namespaces (user., security.)
 its inode has attributes (wire.Stat.xattrs) and the mount keeps Stats a second
 (mount.attrcache), so a get in a namespace the inode has nothing in answers ENODATA, and a
@@ -59,6 +60,13 @@ class Xattrs:
         if self.ops.callers is not None:
             return self.ops.callers.ids()[0] == 0
         return self.ops.base_client.is_admin
+
+    def no_capability(self, path: str) -> bool:
+        """Is ``security.capability`` surely not on ``path`` by the Stat cached now? The
+        kernel asks before every write(2): answered without a call or a raised errno
+        (mount.binding). False when the cache cannot tell: ``get`` then decides."""
+        st = self.ops.attrs.get(path)
+        return st is not None and not st.xattrs & XATTR_SECURITY
 
     def get(self, path: str, name: str) -> bytes:
         rules_xattr.check_name(name)
