@@ -17,6 +17,7 @@ from dfs.chunks import MAX_FILE_SIZE
 from dfs.client.files import DfsFile
 from dfs.client.memory import ReadBuffers, WriteBudget
 from dfs.client.renewer import Renewer
+from dfs.client.transfer import Pieces
 from dfs.config import BLOCK_SIZE, MIB, ClientConfig
 from dfs.retry import poll
 from dfs.wire import ChunkRef, FileLayout, PutResult, ReadChunk, Replica, Stat
@@ -27,6 +28,8 @@ REPLICA = (Replica("w1", "127.0.0.1", 1, "chunks"),)
 
 class Workers:
     """Chunk bytes by id; counts stores and loads (what would have reached a worker)."""
+
+    piece_size = 1 << 20  # how DfsFile cuts a chunk for its uploads (Transfer's)
 
     def __init__(self):
         self.bytes = {}
@@ -43,7 +46,7 @@ class Workers:
         with self.lock:
             self.stores += 1
             cid = len(self.bytes) + 1
-            self.bytes[cid] = bytes(data)
+            self.bytes[cid] = data = data.joined() if isinstance(data, Pieces) else bytes(data)
         return ReadChunk(ChunkRef(cid, 1, len(data), chunks.crc(data), index), REPLICA, "t")
 
     def renew(self, chunk_ids):
