@@ -113,8 +113,9 @@ def test_the_standby_takes_entries_while_the_leaders_fsync_runs(tmp_path: Path,
     seq = state.journal.written_seq + 1
     done = threading.Thread(target=alice.exposed_mkdir, args=(f"{home}/both", 0o755))
     done.start()
-    wait_for(lambda: standby.seq == seq, 10, "the entry on the standby")  # ours held back
-    assert standby.journal.synced_seq == seq and state.journal.synced_seq < seq
+    # the standby applies, then fsyncs as its lock is released: wait for the fsync
+    wait_for(lambda: standby.journal.synced_seq == seq, 10, "the entry durable on the standby")
+    assert standby.seq == seq and state.journal.synced_seq < seq  # ours held back
     assert done.is_alive()  # acknowledged only when durable on both
     gate.opened.set()
     done.join(10)
