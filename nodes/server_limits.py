@@ -42,6 +42,7 @@ from rpyc.utils.server import ThreadedServer
 
 from dfs import errors
 from dfs.config import MIB, MasterConfig, WorkerConfig, default
+from dfs.rpc import BIG
 from nodes.tasks import Task
 from nodes.worker.store import MAX_PIECE
 
@@ -256,7 +257,8 @@ class FrameRefused(EOFError):
 
 
 class LimitedChannel(Channel):
-    """rpyc's Channel, with each frame's length checked before it is read."""
+    """rpyc's Channel, with each frame's length checked before it is read (and a big one's
+    body read apart from its flusher, as dfs.rpc's client channel: no copy to slice it)."""
 
     def __init__(self, stream: SocketStream, table: ConnectionTable, tracked: Tracked,
                  throttle: Throttle) -> None:
@@ -285,7 +287,11 @@ class LimitedChannel(Channel):
             self._refuse("budget", "a frame of %d bytes before login: %d bytes of such "
                          "frames are being read already", length, self.table.buffered)
         try:
-            data: bytes = self.stream.read(length + len(self.FLUSHER))[:-len(self.FLUSHER)]
+            if length < BIG:
+                data: bytes = self.stream.read(length + len(self.FLUSHER))[:-len(self.FLUSHER)]
+            else:  # apart from its flusher, so the body is not sliced off it (a copy)
+                data = self.stream.read(length)
+                self.stream.read(len(self.FLUSHER))
         finally:
             self.table.unreserve(taken)
         tracked.idle_since = None  # a request: busy until the next poll

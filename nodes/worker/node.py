@@ -42,6 +42,7 @@ class Worker:
         self.worker_id = self._load_or_create_id()
         self.secret = auth.chunk_secret(config.join_token)
         self.voter_secret = auth.voter_secret(config.join_token)
+        self.tokens = auth.VerifiedTokens()
         if tls.enabled(config.tls, config.host):
             # the cluster certificate from a master (kept for restarts): dfs.tls says why
             # that is safe; until then this worker does not listen
@@ -62,8 +63,9 @@ class Worker:
             return worker_id
 
     def check_token(self, token: object, op: str, chunk_id: int) -> None:
-        """Fencing: a token from an epoch older than the newest we know is refused."""
-        auth.verify_chunk_token(self.secret, token, op, chunk_id, self.voter.epoch)
+        """Fencing: a token from an epoch older than the newest we know is refused. Each
+        token's signature is checked once (auth.VerifiedTokens): it comes with every piece."""
+        self.tokens.verify(self.secret, token, op, chunk_id, self.voter.epoch)
 
     def activity(self) -> contextlib.AbstractContextManager[None]:
         """Wraps a data call, so heartbeats report the load."""
