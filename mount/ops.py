@@ -168,7 +168,17 @@ class DfsOperations(FileOperations):
             return st
         ahead = self.attrs.ahead(path, MAX_STAT_MANY)
         if ahead is None:
-            st = self.client.stat(path)
+            folder, _, name = path.rpartition("/")
+            if not name:  # the root
+                st = self.client.stat(path)
+            else:
+                # the kernel looks every name up before it creates one, so a stat that
+                # misses is common: as a one-name stat_many it answers None instead of an
+                # error packed across rpyc (measured a third cheaper; hits cost the same)
+                got = self.client.stat_many(folder or "/", [name])[0]
+                if got is None:
+                    raise errors.FileNotFound(f"{path}: no such file or directory")
+                st = got
             self.attrs.put(path, st)
             return st
         # a name of a big folder listed lately: the names after it are likely next

@@ -56,3 +56,12 @@ def test_bad_arguments_are_refused_and_change_nothing(shared_dfs, folder, folder
     with pytest.raises(error):
         shared_dfs.master.call("stat_many", folder_arg, names)
     assert shared_dfs.stat_many(folder, ["f2"])[0].size == 2  # the master goes on
+
+
+def test_a_name_not_utf8_is_refused_by_the_client_as_a_path_is(shared_dfs, folder):
+    latin1 = b"caf\xe9".decode("utf-8", "surrogateescape")  # as the mount passes it
+    for call in (lambda: shared_dfs.stat(f"{folder}/{latin1}"),
+                 lambda: shared_dfs.stat_many(folder, ["f1", latin1])):
+        with pytest.raises(errors.InvalidPath, match="UTF-8"):
+            call()
+    assert shared_dfs.stat_many(folder, ["f1"])[0] == shared_dfs.stat(f"{folder}/f1")

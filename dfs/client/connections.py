@@ -160,6 +160,10 @@ class MasterLink:
         for value in (*args, *kwargs.values()):
             if type(value) is str:
                 check_utf8(value)
+            elif type(value) is tuple:  # names in one call (stat_many)
+                for item in value:
+                    if type(item) is str:
+                        check_utf8(item)
         if name in ONCE_ONLY:
             kwargs["rid"] = uuid.uuid4().hex
         failover = self.failover.start(self.clock, self.sleep)
