@@ -36,6 +36,11 @@ each of their chunks to other workers (reading from any copy, theirs included), 
 chunk has its copies elsewhere the draining worker's copy is deleted as surplus. A draining
 worker holding no chunk any more is drained.
 
+A tick does not walk every chunk (the lock would be held for seconds at a million): it looks
+at those whose copies changed, the endangered ones repair takes up, fewest copies first, and
+a slice of a round-robin pass over all, which finds the chunks no file lists any more
+(chunk_scan.py).
+
 Not thread-safe: the master calls every method under its metadata lock.
 """
 
@@ -46,6 +51,7 @@ import random
 from collections.abc import Callable, Collection, Iterable
 
 from dfs.wire import Replica, WorkerStatus
+from nodes.master.chunk_scan import SLICE, ChunkScan
 from nodes.master.worker_view import Command, Worker
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,9 @@ class WorkerTable:
         # worker id -> when its last heartbeat arrived, noted before the metadata lock is
         # taken (``arrived``): a heartbeat waiting on a long hold of the lock is no silence
         self.arrivals: dict[str, float] = {}
+        # which chunks a tick looks at: those whose copies changed, a slice of a round-robin
+        # pass over all, and the endangered ones queued for repair (chunk_scan.py)
+        self.scan = ChunkScan()
 
     def arrived(self, worker_id: str, now: float) -> None:
         """A heartbeat from ``worker_id`` came in (called without the lock: one dict store,
@@ -211,9 +220,11 @@ class WorkerTable:
     def _add(self, chunk_id: int, worker: Worker, kind: str) -> None:
         worker.chunks[chunk_id] = kind
         self.locations.setdefault(chunk_id, {})[worker.worker_id] = kind
+        self.scan.touch(chunk_id)
 
     def _remove(self, chunk_id: int, worker: Worker) -> None:
         worker.chunks.pop(chunk_id, None)
+        self.scan.touch(chunk_id)
         holders = self.locations.get(chunk_id)
         if holders is not None:
             holders.pop(worker.worker_id, None)
@@ -241,7 +252,12 @@ class WorkerTable:
     def set_members(self, members: dict[str, str]) -> None:
         """The namespace's membership changed: who drains; removed workers are forgotten
         (locations, queued commands, repairs towards them)."""
-        self.draining = {wid for wid, state in members.items() if state == "draining"}
+        draining = {wid for wid, state in members.items() if state == "draining"}
+        for wid in draining ^ self.draining:  # whether their copies count changed
+            worker = self.workers.get(wid)
+            for chunk_id in worker.chunks if worker is not None else ():
+                self.scan.touch(chunk_id)
+        self.draining = draining
         for wid, state in members.items():
             worker = self.workers.get(wid)
             if state == "removed" and worker is not None:
@@ -250,6 +266,7 @@ class WorkerTable:
                 for chunk_id, (target, _deadline) in list(self.repairs.items()):
                     if target == wid:
                         del self.repairs[chunk_id]
+                        self.scan.touch(chunk_id)
 
     def drained(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)
@@ -371,21 +388,37 @@ class WorkerTable:
                 log.warning("worker %s silent for %.1fs: dead, re-replicating its chunks",
                             worker.worker_id, self._silent(worker, now))
                 self._forget_worker(worker)
-        self._collect_garbage(referenced, pending)
-        self._repair(now, referenced, sign_read)
-
-    def _collect_garbage(self, referenced: Collection[int], pending: Collection[int]) -> None:
         for worker in self.live():  # allocations gone unwritten: their room is free again
             worker.pending.forget(lambda c: c not in referenced and c not in pending)
-        for chunk_id, holders in list(self.locations.items()):
-            if chunk_id in referenced:
-                if chunk_id not in self.repairs:
-                    self._trim(chunk_id, holders)
-                continue
-            if chunk_id in pending:
-                continue
-            for wid, kind in list(holders.items()):
-                self._delete(chunk_id, self.workers[wid], kind)
+        self._expire_repairs(now)
+        for chunk_id in self.scan.due(self.locations.keys()):
+            self._look_at(chunk_id, referenced, pending)
+        self._repair(now, referenced, pending, sign_read)
+
+    def _look_at(self, chunk_id: int, referenced: Collection[int],
+                 pending: Collection[int]) -> None:
+        """Garbage collection of one chunk (all its copies when no file lists it and no
+        allocation holds it), surplus copies trimmed, and whether it is endangered."""
+        holders = self.locations.get(chunk_id)
+        if not holders or chunk_id not in referenced:
+            self.scan.safe(chunk_id)
+            if holders and chunk_id not in pending:
+                for wid, kind in list(holders.items()):
+                    self._delete(chunk_id, self.workers[wid], kind)
+            return
+        if chunk_id in self.repairs:  # looked at again when its repair lands or expires
+            return
+        kept = sum(1 for wid in holders if wid not in self.draining
+                   and self.workers[wid].alive)
+        if kept == len(holders) == self.replication:  # the common case: nothing to do
+            self.scan.safe(chunk_id)
+            return
+        self._trim(chunk_id, holders)
+        kept = len(self._kept(self.replicas(chunk_id)))
+        if kept < self.replication:
+            self.scan.endanger(chunk_id, kept)
+        else:
+            self.scan.safe(chunk_id)
 
     def _trim(self, chunk_id: int, holders: dict[str, str]) -> None:
         """A worker came back after its chunks were re-replicated: drop surplus backups.
@@ -400,34 +433,47 @@ class WorkerTable:
         for wid, kind in surplus + by_fill[:extra]:
             self._delete(chunk_id, self.workers[wid], kind)
 
-    def _repair(self, now: float, referenced: Iterable[int],
-                sign_read: Callable[[int], str]) -> None:
+    def _expire_repairs(self, now: float) -> None:
         for chunk_id, (target_id, deadline) in list(self.repairs.items()):
             worker = self.workers.get(target_id)
             if now > deadline or worker is None or not worker.alive:
                 del self.repairs[chunk_id]
+                self.scan.touch(chunk_id)
                 if worker is not None:
                     worker.repairs = max(0, worker.repairs - 1)
-        endangered: list[tuple[int, int, list[Replica]]] = []
-        for chunk_id in referenced:
+
+    def _repair(self, now: float, referenced: Collection[int], pending: Collection[int],
+                sign_read: Callable[[int], str]) -> None:
+        """Queue copies of the endangered chunks, fewest copies first, as long as some
+        worker takes another repair (and at most a slice of them looked at per tick)."""
+        later: list[tuple[int, int]] = []  # (chunk id, kept copies): no target this tick
+        looked = 0
+        for chunk_id in self.scan.most_endangered():
             if chunk_id in self.repairs:
+                continue  # looked at again when its repair lands or expires
+            if chunk_id not in referenced:  # its file went since: garbage now
+                self._look_at(chunk_id, referenced, pending)
                 continue
             copies = self.replicas(chunk_id)
-            kept = len(self._kept(copies))
-            if copies and kept < self.replication:
-                endangered.append((kept, chunk_id, copies))
-        endangered.sort()  # fewest copies first: the most endangered chunks are saved first
-        for _, chunk_id, copies in endangered:
+            if not copies or len(self._kept(copies)) >= self.replication:
+                continue  # every copy lost, nothing to repair from; or none missing
             holders = {r.worker_id for r in copies}
             targets = [w for w in self.choose(len(self.workers), exclude=holders)
                        if w.repairs < REPAIRS_PER_WORKER]
             if not targets:
-                continue
-            target = targets[0]
-            source = copies[0]
-            kind = BACKUP if any(r.kind == PRIMARY for r in self._kept(copies)) else PRIMARY
-            target.commands.append(("replicate", chunk_id, kind, source.host, source.port,
-                                    source.kind, sign_read(chunk_id)))
-            target.repairs += 1
-            target.pending.add(self.chunk_size, target.reports, chunk_id)
-            self.repairs[chunk_id] = (target.worker_id, now + REPAIR_DEADLINE)
+                later.append((chunk_id, len(self._kept(copies))))
+            else:
+                target = targets[0]
+                source = copies[0]
+                kind = BACKUP if any(r.kind == PRIMARY for r in self._kept(copies)) else PRIMARY
+                target.commands.append(("replicate", chunk_id, kind, source.host, source.port,
+                                        source.kind, sign_read(chunk_id)))
+                target.repairs += 1
+                target.pending.add(self.chunk_size, target.reports, chunk_id)
+                self.repairs[chunk_id] = (target.worker_id, now + REPAIR_DEADLINE)
+            looked += 1
+            if looked >= SLICE or all(
+                    w.repairs >= REPAIRS_PER_WORKER for w in self.live()):
+                break  # the rest wait in the queue for the next ticks
+        for chunk_id, kept in later:
+            self.scan.endanger(chunk_id, kept)
