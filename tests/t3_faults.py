@@ -44,7 +44,9 @@ def test_kill_9_of_the_master_during_puts_loses_nothing_acknowledged(tmp_path):
         try:
             wait_for(lambda: len(acked) >= 15, 60, "some acknowledged puts")
             meta = os.path.join(cluster.master_dir, "cache-metadata")
-            assert os.path.exists(os.path.join(meta, "saved-files.json"))
+            # snapshots are written in the background: the kill must find one and a journal
+            wait_for(lambda: os.path.exists(os.path.join(meta, "saved-files.json")), 60,
+                     "a snapshot on disk")
             cluster.master.stop(signal.SIGKILL)
             in_flight = len(acked)
             cluster.master.start(cluster.env, False)
