@@ -3,12 +3,16 @@
 Imported by the test modules (``from helpers import ...``); pytest puts tests/ on sys.path.
 """
 
+import contextlib
+import errno
 import hashlib
 import os
 import posixpath
 import subprocess
 import sys
 import urllib.request
+
+import pytest
 
 from dfs import paths
 
@@ -113,3 +117,28 @@ def scrape(url):
 def metric(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    """A tmpfs of ``size`` on ``path``, unmounted afterwards whatever happens."""
+    os.makedirs(path, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield str(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(path):
+    """Write ``path`` until the file system has no byte left."""
+    with open(path, "wb", buffering=0) as f:
+        for block in (1 << 20, 1 << 12):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC

@@ -6,17 +6,14 @@ is tried on a real full disk: a small tmpfs (we run as root), always unmounted."
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import resource
 import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import fill, tmpfs
 
 from dfs import compact, errors
 from dfs.journal import JOURNAL, SEALED, SNAPSHOT, Journal, encode
@@ -165,31 +162,6 @@ def test_compaction_without_a_sealed_journal_fails_cleanly(tmp_path: Path) -> No
 
 
 RESERVE = 256 << 10
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[str]:
-    """A tmpfs of ``size`` on ``path``, unmounted afterwards whatever happens."""
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield str(path)
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-def fill(path: str) -> None:
-    """Write ``path`` until the file system has no byte left."""
-    with open(path, "wb", buffering=0) as f:
-        for block in (1 << 20, 1 << 12):
-            try:
-                while True:
-                    f.write(b"\0" * block)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
 
 
 def another(ns: Namespace) -> Record:

@@ -2,13 +2,11 @@
 under it: units, no sockets. Full disks are real: a small tmpfs (we run as root), always
 unmounted; the ENOSPC comes from the kernel, not from a mock."""
 
-import contextlib
 import logging
 import os
-import subprocess
 
 import pytest
-from helpers import random_bytes
+from helpers import random_bytes, tmpfs
 
 from dfs import chunks, errors
 from dfs.config import BLOCK_SIZE, MIB
@@ -16,20 +14,6 @@ from nodes.worker import store as store_module
 from nodes.worker import uploads as uploads_module
 from nodes.worker.scrubber import Scrubber
 from nodes.worker.store import ChunkStore
-
-
-@contextlib.contextmanager
-def tmpfs(path, size):
-    """A tmpfs of ``size`` on ``path``, unmounted afterwards whatever happens."""
-    os.makedirs(path, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield str(path)
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 def put(store, chunk_id, data, kind="chunks", piece=BLOCK_SIZE * 4):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from conftest import cluster_config
-from helpers import random_bytes
+from helpers import fill, random_bytes
 
 from dfs import errors
 from dfs.local.cluster import LocalCluster, wait_for
@@ -20,17 +20,6 @@ TMPFS_SIZE = "8m"  # room for the journal's 1 MiB reserve (twice), snapshots and
 RMS = 40  # deletions while the disk is full: a snapshot becomes due
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-
-
-def fill(path: str) -> None:
-    """Write ``path`` until the file system has no byte left."""
-    with open(path, "wb", buffering=0) as f:
-        for block in (1 << 20, 1 << 12):
-            try:
-                while True:
-                    f.write(b"\0" * block)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
 
 
 @pytest.mark.log_allows(r"metadata disk full", r"snapshot failed",
